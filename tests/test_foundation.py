@@ -1,0 +1,96 @@
+"""Config validation, the registry, atomic stores and the CLI contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+
+import tomochunk as tc
+from tomochunk import config as cfgmod
+from tomochunk._registry import Registry
+from tomochunk.cli import main
+from tomochunk.io import store
+
+
+def test_unknown_config_key_lists_valid_keys(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  depht: 10\n")
+    with pytest.raises(tc.ConfigError, match=r"train\.depht.*valid keys are: network, depth"):
+        tc.load_config(p)
+
+
+def test_wrong_type_is_rejected():
+    with pytest.raises(tc.ConfigError, match=r"depth: expected an integer, got 'ten'"):
+        cfgmod.from_dict(cfgmod.TrainConfig, {"depth": "ten"})
+    with pytest.raises(tc.ConfigError, match="stripe"):
+        cfgmod.from_dict(cfgmod.PreprocessConfig, {"stripe": "magic"})
+
+
+def test_config_roundtrip_and_hash(tmp_path):
+    cfg = cfgmod.RunConfig()
+    cfg.train.depth = 30
+    cfg.preprocess.center = 296.0
+    p = tmp_path / "c.yaml"
+    cfgmod.save_config(cfg, p)
+    back = tc.load_config(p)
+    assert back == cfg
+    assert cfgmod.config_hash(back.train) == cfgmod.config_hash(cfg.train)
+    assert cfgmod.config_hash(cfgmod.TrainConfig()) != cfgmod.config_hash(cfg.train)
+
+
+def test_registry_errors_list_names():
+    reg: Registry[object] = Registry("widget")
+    reg.register("a")(object())
+    reg.register("b", is_available=lambda: False, requires="pkg-b")(object())
+    with pytest.raises(tc.ConfigError, match="valid names are: a, b"):
+        reg.get("c")
+    with pytest.raises(tc.BackendUnavailableError, match="install pkg-b"):
+        reg.get("b")
+    assert reg.available() == {"a": True, "b": False}
+
+
+def _ds():
+    return xr.Dataset({"v": (("z", "y"), np.arange(12, dtype="f4").reshape(3, 4))}).chunk({"z": 1})
+
+
+def test_atomic_store_complete_and_no_overwrite(tmp_path):
+    out = tmp_path / "a.zarr"
+    store.write_dataset(_ds(), out, config_hash="abc")
+    assert store.is_complete(out)
+    assert store.read_attrs(out)[store.HASH_ATTR] == "abc"
+    np.testing.assert_array_equal(store.open_store(out)["v"].values, _ds()["v"].values)
+    with pytest.raises(tc.OutputExistsError, match="--overwrite"):
+        store.write_dataset(_ds() * 2, out)
+    assert store.open_store(out)["v"].values[1, 1] == 5  # untouched
+    store.write_dataset(_ds() * 2, out, overwrite=True)
+    assert store.open_store(out)["v"].values[1, 1] == 10
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    out = tmp_path / "b.zarr"
+
+    def boom(x):
+        raise RuntimeError("bad block")
+
+    ds = _ds()
+    ds["v"] = ds["v"].copy(data=ds["v"].data.map_blocks(boom, dtype="f4"))
+    with pytest.raises(RuntimeError, match="bad block"):
+        store.write_dataset(ds, out)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_incomplete_store_is_refused(tmp_path):
+    out = tmp_path / "c.zarr"
+    _ds().to_zarr(out, zarr_format=3, consolidated=False)
+    with pytest.raises(tc.IncompleteStoreError, match="incomplete"):
+        store.open_store(out)
+
+
+def test_cli_help_lists_contract_commands():
+    res = CliRunner().invoke(main, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("ingest", "recon", "train", "denoise", "filter", "report", "run", "demo"):
+        assert cmd in res.output

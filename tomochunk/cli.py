@@ -1,0 +1,343 @@
+"""The ``tomochunk`` command line (contract in ``ARCHITECTURE.md``).
+
+Each command is a thin wrapper: it builds the stage's config from the flags, connects to the
+cluster (``--scheduler`` / ``--scheduler-file``, default a LocalCluster) and calls the Python
+API. Errors tomochunk raises on bad input are printed as one clear line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import config as cfgmod
+from .errors import TomochunkError
+
+EXIT_BAD_INPUT = 2
+EXIT_NOT_BUILT = 3
+
+
+class NotBuiltError(click.ClickException):
+    """A command of the contract whose implementation is not in this version yet."""
+
+    exit_code = EXIT_NOT_BUILT
+
+
+def _api(module: str, name: str, command: str) -> Callable[..., Any]:
+    try:
+        mod = importlib.import_module(f"tomochunk.{module}")
+        return getattr(mod, name)
+    except (ImportError, AttributeError) as exc:
+        raise NotBuiltError(
+            f"'tomochunk {command}' is not built yet in this version "
+            f"(tomochunk.{module}.{name} is missing: {exc})"
+        ) from exc
+
+
+def _setup_logging(quiet: bool, verbose: bool, log_file: Path | None = None) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    root = logging.getLogger("tomochunk")
+    root.setLevel(logging.DEBUG if log_file else level)
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    h = logging.StreamHandler(sys.stderr)
+    h.setLevel(level)
+    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root.addHandler(h)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file)
+        fh.setLevel(logging.DEBUG)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        root.addHandler(fh)
+    root.propagate = False
+
+
+def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TomochunkError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+
+    return wrapper
+
+
+def common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by every command: cluster, overwrite, verbosity."""
+    opts = [
+        click.option("--scheduler", default=None, help="Dask scheduler address (tcp:// or tls://)."),
+        click.option("--scheduler-file", default=None, type=click.Path(dir_okay=False),
+                     help="Scheduler file written by 'dask scheduler --scheduler-file'."),
+        click.option("--tls-ca-file", default=None, help="CA certificate for a tls:// scheduler."),
+        click.option("--tls-cert", default=None, help="Client certificate for a tls:// scheduler."),
+        click.option("--tls-key", default=None, help="Client key for a tls:// scheduler."),
+        click.option("--workers", "n_workers", type=int, default=None,
+                     help="LocalCluster workers (default: one per core)."),
+        click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+        click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors."),
+        click.option("--verbose", "-v", is_flag=True, help="Debug logging."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def _cluster_cfg(kw: dict[str, Any]) -> cfgmod.ClusterConfig:
+    return cfgmod.ClusterConfig(
+        scheduler=kw.pop("scheduler"),
+        scheduler_file=kw.pop("scheduler_file"),
+        tls_ca_file=kw.pop("tls_ca_file"),
+        tls_cert=kw.pop("tls_cert"),
+        tls_key=kw.pop("tls_key"),
+        n_workers=kw.pop("n_workers"),
+    )
+
+
+@contextlib.contextmanager
+def _session(kw: dict[str, Any], cluster: bool = True) -> Iterator[cfgmod.ClusterConfig]:
+    """Set up logging and (optionally) the Dask cluster for a command."""
+    _setup_logging(kw.pop("quiet"), kw.pop("verbose"))
+    ccfg = _cluster_cfg(kw)
+    if not cluster:
+        yield ccfg
+        return
+    from .cluster import connect
+
+    with connect(ccfg):
+        yield ccfg
+
+
+def _center(value: str | None) -> float | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"--center must be 'auto' or a number, got {value!r}") from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tomochunk")
+def main() -> None:
+    """tomochunk: Noise2Inverse denoising of X-ray tomography on a Dask cluster.
+
+    \b
+    Stages: ingest -> recon -> train -> denoise / filter -> report; 'run' does all of them,
+    'demo' runs them on a built-in synthetic scan.
+    """
+
+
+@main.command()
+@click.argument("input", type=click.Path(exists=False))
+@click.argument("scan", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["auto", "dxchange", "nexus", "tiff", "numpy"]),
+              default="auto", show_default=True)
+@click.option("--angles", default=None, type=click.Path(), help="Angles text file (TIFF stacks).")
+@click.option("--angles-unit", type=click.Choice(["auto", "deg", "rad"]), default="auto",
+              show_default=True)
+@click.option("--rows-per-chunk", type=int, default=8, show_default=True)
+@click.option("--pixel-size-um", type=float, default=None)
+@common
+@_errors
+def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str,
+           rows_per_chunk: int, pixel_size_um: float | None, overwrite: bool, **kw: Any) -> None:
+    """Read a raw scan (DXchange/NeXus HDF5, TIFF stack, .npy) into SCAN.zarr."""
+    fn = _api("io.ingest", "ingest", "ingest")
+    with _session(kw, cluster=False):
+        cfg = cfgmod.IngestConfig(format=fmt, angles=angles, angles_unit=angles_unit,
+                                  rows_per_chunk=rows_per_chunk, pixel_size_um=pixel_size_um)
+        fn(input, scan, config=cfg, overwrite=overwrite)
+
+
+@main.command()
+@click.argument("scan", type=click.Path())
+@click.argument("recon", type=click.Path())
+@click.option("--splits", type=int, default=2, show_default=True)
+@click.option("--center", default="auto", show_default=True, help="'auto' or a pixel position.")
+@click.option("--center-method", type=click.Choice(["vo", "registration"]), default="vo",
+              show_default=True)
+@click.option("--filter", "filter_", default="shepp", show_default=True)
+@click.option("--stripe", type=click.Choice(["fw", "sorting", "none"]), default="fw",
+              show_default=True)
+@click.option("--backend", default="native", show_default=True)
+@click.option("--pad", type=click.Choice(["zero", "edge", "none"]), default="zero",
+              show_default=True, help="Detector padding; 'edge' for ROI/local tomography.")
+@click.option("--circle/--no-circle", default=False, show_default=True)
+@click.option("--tomopy-convention", is_flag=True, help="Use TomoPy's centre/orientation.")
+@click.option("--rows-per-block", type=int, default=8, show_default=True)
+@click.option("--projection-median", type=int, default=0, show_default=True,
+              help="Radius of a median filter on projections before reconstruction (0=off).")
+@common
+@_errors
+def recon(scan: str, recon: str, splits: int, center: str, center_method: str, filter_: str,
+          stripe: str, backend: str, pad: str, circle: bool, tomopy_convention: bool,
+          rows_per_block: int, projection_median: int, overwrite: bool, **kw: Any) -> None:
+    """Split the projections into K subsets and reconstruct full + every subset."""
+    fn = _api("recon.volume", "reconstruct", "recon")
+    pre = cfgmod.PreprocessConfig(stripe=stripe, center=_center(center),
+                                  center_method=center_method,
+                                  projection_median=projection_median)
+    rcfg = cfgmod.ReconConfig(splits=splits, filter=filter_, backend=backend, pad=pad,
+                              circle=circle, tomopy_convention=tomopy_convention,
+                              rows_per_block=rows_per_block)
+    with _session(kw):
+        fn(scan, recon, preprocess=pre, config=rcfg, overwrite=overwrite)
+
+
+@main.command()
+@click.argument("recon", type=click.Path())
+@click.argument("model", type=click.Path())
+@click.option("--network", default="msd", show_default=True)
+@click.option("--depth", type=int, default=100, show_default=True)
+@click.option("--width", type=int, default=1, show_default=True)
+@click.option("--context", type=int, default=5, show_default=True)
+@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--max-minutes", type=float, default=None)
+@click.option("--patience", type=int, default=10, show_default=True)
+@click.option("--patch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, default=4, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--loss", type=click.Choice(["mse", "l1"]), default="mse", show_default=True)
+@click.option("--strategy", type=click.Choice(["X:1", "1:X"]), default="X:1", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
+@common
+@_errors
+def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
+    """Train a Noise2Inverse model on the split volumes of RECON.zarr."""
+    fn = _api("train.n2i", "train", "train")
+    fields = {f: kw.pop(f) for f in list(kw) if f in cfgmod.TrainConfig.__dataclass_fields__}
+    tcfg = cfgmod.from_dict(cfgmod.TrainConfig, fields)
+    with _session(kw):
+        fn(recon, model, config=tcfg, overwrite=overwrite)
+
+
+@main.command()
+@click.argument("recon", type=click.Path())
+@click.argument("model", type=click.Path())
+@click.argument("denoised", type=click.Path())
+@click.option("--chunk-z", type=int, default=16, show_default=True)
+@click.option("--tile", type=int, default=None, help="In-plane tile size for huge slices.")
+@click.option("--tile-halo", type=int, default=None,
+              help="In-plane halo (default: receptive radius, exact).")
+@click.option("--strict", is_flag=True, help="Error when the model does not match the scan.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True)
+@common
+@_errors
+def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | None,
+            tile_halo: int | None, strict: bool, device: str, overwrite: bool,
+            **kw: Any) -> None:
+    """Apply a trained model to RECON.zarr (chunked, halo-overlapped) -> DENOISED.zarr."""
+    fn = _api("infer", "denoise", "denoise")
+    dcfg = cfgmod.DenoiseConfig(chunk_z=chunk_z, tile=tile, tile_halo=tile_halo, strict=strict,
+                                device=device)
+    with _session(kw):
+        fn(recon, model, denoised, config=dcfg, overwrite=overwrite)
+
+
+@main.command("filter")
+@click.argument("recon", type=click.Path())
+@click.argument("out", type=click.Path())
+@click.option("--method", type=click.Choice(["median", "nlm", "iternlm"]), required=True)
+@click.option("--radius", type=int, default=2, show_default=True)
+@click.option("--footprint", type=click.Choice(["ball", "cube"]), default="ball",
+              show_default=True)
+@click.option("--chunk-z", type=int, default=16, show_default=True)
+@common
+@_errors
+def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, chunk_z: int,
+               overwrite: bool, **kw: Any) -> None:
+    """Baseline filter (median / nlm / iternlm) of the full reconstruction -> OUT.zarr."""
+    fn = _api("filters", "apply_filter", "filter")
+    fcfg = cfgmod.FilterConfig(methods=[method], radius=radius, footprint=footprint,
+                               chunk_z=chunk_z)
+    with _session(kw):
+        fn(recon, out, method=method, config=fcfg, overwrite=overwrite)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--truth", default=None, type=click.Path(), help="Ground truth (.npy) for PSNR/SSIM.")
+@click.option("--out", default=None, type=click.Path(), help="Report folder (RUN_DIR/report).")
+@common
+@_errors
+def report(run_dir: str, truth: str | None, out: str | None, overwrite: bool, **kw: Any) -> None:
+    """Metrics and a static HTML comparison report of a run directory."""
+    fn = _api("report", "make_report", "report")
+    with _session(kw, cluster=False):
+        path = fn(run_dir, out=out, config=cfgmod.ReportConfig(truth=truth), overwrite=overwrite)
+        click.echo(f"report written to {path}")
+
+
+@main.command()
+@click.argument("input", type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(), help="Run directory.")
+@click.option("--config", "config_path", default=None, type=click.Path(),
+              help="YAML config (see 'tomochunk config --example').")
+@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
+@click.option("--depth", type=int, default=None, help="Override train.depth.")
+@click.option("--center", default=None, help="Override preprocess.center.")
+@common
+@_errors
+def run(input: str, out: str, config_path: str | None, epochs: int | None, depth: int | None,
+        center: str | None, overwrite: bool, **kw: Any) -> None:
+    """Whole pipeline: ingest -> recon -> train -> denoise -> filters -> report."""
+    fn = _api("pipeline", "run", "run")
+    quiet, verbose = kw.pop("quiet"), kw.pop("verbose")
+    ccfg = _cluster_cfg(kw)
+    fn(input, out, config=config_path, cluster=ccfg, overwrite=overwrite, quiet=quiet,
+       verbose=verbose, overrides={"train.epochs": epochs, "train.depth": depth,
+                                   "preprocess.center": _center(center)})
+
+
+@main.command()
+@click.option("--out", "out", default="tomochunk-demo", show_default=True, type=click.Path())
+@common
+@_errors
+def demo(out: str, overwrite: bool, **kw: Any) -> None:
+    """Whole pipeline on a built-in synthetic scan (a few minutes on a laptop)."""
+    fn = _api("pipeline", "demo", "demo")
+    quiet, verbose = kw.pop("quiet"), kw.pop("verbose")
+    ccfg = _cluster_cfg(kw)
+    fn(out, cluster=ccfg, overwrite=overwrite, quiet=quiet, verbose=verbose)
+
+
+@main.command("config")
+@click.option("--example", is_flag=True, help="Print an example config with every option.")
+def config_cmd(example: bool) -> None:
+    """Print the pipeline configuration (YAML) with its defaults."""
+    import yaml
+
+    if not example:
+        click.echo("use 'tomochunk config --example' to print an example config", err=True)
+        sys.exit(1)
+    click.echo(yaml.safe_dump(cfgmod.to_dict(cfgmod.RunConfig()), sort_keys=False))
+
+
+@main.command()
+def backends() -> None:
+    """List reconstruction backends, networks and filters and whether they are available."""
+    for module, reg in (("recon.registry", "RECONSTRUCTORS"), ("nn.registry", "NETWORKS")):
+        try:
+            r = getattr(importlib.import_module(f"tomochunk.{module}"), reg)
+            click.echo(f"{r.kind}: {r.describe()}")
+        except (ImportError, AttributeError):
+            click.echo(f"{module}: not built yet")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

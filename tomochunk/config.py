@@ -1,0 +1,468 @@
+"""Typed, explicit configuration for every stage, loadable from and savable to YAML.
+
+Each stage has a frozen-by-convention dataclass; :class:`RunConfig` nests them for the whole
+pipeline. :func:`from_dict` validates strictly: unknown keys raise an error that lists the
+valid ones, and values of the wrong type are rejected with the expected type named.
+Nothing here is global: functions take a config object or keyword overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+from .errors import ConfigError
+
+__all__ = [
+    "IngestConfig",
+    "PreprocessConfig",
+    "ReconConfig",
+    "TrainConfig",
+    "DenoiseConfig",
+    "FilterConfig",
+    "ReportConfig",
+    "ClusterConfig",
+    "RunConfig",
+    "from_dict",
+    "to_dict",
+    "load_config",
+    "save_config",
+    "config_hash",
+    "replace",
+]
+
+C = TypeVar("C")
+
+
+@dataclass
+class IngestConfig:
+    """How a raw scan is read into ``scan.zarr``.
+
+    Attributes
+    ----------
+    format : {"auto", "dxchange", "nexus", "tiff", "numpy"}
+        Reader; ``auto`` chooses from the file extension and content.
+    angles : str or None
+        Text file of angles (TIFF stacks), one per line.
+    angles_unit : {"auto", "deg", "rad"}
+        Unit of the input angles; ``auto`` uses the file's attribute, else the range.
+    rows_per_chunk : int
+        Detector rows per chunk of the store (sinogram blocks read fast).
+    pixel_size_um : float or None
+        Pixel size in micrometres when the file does not say it.
+    """
+
+    format: Literal["auto", "dxchange", "nexus", "tiff", "numpy"] = "auto"
+    angles: str | None = None
+    angles_unit: Literal["auto", "deg", "rad"] = "auto"
+    rows_per_chunk: int = 8
+    pixel_size_um: float | None = None
+
+
+@dataclass
+class PreprocessConfig:
+    """Flat/dark normalisation, -log, projection median, stripe removal, centre finding.
+
+    Attributes
+    ----------
+    flat_reduce, dark_reduce : {"mean", "median"}
+        How the stacks of flats and darks are reduced to one image.
+    log_floor : float
+        Transmission values below this (including zero and negative ones) are clipped to it
+        before ``-log``; the count of clipped values is reported.
+    projection_median : int
+        Radius of a 2D median on each projection before reconstruction (0 = off).
+    stripe : {"fw", "sorting", "none"}
+        Ring removal: Fourier-wavelet (Münch et al. 2009) or sorting-based (Vo et al. 2018).
+    fw_level, fw_wname, fw_sigma, fw_pad
+        Parameters of the Fourier-wavelet method (``fw_level=None``: ceil(log2(max dim))).
+    sorting_size : int
+        Median window of the sorting-based method.
+    center : "auto" or float
+        Centre of rotation in detector pixels (0-based, pixel i centred at i) or ``auto``.
+    center_method : {"vo", "registration"}
+        Automatic centre method: Vo's Fourier metric or 0/180 degree registration.
+    center_per_slice : bool
+        Find a centre for every detector row instead of one global centre.
+    """
+
+    flat_reduce: Literal["mean", "median"] = "mean"
+    dark_reduce: Literal["mean", "median"] = "mean"
+    log_floor: float = 1e-6
+    projection_median: int = 0
+    stripe: Literal["fw", "sorting", "none"] = "fw"
+    fw_level: int | None = None
+    fw_wname: str = "db5"
+    fw_sigma: float = 2.0
+    fw_pad: bool = True
+    sorting_size: int = 21
+    center: float | Literal["auto"] = "auto"
+    center_method: Literal["vo", "registration"] = "vo"
+    center_per_slice: bool = False
+
+
+@dataclass
+class ReconConfig:
+    """Split and reconstruction.
+
+    Attributes
+    ----------
+    splits : int
+        K interleaved angle subsets (projection i goes to subset i mod K), K >= 2.
+    filter : str
+        shepp (default), ramlak, cosine, hann, hamming, parzen, butterworth, none.
+    filter_cutoff, filter_order : float
+        Cutoff (fraction of Nyquist) and Butterworth order.
+    backend : str
+        native (finufft gridding), astra, tomopy.
+    pad : {"zero", "edge", "none"}
+        Padding of detector rows before filtering; ``edge`` for ROI / local tomography.
+    circle : bool
+        Zero the reconstruction outside the inscribed circle.
+    tomopy_convention : bool
+        Use TomoPy's geometry conventions (centre n/2, TomoPy orientation).
+    rows_per_block : int
+        Detector rows (slices) per Dask task.
+    """
+
+    splits: int = 2
+    filter: str = "shepp"
+    filter_cutoff: float = 1.0
+    filter_order: int = 8
+    backend: str = "native"
+    pad: Literal["zero", "edge", "none"] = "zero"
+    circle: bool = False
+    tomopy_convention: bool = False
+    rows_per_block: int = 8
+
+
+@dataclass
+class TrainConfig:
+    """Noise2Inverse training.
+
+    Attributes
+    ----------
+    network : str
+        Registered network name: msd (default) or unet.
+    depth, width : int
+        MSDNet depth (layers) and width (channels per layer).
+    unet_depth, unet_features : int
+        UNet levels and base feature count.
+    context : int
+        Slices of 2.5D input (odd): the slice and ``context//2`` neighbours on each side.
+    strategy : {"X:1", "1:X"}
+        X:1 = input is the mean of K-1 splits, target the remaining one.
+    patch_size : int
+        Side of the random training patches (the slice if smaller).
+    batch_size, patches_per_epoch : int
+        Patches per optimiser step and per epoch.
+    lr : float
+        Adam learning rate.
+    loss : {"mse", "l1"}
+    epochs : int
+        Maximum number of epochs.
+    max_minutes : float or None
+        Wall-clock limit of training.
+    patience : int or None
+        Early stopping after this many epochs without validation improvement.
+    val_fraction : float
+        Fraction of slices held out for validation, taken from one end of z.
+    val_end : {"top", "bottom"}
+        Which end of z the validation slab comes from.
+    seed : int
+    device : {"auto", "cpu", "cuda"}
+    threads : int or None
+        torch threads on the worker (None: the worker's cores).
+    resume : bool
+    """
+
+    network: str = "msd"
+    depth: int = 100
+    width: int = 1
+    unet_depth: int = 3
+    unet_features: int = 32
+    context: int = 5
+    strategy: Literal["X:1", "1:X"] = "X:1"
+    patch_size: int = 256
+    batch_size: int = 4
+    patches_per_epoch: int = 64
+    lr: float = 1e-3
+    loss: Literal["mse", "l1"] = "mse"
+    epochs: int = 100
+    max_minutes: float | None = None
+    patience: int | None = 10
+    val_fraction: float = 0.1
+    val_end: Literal["top", "bottom"] = "bottom"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = None
+    resume: bool = False
+
+
+@dataclass
+class DenoiseConfig:
+    """Chunked inference.
+
+    Attributes
+    ----------
+    chunk_z : int
+        Slices per chunk (the halo of context//2 slices is added around it).
+    tile : int or None
+        In-plane tile size for slices too large for memory (None = whole slices).
+    tile_halo : int or None
+        In-plane halo; None = the network's receptive radius (exact).
+    strict : bool
+        Error (instead of warn) when the model metadata does not match the target scan.
+    noise_tolerance : float
+        Allowed relative difference of the noise level between model and target.
+    device : {"auto", "cpu", "cuda"}
+    batch_size : int
+    """
+
+    chunk_z: int = 16
+    tile: int | None = None
+    tile_halo: int | None = None
+    strict: bool = False
+    noise_tolerance: float = 0.5
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = 4
+
+
+@dataclass
+class FilterConfig:
+    """Baseline filters on the full reconstruction.
+
+    Attributes
+    ----------
+    methods : list of str
+        Which baselines ``run`` computes (median, nlm, iternlm).
+    radius : int
+        Median radius (paper: 2).
+    footprint : {"ball", "cube"}
+    nlm_patch_size, nlm_patch_distance : int
+    nlm_h : float
+        NLM strength relative to the estimated noise sigma.
+    iternlm_iterations : int
+    chunk_z : int
+    """
+
+    methods: list[str] = field(default_factory=lambda: ["median", "nlm"])
+    radius: int = 2
+    footprint: Literal["ball", "cube"] = "ball"
+    nlm_patch_size: int = 3
+    nlm_patch_distance: int = 5
+    nlm_h: float = 0.8
+    iternlm_iterations: int = 4
+    chunk_z: int = 16
+
+
+@dataclass
+class ReportConfig:
+    """Comparison report.
+
+    Attributes
+    ----------
+    truth : str or None
+        Path of a ground-truth volume (.npy or zarr) for PSNR/SSIM.
+    slice_z : int or None
+        Slice shown in xy views (None: the middle).
+    profile : list of float or None
+        Line profile as [z0, y0, x0, z1, y1, x1] (None: chosen automatically).
+    """
+
+    truth: str | None = None
+    slice_z: int | None = None
+    profile: list[float] | None = None
+
+
+@dataclass
+class ClusterConfig:
+    """Where Dask runs.
+
+    Attributes
+    ----------
+    scheduler : str or None
+        Scheduler address (``tcp://host:8786`` or ``tls://...``).
+    scheduler_file : str or None
+        Scheduler file written by ``dask scheduler --scheduler-file``.
+    n_workers, threads_per_worker : int or None
+        LocalCluster size (None: sized to the machine).
+    memory_limit : str or None
+        LocalCluster memory limit per worker ("2GiB").
+    tls_ca_file, tls_cert, tls_key : str or None
+        Client TLS credentials for ``tls://`` schedulers.
+    """
+
+    scheduler: str | None = None
+    scheduler_file: str | None = None
+    n_workers: int | None = None
+    threads_per_worker: int | None = None
+    memory_limit: str | None = None
+    tls_ca_file: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+@dataclass
+class RunConfig:
+    """The whole pipeline: one section per stage."""
+
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    recon: ReconConfig = field(default_factory=ReconConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    denoise: DenoiseConfig = field(default_factory=DenoiseConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        (inner,) = get_args(tp) or (Any,)
+        return f"list[{_type_name(inner)}]"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against annotation ``tp``; return it (ints accepted for floats)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"{where}: {value!r} is not one of {_type_name(tp)}")
+    if origin in (Union, types.UnionType):
+        errors = []
+        for arg in get_args(tp):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{where}: expected null, got {value!r}")
+    if origin is list:
+        (inner,) = get_args(tp) or (Any,)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping for section {tp.__name__}")
+        return from_dict(tp, value, _where=where)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[C], data: dict[str, Any] | None, *, _where: str = "") -> C:
+    """Build config ``cls`` from a mapping, strictly.
+
+    Parameters
+    ----------
+    cls : dataclass type
+        One of the config classes.
+    data : dict or None
+        Keys are field names; nested sections are mappings.
+
+    Raises
+    ------
+    ConfigError
+        On unknown keys (the message lists the valid keys) or values of the wrong type.
+    """
+    data = dict(data or {})
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(valid))
+    prefix = f"{_where}." if _where else ""
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + k for k in unknown)} in "
+            f"{cls.__name__}; valid keys are: {', '.join(valid)}"
+        )
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain (YAML/JSON-serialisable) dict of a config."""
+    return asdict(cfg)
+
+
+def replace(cfg: C, **changes: Any) -> C:
+    """Return a copy of ``cfg`` with ``changes`` applied and validated.
+
+    ``None`` values in ``changes`` are ignored, so CLI flags that were not given do not
+    override the config.
+    """
+    changes = {k: v for k, v in changes.items() if v is not None}
+    merged = {**to_dict(cfg), **changes}
+    return from_dict(type(cfg), merged)
+
+
+def load_config(path: str | Path, cls: type[C] = RunConfig) -> C:  # type: ignore[assignment]
+    """Load a YAML config file into ``cls`` (default :class:`RunConfig`)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return from_dict(cls, data)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write a config as YAML."""
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def config_hash(*cfgs: Any) -> str:
+    """A short stable hash of one or more configs (used to detect changed stages)."""
+    payload = json.dumps(
+        [to_dict(c) if dataclasses.is_dataclass(c) else c for c in cfgs],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

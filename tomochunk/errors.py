@@ -1,0 +1,45 @@
+"""Exception types raised by tomochunk.
+
+Every error raised on bad input names the problem and the fix, and is raised before any
+expensive work starts.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TomochunkError",
+    "InputError",
+    "ConfigError",
+    "OutputExistsError",
+    "IncompleteStoreError",
+    "ModelError",
+    "BackendUnavailableError",
+]
+
+
+class TomochunkError(Exception):
+    """Base class of every error tomochunk raises on purpose."""
+
+
+class InputError(TomochunkError, ValueError):
+    """The input data (shape, values, angles, flats/darks, ...) cannot be used as given."""
+
+
+class ConfigError(TomochunkError, ValueError):
+    """A configuration value or key is invalid."""
+
+
+class OutputExistsError(TomochunkError, FileExistsError):
+    """The output path exists and ``overwrite`` was not requested."""
+
+
+class IncompleteStoreError(TomochunkError, RuntimeError):
+    """A store exists but was never marked complete (an interrupted or failed stage)."""
+
+
+class ModelError(TomochunkError, ValueError):
+    """A model file is missing metadata, is corrupt or does not fit the data."""
+
+
+class BackendUnavailableError(TomochunkError, ImportError):
+    """A registered backend exists but its optional dependency is not importable."""

@@ -1,0 +1,1 @@
+"""Readers of raw scans and the Zarr store layout."""

@@ -1,0 +1,231 @@
+"""The Zarr store layout (contract) and atomic stage outputs.
+
+Every stage writes its store under a temporary sibling name and renames it into place only
+when complete, after writing the completion attribute ``tomochunk_complete = True`` last.
+An interrupted or failed stage therefore never leaves a store that looks complete, and an
+existing store is never touched unless ``overwrite=True``.
+
+Store contract (see ``ARCHITECTURE.md``):
+
+- ``scan.zarr``: ``projections(angle,row,col)``, ``flat(flat,row,col)``, ``dark(dark,row,col)``,
+  coordinate ``theta(angle)`` in radians; attrs ``pixel_size_um`` (when known), ``source``.
+- ``recon.zarr``: ``full(z,y,x)``, ``split(split,z,y,x)`` float32; attrs ``center``, ``filter``,
+  ``algorithm``, ``n_splits``, ``angles_per_split``, ``stripe``.
+- ``denoised.zarr``: ``denoised(z,y,x)``; ``<method>.zarr``: ``<method>(z,y,x)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+import zarr
+
+from ..errors import IncompleteStoreError, InputError, OutputExistsError
+
+__all__ = [
+    "COMPLETE_ATTR",
+    "HASH_ATTR",
+    "check_output_path",
+    "atomic_store",
+    "write_dataset",
+    "is_complete",
+    "read_attrs",
+    "open_store",
+    "open_scan",
+    "open_recon",
+    "remove_stale_partials",
+    "SCAN_VARS",
+    "RECON_VARS",
+]
+
+COMPLETE_ATTR = "tomochunk_complete"
+HASH_ATTR = "tomochunk_config_hash"
+VERSION_ATTR = "tomochunk_version"
+_PARTIAL = ".partial-"
+_OLD = ".old-"
+
+SCAN_VARS = ("projections", "flat", "dark")
+RECON_VARS = ("full", "split")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Raise :class:`OutputExistsError` if ``path`` exists and ``overwrite`` is false.
+
+    Call it before any expensive work so the user learns of the clash at once.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(
+            f"output {path} already exists; pass --overwrite (overwrite=True) to replace it, "
+            "or choose another path"
+        )
+    return path
+
+
+def _partial_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}{_PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def remove_stale_partials(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary siblings left by interrupted writes of ``path``; return them."""
+    path = Path(path)
+    removed = []
+    if not path.parent.exists():
+        return removed
+    for p in path.parent.glob(f".{path.name}{_PARTIAL}*"):
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def _write_attrs(path: Path, attrs: Mapping[str, Any]) -> None:
+    group = zarr.open_group(str(path), mode="r+")
+    group.attrs.update(dict(attrs))
+
+
+@contextlib.contextmanager
+def atomic_store(
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    attrs: Mapping[str, Any] | None = None,
+    config_hash: str | None = None,
+) -> Iterator[Path]:
+    """Write a store under a temporary name; rename it to ``path`` only when complete.
+
+    Parameters
+    ----------
+    path : path-like
+        Final location of the Zarr store (or of a directory, e.g. a model folder).
+    overwrite : bool
+        Replace an existing ``path`` (only after the new one is complete).
+    attrs : mapping, optional
+        Extra root attributes written just before completion.
+    config_hash : str, optional
+        Stored as ``tomochunk_config_hash`` so a pipeline can tell a stale stage.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary path to write into.
+    """
+    path = check_output_path(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _partial_name(path)
+    try:
+        yield tmp
+        if (tmp / "zarr.json").exists():
+            final = dict(attrs or {})
+            final[VERSION_ATTR] = _version()
+            if config_hash is not None:
+                final[HASH_ATTR] = config_hash
+            final[COMPLETE_ATTR] = True
+            _write_attrs(tmp, final)
+        elif not tmp.exists():
+            raise RuntimeError(f"nothing was written to the temporary output {tmp}")
+        if path.exists():
+            old = path.with_name(f".{path.name}{_OLD}{uuid.uuid4().hex[:8]}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_dataset(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    attrs: Mapping[str, Any] | None = None,
+    config_hash: str | None = None,
+    label: str | None = None,
+) -> Path:
+    """Write a (lazy, Dask-backed) dataset atomically as a Zarr v3 store.
+
+    Each Dask chunk is written by the task that computes it, so memory stays bounded by
+    the chunk size. Progress is shown with :func:`tomochunk.progress.compute`.
+    """
+    from ..progress import compute
+
+    path = Path(path)
+    with atomic_store(path, overwrite=overwrite, attrs=attrs, config_hash=config_hash) as tmp:
+        delayed = ds.to_zarr(
+            str(tmp), mode="w", zarr_format=3, consolidated=False, compute=False
+        )
+        compute(delayed, label=label or f"writing {path.name}")
+    return path
+
+
+def is_complete(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a store that a stage finished writing."""
+    try:
+        return bool(read_attrs(path).get(COMPLETE_ATTR, False))
+    except Exception:  # noqa: BLE001 - unreadable means not complete
+        return False
+
+
+def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Root attributes of a Zarr store."""
+    return dict(zarr.open_group(str(path), mode="r").attrs)
+
+
+def open_store(
+    path: str | os.PathLike[str],
+    *,
+    require_complete: bool = True,
+    required: tuple[str, ...] = (),
+    what: str = "store",
+    chunks: Any = None,
+) -> xr.Dataset:
+    """Open a tomochunk store lazily as an :class:`xarray.Dataset`.
+
+    Raises
+    ------
+    InputError
+        If the path does not exist or lacks one of the ``required`` variables.
+    IncompleteStoreError
+        If the store was never marked complete.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} {path} does not exist")
+    if require_complete and not is_complete(path):
+        raise IncompleteStoreError(
+            f"{what} {path} is incomplete (an interrupted or failed stage wrote it); "
+            "re-run the stage that produces it with --overwrite"
+        )
+    ds = xr.open_zarr(str(path), consolidated=False, chunks=chunks if chunks is not None else {})
+    missing = [v for v in required if v not in ds.variables]
+    if missing:
+        raise InputError(
+            f"{what} {path} has no variable(s) {', '.join(missing)}; it holds "
+            f"{', '.join(map(str, ds.data_vars))}. Was it written by the right stage?"
+        )
+    return ds
+
+
+def open_scan(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Open ``scan.zarr`` lazily: ``projections``, ``flat``, ``dark`` and ``theta`` (radians)."""
+    return open_store(path, required=("projections", "theta"), what="scan store")
+
+
+def open_recon(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Open ``recon.zarr`` lazily: ``full(z,y,x)`` and ``split(split,z,y,x)``."""
+    return open_store(path, required=("full",), what="recon store")
