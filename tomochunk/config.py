@@ -58,6 +58,13 @@ class IngestConfig:
         Detector rows per chunk of the store (sinogram blocks read fast).
     pixel_size_um : float or None
         Pixel size in micrometres when the file does not say it.
+    flats, darks : str or None
+        Flat / dark fields given explicitly (TIFF stacks and .npy input): a file, a folder or
+        a glob pattern. Default: TIFFs named ``flat*``/``white*`` and ``dark*`` beside the
+        projections or in their parent folder.
+    read_block_mb : float
+        Memory budget (MiB) of one block of detector rows read and written at a time; it
+        bounds the memory of ingest whatever the size of the scan.
     """
 
     format: Literal["auto", "dxchange", "nexus", "tiff", "numpy"] = "auto"
@@ -65,6 +72,9 @@ class IngestConfig:
     angles_unit: Literal["auto", "deg", "rad"] = "auto"
     rows_per_chunk: int = 8
     pixel_size_um: float | None = None
+    flats: str | None = None
+    darks: str | None = None
+    read_block_mb: float = 64.0
 
 
 @dataclass
