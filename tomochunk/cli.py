@@ -320,12 +320,10 @@ def demo(out: str, overwrite: bool, **kw: Any) -> None:
 @click.option("--example", is_flag=True, help="Print an example config with every option.")
 def config_cmd(example: bool) -> None:
     """Print the pipeline configuration (YAML) with its defaults."""
-    import yaml
-
     if not example:
         click.echo("use 'tomochunk config --example' to print an example config", err=True)
         sys.exit(1)
-    click.echo(yaml.safe_dump(cfgmod.to_dict(cfgmod.RunConfig()), sort_keys=False))
+    click.echo(cfgmod.example_yaml(), nl=False)
 
 
 @main.command()

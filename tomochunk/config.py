@@ -37,6 +37,7 @@ __all__ = [
     "save_config",
     "config_hash",
     "replace",
+    "example_yaml",
 ]
 
 C = TypeVar("C")
@@ -476,3 +477,50 @@ def config_hash(*cfgs: Any) -> str:
         default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """First description line of each attribute in a numpydoc ``Attributes`` section."""
+    out: dict[str, str] = {}
+    names: list[str] = []
+    in_attrs = False
+    base = None
+    for raw in (cls.__doc__ or "").splitlines():
+        line = raw.strip()
+        if line == "Attributes":
+            in_attrs = True
+            continue
+        if not in_attrs or not line or set(line) == {"-"}:
+            continue
+        indent = len(raw) - len(raw.lstrip())
+        base = indent if base is None else base
+        if indent == base:
+            head, _, typ = line.partition(" : ")
+            names = [n.strip() for n in head.split(",")]
+            for n in names:
+                out[n] = f"[{typ}]" if typ else ""
+        elif names:
+            for n in names:
+                out[n] = f"{line} {out[n]}".strip()
+            names = []
+    return out
+
+
+def example_yaml() -> str:
+    """An example RunConfig as YAML, every key with its default and a comment."""
+    lines = [
+        "# tomochunk run configuration (tomochunk run INPUT --out RUN_DIR --config this.yaml)",
+        "# Every key is optional; unknown keys are an error. CLI flags override these values.",
+    ]
+    run = RunConfig()
+    for f in fields(run):
+        section = getattr(run, f.name)
+        sdoc = (type(section).__doc__ or "").strip().splitlines()[0]
+        lines.append(f"{f.name}:  # {sdoc}")
+        docs = _field_docs(type(section))
+        for sf in fields(section):
+            value = yaml.safe_dump({sf.name: getattr(section, sf.name)},
+                                   default_flow_style=True).strip().strip("{}")
+            comment = docs.get(sf.name, "")
+            lines.append(f"  {value}" + (f"  # {comment}" if comment else ""))
+    return "\n".join(lines) + "\n"
