@@ -1,0 +1,239 @@
+"""Baseline filters: chunked == whole-volume reference, store output, bad input."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import ndimage as ndi
+from skimage.restoration import denoise_nl_means
+
+from tomochunk.config import FilterConfig
+from tomochunk.errors import ConfigError, InputError, OutputExistsError
+from tomochunk.filters import (
+    FILTERS,
+    apply_filter,
+    footprint_array,
+    iternlm,
+    iternlm_halo,
+    median,
+    nlm,
+)
+from tomochunk.io.store import is_complete, write_dataset
+
+RNG = np.random.default_rng(7)
+
+
+def _phantom(shape=(23, 20, 21), noise=0.15, seed=0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    truth = np.zeros(shape, np.float32)
+    truth[:, 5:15, 5:16] = 1.0
+    truth[4:18, 8:12, 2:19] = 0.5
+    truth += np.linspace(0, 0.3, shape[0], dtype=np.float32)[:, None, None]
+    return (truth + rng.normal(scale=noise, size=shape)).astype(np.float32), truth
+
+
+def _rmse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+# ----------------------------------------------------------------------------- median
+
+
+@pytest.mark.parametrize("radius,footprint", [(1, "cube"), (2, "ball"), (3, "ball")])
+@pytest.mark.parametrize("chunk_z", [1, 2, 5, 7, 23, 40])
+def test_median_chunked_equals_scipy_exactly(radius, footprint, chunk_z):
+    vol, _ = _phantom()
+    ref = ndi.median_filter(vol, footprint=footprint_array(radius, footprint))
+    # 23 = 3*7 + 2: with chunk_z 7 the last chunk (2 slices) is smaller than the halo (3)
+    out = median(da.from_array(vol, chunks=(chunk_z, -1, -1)), radius, footprint).compute()
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_median_input_chunks_differ_from_task_chunks():
+    vol, _ = _phantom()
+    ref = ndi.median_filter(vol, footprint=footprint_array(2, "ball"))
+    lazy = median(da.from_array(vol, chunks=(3, 7, 21)), 2, chunk_z=5)
+    assert lazy.chunks[0] == (5, 5, 5, 5, 3)
+    np.testing.assert_array_equal(lazy.compute(), ref)
+
+
+def test_footprints():
+    ball = footprint_array(2, "ball")
+    assert ball.shape == (5, 5, 5) and ball.sum() == 33  # lattice points with |p| <= 2
+    assert footprint_array(1, "cube").sum() == 27
+
+
+def test_median_dataarray_keeps_coords_and_numpy_type():
+    vol, _ = _phantom()
+    arr = xr.DataArray(vol, dims=("z", "y", "x"),
+                       coords={"z": np.arange(23) * 0.5, "y": np.arange(20), "x": np.arange(21)})
+    out = median(arr, radius=1)
+    assert isinstance(out, xr.DataArray) and isinstance(out.data, np.ndarray)
+    assert out.name == "median" and out.attrs["radius"] == 1
+    xr.testing.assert_equal(out.z, arr.z)
+    assert isinstance(median(vol, 1), np.ndarray)
+
+
+def test_median_reduces_noise():
+    vol, truth = _phantom(noise=0.3)
+    assert _rmse(median(vol, 2), truth) < 0.6 * _rmse(vol, truth)
+
+
+@pytest.mark.parametrize("radius", [0, -1, 11])
+def test_median_bad_radius(radius):
+    vol, _ = _phantom()
+    with pytest.raises(ConfigError, match="radius"):
+        median(vol, radius)
+
+
+def test_median_radius_error_names_fix():
+    with pytest.raises(ConfigError, match=r"use a radius <= 9"):
+        median(np.zeros((19, 30, 30), np.float32), 10)
+    with pytest.raises(ConfigError, match=r"must be >= 1 voxel"):
+        median(np.zeros((19, 30, 30), np.float32), 0)
+
+
+def test_bad_volume_and_footprint():
+    with pytest.raises(InputError, match="must be 3D"):
+        median(np.zeros((4, 4), np.float32), 1)
+    with pytest.raises(ConfigError, match="valid footprints are: ball, cube"):
+        median(np.zeros((9, 9, 9), np.float32), 1, footprint="disk")
+    with pytest.raises(ConfigError, match="chunk_z"):
+        median(np.zeros((9, 9, 9), np.float32), 1, chunk_z=0)
+
+
+# ----------------------------------------------------------------------------- nlm
+
+
+@pytest.mark.parametrize("chunk_z", [1, 3, 6, 23])
+def test_nlm_chunked_equals_whole_fixed_sigma(chunk_z):
+    vol, _ = _phantom()
+    sigma = 0.15
+    ref = denoise_nl_means(vol, patch_size=3, patch_distance=2, h=0.8 * sigma, sigma=sigma,
+                           fast_mode=True, channel_axis=None)
+    out = nlm(da.from_array(vol, chunks=(chunk_z, -1, -1)), 3, 2, 0.8, sigma=sigma).compute()
+    np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
+
+
+def test_nlm_sigma_estimated_per_chunk_adapts_along_z():
+    """Noise 0.05 in the top half, 0.3 in the bottom: per-chunk sigma follows it."""
+    rng = np.random.default_rng(1)
+    truth = np.zeros((16, 24, 24), np.float32)
+    truth[:, 6:18, 6:18] = 1
+    scale = np.where(np.arange(16) < 8, 0.05, 0.3)[:, None, None]
+    vol = (truth + scale * rng.normal(size=truth.shape)).astype(np.float32)
+    out = nlm(vol, 3, 2, 0.8, chunk_z=8)
+    whole = nlm(vol, 3, 2, 0.8)  # one sigma for the whole volume (between the two)
+    # the quiet half is smoothed less (detail kept), the noisy half more than with one sigma
+    assert _rmse(out[8:], truth[8:]) < _rmse(whole[8:], truth[8:])
+    assert _rmse(out[8:], truth[8:]) < 0.5 * _rmse(vol[8:], truth[8:])
+    assert np.abs(out[:8] - vol[:8]).mean() < np.abs(whole[:8] - vol[:8]).mean()
+
+
+def test_nlm_bad_params():
+    vol = np.zeros((9, 9, 9), np.float32)
+    with pytest.raises(ConfigError, match="h .* must be > 0"):
+        nlm(vol, h=0)
+    with pytest.raises(ConfigError, match="patch_size 11 is larger"):
+        nlm(vol, patch_size=11)
+
+
+# ----------------------------------------------------------------------------- iternlm
+
+
+@pytest.mark.parametrize("sigma", [0.15, None])
+@pytest.mark.parametrize("chunk_z", [1, 4, 7])
+def test_iternlm_chunked_equals_whole(chunk_z, sigma):
+    vol, _ = _phantom(shape=(17, 18, 18))
+    kw = dict(iterations=3, patch_size=3, patch_distance=1, sigma=sigma)
+    assert iternlm_halo(3, 3, 1) == 6  # > chunk 4 and the last chunk of 7 (3 slices)
+    ref = iternlm(vol, **kw)
+    out = iternlm(da.from_array(vol, chunks=(chunk_z, -1, -1)), **kw).compute()
+    np.testing.assert_allclose(out, ref, atol=1e-5, rtol=0)
+
+
+def test_iternlm_denoises_and_iterations_help():
+    vol, truth = _phantom(shape=(16, 24, 24), noise=0.2)
+    one = iternlm(vol, iterations=1, patch_distance=2, h=0.6)
+    four = iternlm(vol, iterations=4, patch_distance=2, h=0.6)
+    assert _rmse(one, truth) < 0.4 * _rmse(vol, truth)
+    assert _rmse(four, truth) < _rmse(one, truth)
+
+
+def test_iternlm_bad_iterations():
+    with pytest.raises(ConfigError, match="iterations"):
+        iternlm(np.zeros((9, 9, 9), np.float32), iterations=0)
+
+
+# ----------------------------------------------------------------------------- store + registry
+
+
+@pytest.fixture
+def recon_store(tmp_path):
+    vol, _ = _phantom()
+    coords = {"z": np.arange(23) * 0.5, "y": np.arange(20) * 0.5, "x": np.arange(21) * 0.5}
+    ds = xr.Dataset(
+        {"full": (("z", "y", "x"), da.from_array(vol, chunks=(8, -1, -1))),
+         "split": (("split", "z", "y", "x"), da.from_array(np.stack([vol, vol]),
+                                                            chunks=(1, 8, -1, -1)))},
+        coords=coords, attrs={"pixel_size_um": 0.5, "filter": "shepp"},
+    )
+    path = tmp_path / "recon.zarr"
+    write_dataset(ds, path)
+    return path, vol
+
+
+def test_apply_filter_writes_store(recon_store, tmp_path):
+    path, vol = recon_store
+    out = tmp_path / "median.zarr"
+    ds = apply_filter(path, out, method="median", config=FilterConfig(radius=2, chunk_z=5))
+    assert is_complete(out)
+    assert list(ds.data_vars) == ["median"] and ds["median"].dtype == np.float32
+    np.testing.assert_array_equal(ds["median"].values,
+                                  ndi.median_filter(vol, footprint=footprint_array(2, "ball")))
+    np.testing.assert_array_equal(ds.z.values, np.arange(23) * 0.5)
+    assert ds.attrs["filter_params"] == {"radius": 2, "footprint": "ball", "chunk_z": 5}
+    assert ds.attrs["recon_pixel_size_um"] == 0.5
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        apply_filter(path, out, method="median")
+    apply_filter(path, out, method="nlm", overwrite=True,
+                 config=FilterConfig(nlm_patch_distance=2))
+    assert not any(p.name.startswith(".median.zarr") for p in tmp_path.iterdir())
+
+
+def test_apply_filter_bad_input_before_work(recon_store, tmp_path):
+    path, _ = recon_store
+    with pytest.raises(ConfigError, match="valid names are: iternlm, median, nlm"):
+        apply_filter(path, tmp_path / "x.zarr", method="gauss")
+    with pytest.raises(ConfigError, match="radius"):
+        apply_filter(path, tmp_path / "x.zarr", method="median", config=FilterConfig(radius=0))
+    with pytest.raises(InputError, match="does not exist"):
+        apply_filter(tmp_path / "nope.zarr", tmp_path / "x.zarr", method="median")
+    assert not (tmp_path / "x.zarr").exists()
+    assert not any(p.name.startswith(".x.zarr") for p in tmp_path.iterdir())
+
+
+def test_registry():
+    assert FILTERS.names() == ["iternlm", "median", "nlm"]
+    assert FILTERS.get("median") is median
+
+
+def test_projection_median_preprocessing_option_exists():
+    """The paper's alternative: a median on projections before reconstruction."""
+    from tomochunk.config import PreprocessConfig
+
+    assert PreprocessConfig().projection_median == 0  # off by default, radius when > 0
+    pre = pytest.importorskip("tomochunk.preprocess")
+    fn = getattr(pre, "median_filter_projections", None)
+    if fn is None:
+        pytest.skip("tomochunk.preprocess.median_filter_projections is not built yet")
+    proj = RNG.normal(size=(6, 10, 12)).astype(np.float32)
+    out = np.asarray(fn(proj, 1))
+    ref = np.stack([ndi.median_filter(p, footprint=np.ones((3, 3), bool)) for p in proj])
+    assert out.shape == proj.shape
+    assert np.allclose(out, ref) or np.allclose(
+        out, np.stack([ndi.median_filter(p, footprint=footprint_array(1, "ball")[1]) for p in proj])
+    )

@@ -1,0 +1,38 @@
+"""Baseline filters of reconstructed volumes, chunked along z with an exact halo.
+
+- :func:`median`: 3D median (ball/cube footprint), equal to :func:`scipy.ndimage.median_filter`.
+- :func:`nlm`: 3D non-local means (scikit-image) with a per-chunk noise estimate.
+- :func:`iternlm`: iterative, z-adaptive NLM after Bruns et al. (2017).
+- :func:`apply_filter`: ``recon.zarr`` -> ``<method>.zarr`` (``tomochunk filter``).
+
+Each filter takes a numpy array, a Dask array or an :class:`xarray.DataArray` ``(z, y, x)``
+and returns the same kind. The median on projections before reconstruction lives in
+:mod:`tomochunk.preprocess` (``PreprocessConfig.projection_median``).
+"""
+
+from __future__ import annotations
+
+from .apply import apply_filter, filter_params
+from .halo import Slab, map_z_halo, z_chunks
+from .iternlm import iternlm, iternlm_array, iternlm_halo, slice_noise
+from .median import check_radius, footprint_array, median
+from .nlm import nlm, nlm_halo
+from .registry import FILTERS
+
+__all__ = [
+    "FILTERS",
+    "Slab",
+    "apply_filter",
+    "check_radius",
+    "filter_params",
+    "footprint_array",
+    "iternlm",
+    "iternlm_array",
+    "iternlm_halo",
+    "map_z_halo",
+    "median",
+    "nlm",
+    "nlm_halo",
+    "slice_noise",
+    "z_chunks",
+]

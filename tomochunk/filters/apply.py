@@ -1,0 +1,93 @@
+"""``tomochunk filter``: a baseline filter of ``recon.zarr``'s ``full`` into ``<method>.zarr``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import xarray as xr
+
+from ..config import FilterConfig
+from ..errors import InputError
+from ..io.store import check_output_path, open_recon, open_store, write_dataset
+from ..progress import get_logger
+from .registry import FILTERS
+
+__all__ = ["apply_filter", "filter_params"]
+
+log = get_logger("filters")
+
+
+def filter_params(method: str, config: FilterConfig) -> dict[str, Any]:
+    """Keyword arguments of filter ``method`` taken from ``config``."""
+    if method == "median":
+        return {"radius": config.radius, "footprint": config.footprint}
+    if method == "nlm":
+        return {"patch_size": config.nlm_patch_size, "patch_distance": config.nlm_patch_distance,
+                "h": config.nlm_h}
+    if method == "iternlm":
+        return {"iterations": config.iternlm_iterations, "patch_size": config.nlm_patch_size,
+                "patch_distance": config.nlm_patch_distance, "h": config.nlm_h}
+    return {}
+
+
+def apply_filter(
+    recon: str | os.PathLike[str] | xr.Dataset,
+    out: str | os.PathLike[str],
+    *,
+    method: str,
+    config: FilterConfig | None = None,
+    overwrite: bool = False,
+) -> xr.Dataset:
+    """Filter the full reconstruction with a baseline and write ``<method>.zarr`` atomically.
+
+    Parameters
+    ----------
+    recon : path or xarray.Dataset
+        ``recon.zarr`` (or the opened dataset) holding ``full(z, y, x)``.
+    out : path
+        Output store; it holds ``<method>(z, y, x)`` float32 with the coords of ``full``
+        and the filter parameters as attributes.
+    method : {"median", "nlm", "iternlm"}
+        Registered filter (see :data:`tomochunk.filters.FILTERS`).
+    config : FilterConfig, optional
+        Radius, footprint, NLM parameters and ``chunk_z``.
+    overwrite : bool
+        Replace an existing output (only once the new one is complete).
+
+    Returns
+    -------
+    xarray.Dataset
+        The written store, opened lazily.
+
+    Raises
+    ------
+    ConfigError
+        Unknown method (the message lists the valid ones) or invalid parameters.
+    OutputExistsError
+        ``out`` exists and ``overwrite`` is false.
+    InputError
+        The recon store is missing or has no ``full`` volume.
+    """
+    cfg = config or FilterConfig()
+    fn = FILTERS.get(method)
+    check_output_path(out, overwrite)
+    ds = recon if isinstance(recon, xr.Dataset) else open_recon(recon)
+    if "full" not in ds:
+        raise InputError(
+            f"the reconstruction has no 'full' volume (it holds {', '.join(map(str, ds))}); "
+            "run 'tomochunk recon' first"
+        )
+    full = ds["full"]
+    params = filter_params(method, cfg)
+    result = fn(full if full.chunks else full.chunk(), **params, chunk_z=cfg.chunk_z)
+    result.attrs = {}
+    attrs = {"filter_method": method, "filter_params": {**params, "chunk_z": cfg.chunk_z}}
+    for key in ("pixel_size_um", "center", "filter", "algorithm"):
+        if key in ds.attrs:
+            attrs[f"recon_{key}"] = ds.attrs[key]
+    out_ds = result.to_dataset(name=method)
+    log.info("%s filter of %s voxels, chunk_z=%d, params %s", method, full.shape,
+             cfg.chunk_z, params)
+    write_dataset(out_ds, out, overwrite=overwrite, attrs=attrs, label=f"{method} filter")
+    return open_store(out, required=(method,), what=f"{method} store")

@@ -1,0 +1,83 @@
+"""3D median filter with a spherical or cubic footprint, chunked along z with an exact halo."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..errors import ConfigError
+from ._volume import Volume, apply_kernel, check_volume
+from .halo import Slab
+
+__all__ = ["median", "footprint_array", "check_radius"]
+
+
+def footprint_array(radius: int, footprint: Literal["ball", "cube"] = "ball") -> np.ndarray:
+    """Boolean 3D footprint of ``radius``: a ball (``z²+y²+x² <= r²``) or a cube (side 2r+1)."""
+    r = int(radius)
+    if footprint == "cube":
+        return np.ones((2 * r + 1,) * 3, dtype=bool)
+    if footprint == "ball":
+        g = np.arange(-r, r + 1)
+        return (g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2) <= r * r
+    raise ConfigError(f"unknown footprint {footprint!r}; valid footprints are: ball, cube")
+
+
+def check_radius(radius: int, shape: tuple[int, ...], what: str = "radius") -> int:
+    """Validate a filter radius against the volume shape (footprint must fit in the volume)."""
+    if not isinstance(radius, int | np.integer) or isinstance(radius, bool):
+        raise ConfigError(f"{what} must be an integer number of voxels, got {radius!r}")
+    if radius < 1:
+        raise ConfigError(f"{what} must be >= 1 voxel, got {radius}; use e.g. --radius 2")
+    largest = (min(shape) - 1) // 2
+    if radius > largest:
+        raise ConfigError(
+            f"{what} {radius} is larger than the volume of shape {tuple(shape)} allows "
+            f"(the footprint of 2*radius+1 voxels must fit along every axis): use a radius "
+            f"<= {largest}"
+        )
+    return int(radius)
+
+
+def _median_kernel(slab: np.ndarray, info: Slab, *, fp: np.ndarray) -> np.ndarray:
+    return ndi.median_filter(slab, footprint=fp, mode="reflect")[info.core]
+
+
+def median(
+    vol: Volume,
+    radius: int = 2,
+    footprint: Literal["ball", "cube"] = "ball",
+    chunk_z: int | None = None,
+) -> Volume:
+    """3D median filter, equal to :func:`scipy.ndimage.median_filter` on the whole volume.
+
+    The baseline of Flenner et al. (2022, J. Synchrotron Rad. 29:230) is a 3D median of
+    radius 2 applied to the reconstructed stack. Chunks along z carry a halo of ``radius``
+    slices; at the volume ends the boundary is scipy's ``mode="reflect"`` (``d c b a | a b c
+    d``), so the chunked result equals the whole-volume one exactly.
+
+    Parameters
+    ----------
+    vol : numpy.ndarray, dask.array.Array or xarray.DataArray
+        Volume ``(z, y, x)``.
+    radius : int
+        Footprint radius in voxels (>= 1; the footprint must fit inside the volume).
+    footprint : {"ball", "cube"}
+        Spherical (``z²+y²+x² <= r²``) or cubic footprint.
+    chunk_z : int, optional
+        Slices per task (numpy input: None = one call on the whole volume; Dask input: the
+        array's first z-chunk).
+
+    Returns
+    -------
+    Same type as ``vol``; float32.
+    """
+    shape = check_volume(vol)
+    radius = check_radius(radius, shape)
+    fp = footprint_array(radius, footprint)
+    return apply_kernel(
+        vol, _median_kernel, halo=radius, chunk_z=chunk_z, params={"fp": fp}, name="median",
+        attrs={"filter": "median", "radius": radius, "footprint": footprint},
+    )
