@@ -87,8 +87,11 @@ def _shift_sum_adjoint(g: torch.Tensor, d: int, out: torch.Tensor) -> torch.Tens
         for kx in range(3):
             gp[ky, kx, :, ky * d : ky * d + h, kx * d : kx * d + w] = g
     like = g.new_empty(()).expand(9, b, h, w)
-    out.copy_(torch.ops.aten.reflection_pad2d_backward(gp.view(9, b, h + 2 * d, w + 2 * d),
-                                                        like, [d, d, d, d]))
+    out.copy_(
+        torch.ops.aten.reflection_pad2d_backward(
+            gp.view(9, b, h + 2 * d, w + 2 * d), like, [d, d, d, d]
+        )
+    )
     return out
 
 
@@ -229,9 +232,7 @@ class _MSDFunction(torch.autograd.Function):
     def backward(ctx, grad_y):  # type: ignore[override]
         plan = ctx.plan
         buf, final_w, *weights = ctx.saved_tensors
-        g_x, g_w, g_b, g_fw, g_fb = _msd_backward(
-            plan, grad_y.contiguous(), buf, weights, final_w
-        )
+        g_x, g_w, g_b, g_fw, g_fb = _msd_backward(plan, grad_y.contiguous(), buf, weights, final_w)
         if not ctx.needs_input_grad[1]:
             g_x = None
         return (None, g_x, g_fw, g_fb, *g_w, *g_b)
@@ -280,8 +281,12 @@ class MSDNet(nn.Module):
         dilations: Sequence[int] = _DEFAULT_DILATIONS,
     ):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                            ("depth", depth), ("width", width)):
+        for name, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("depth", depth),
+            ("width", width),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"MSDNet {name} must be a positive integer, got {value!r}")
         dilations = tuple(dilations)
@@ -309,8 +314,13 @@ class MSDNet(nn.Module):
     @property
     def config(self) -> dict:
         """Constructor arguments (for saving the network with its weights)."""
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "depth": self.depth, "width": self.width, "dilations": list(self.dilations)}
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "depth": self.depth,
+            "width": self.width,
+            "dilations": list(self.dilations),
+        }
 
     def channel_dilations(self) -> list[int]:
         """Dilation of every hidden channel, in order (layer-major)."""
@@ -356,11 +366,13 @@ class MSDNet(nn.Module):
             x.requires_grad or any(p.requires_grad for p in self.parameters())
         )
         if needs_grad:
-            return _MSDFunction.apply(self._plan, x.contiguous(), self.final_weight,
-                                      self.final_bias, *weights, *biases)
+            return _MSDFunction.apply(
+                self._plan, x.contiguous(), self.final_weight, self.final_bias, *weights, *biases
+            )
         with torch.no_grad():
-            y, _ = _msd_forward(self._plan, x.contiguous(), weights, biases,
-                                self.final_weight, self.final_bias)
+            y, _ = _msd_forward(
+                self._plan, x.contiguous(), weights, biases, self.final_weight, self.final_bias
+            )
         return y.contiguous()
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
@@ -371,11 +383,15 @@ class MSDNet(nn.Module):
             outs = []
             for j in range(self.width):
                 d = self._plan.dil[layer * self.width + j]
-                conv = F.conv2d(F.pad(h, (d, d, d, d), mode="reflect"),
-                                self.weights[layer][j : j + 1], self.biases[layer][j : j + 1],
-                                dilation=d)
+                conv = F.conv2d(
+                    F.pad(h, (d, d, d, d), mode="reflect"),
+                    self.weights[layer][j : j + 1],
+                    self.biases[layer][j : j + 1],
+                    dilation=d,
+                )
                 outs.append(F.relu(conv))
             h = torch.cat([h, *outs], dim=1)
         c_total = self._plan.channels
-        return F.conv2d(h, self.final_weight.view(self.out_channels, c_total, 1, 1),
-                        self.final_bias)
+        return F.conv2d(
+            h, self.final_weight.view(self.out_channels, c_total, 1, 1), self.final_bias
+        )
