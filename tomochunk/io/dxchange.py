@@ -1,0 +1,155 @@
+"""Reader of APS Data Exchange (DXchange) HDF5 scans.
+
+Layout (De Carlo et al., "Scientific data exchange: a schema for HDF5-based storage of raw and
+analyzed data", J. Synchrotron Rad. 21 (2014) 1224-1230): ``/exchange/data`` holds the
+projections ``(theta, y, x)``, ``/exchange/data_white`` the flat fields,
+``/exchange/data_dark`` the dark fields and ``/exchange/theta`` the rotation angles, in
+degrees when its ``units`` attribute says so or, without the attribute, when they span more
+than 2*pi. Rows are read as hyperslabs straight from the file, one block at a time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..progress import get_logger
+from .readers import (
+    READERS,
+    ArraySpec,
+    ScanLayout,
+    ScanReader,
+    angles_to_radians,
+    hdf5_listing,
+    length_to_um,
+    open_hdf5,
+)
+
+__all__ = ["DXchangeReader", "HDF5_SUFFIXES"]
+
+log = get_logger("io.dxchange")
+
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".nxs", ".cxi")
+
+DATA = "/exchange/data"
+WHITE = "/exchange/data_white"
+DARK = "/exchange/data_dark"
+THETA = "/exchange/theta"
+#: Where DXchange writers put the detector pixel size, first match wins.
+PIXEL_SIZE = (
+    "/measurement/instrument/detector/actual_pixel_size_x",
+    "/measurement/instrument/detector/pixel_size_x",
+    "/measurement/instrument/detector/x_pixel_size",
+    "/measurement/instrument/detector/pixel_size",
+)
+
+
+@READERS.register("dxchange", requires="h5py",
+                  description="DXchange HDF5 (/exchange/data, data_white, data_dark, theta)")
+class DXchangeReader(ScanReader):
+    """A DXchange HDF5 file, read by hyperslabs of detector rows.
+
+    Flats and darks are optional (a warning says when they are missing); the angles are
+    required unless ``config.angles`` gives them.
+    """
+
+    format = "dxchange"
+    priority = 20
+
+    @classmethod
+    def sniff(cls, path: Path) -> bool:
+        import h5py
+
+        if not path.is_file() or path.suffix.lower() not in HDF5_SUFFIXES:
+            return False
+        try:
+            with h5py.File(path, "r") as f:
+                return isinstance(f.get(DATA), h5py.Dataset)
+        except Exception:  # noqa: BLE001 - sniffing never raises
+            return False
+
+    def _open(self) -> ScanLayout:
+        import h5py
+
+        path = Path(self.source)
+        self._h5 = f = open_hdf5(path)
+        data = f.get(DATA)
+        if not isinstance(data, h5py.Dataset):
+            raise InputError(
+                f"{path}: the DXchange dataset {DATA} (projections) is missing; the file holds: "
+                f"{hdf5_listing(f)}. Is it another layout (try --format nexus)?"
+            )
+        if data.ndim != 3:
+            raise InputError(f"{path}{DATA}: projections must be 3-D (theta, y, x), got shape "
+                             f"{data.shape}")
+        self._dsets: dict[str, Any] = {"projections": data}
+        specs: dict[str, ArraySpec] = {}
+        for name, key in (("flat", WHITE), ("dark", DARK)):
+            d = f.get(key)
+            if d is None:
+                log.warning("%s: no %s (%s fields); the projections are stored as they are",
+                            path, key, name)
+                continue
+            if not isinstance(d, h5py.Dataset) or d.ndim not in (2, 3):
+                raise InputError(f"{path}{key}: {name} fields must be a 2-D or 3-D dataset, got "
+                                 f"{getattr(d, 'shape', type(d).__name__)}")
+            shape = (1, *d.shape) if d.ndim == 2 else tuple(d.shape)
+            if shape[0] == 0:
+                log.warning("%s: %s holds no frames; ignored", path, key)
+                continue
+            self._dsets[name] = d
+            specs[name] = ArraySpec(shape, np.dtype(d.dtype))  # type: ignore[arg-type]
+
+        n = int(data.shape[0])
+        note = ""
+        override = self._angles_override(n)
+        if override is not None:
+            theta, note = override
+        else:
+            t = f.get(THETA)
+            if not isinstance(t, h5py.Dataset):
+                raise InputError(
+                    f"{path}: the DXchange dataset {THETA} (rotation angles) is missing; the file "
+                    f"holds: {hdf5_listing(f)}. Give the angles with --angles FILE"
+                )
+            theta = angles_to_radians(np.asarray(t[()]).ravel(), unit=self.config.angles_unit,
+                                      unit_attr=t.attrs.get("units"), what=f"{path}{THETA}")
+        return ScanLayout(
+            projections=ArraySpec(tuple(int(s) for s in data.shape),  # type: ignore[arg-type]
+                                  np.dtype(data.dtype)),
+            theta=theta,
+            flat=specs.get("flat"),
+            dark=specs.get("dark"),
+            pixel_size_um=self._pixel_size(),
+            source=str(path.resolve()),
+            attrs={"angle_layout": note} if note else {},
+        )
+
+    def _pixel_size(self) -> float | None:
+        import h5py
+
+        for key in PIXEL_SIZE:
+            d = self._h5.get(key)
+            if isinstance(d, h5py.Dataset) and d.size >= 1:
+                try:
+                    value = float(np.asarray(d[()]).ravel()[0])
+                except (TypeError, ValueError):
+                    continue
+                if np.isfinite(value) and value > 0:
+                    return length_to_um(value, d.attrs.get("units"))
+        return None
+
+    def read_rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        out = {}
+        for name, d in self._dsets.items():
+            out[name] = d[start:stop, :][None] if d.ndim == 2 else d[:, start:stop, :]
+        return out
+
+    def close(self) -> None:
+        h5 = getattr(self, "_h5", None)
+        if h5 is not None:
+            h5.close()
+            self._h5 = None
