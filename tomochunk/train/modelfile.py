@@ -1,0 +1,408 @@
+"""The trained-model artefact: weights plus JSON metadata in a directory, loaded safely.
+
+Layout of a model directory ``MODEL/`` (contract, see ``ARCHITECTURE.md``)::
+
+    model.pt         torch.save({"state_dict": ..., "metadata_json": json.dumps(meta)})
+    metadata.json    the same metadata, for humans
+    history.json     {"epochs": [{"epoch", "train_loss", "val_loss", "seconds"}, ...],
+                      "best_epoch": k, "stopped": "early_stop" | "epochs" | "max_minutes"}
+    checkpoint.pt    the last epoch's training state (written by training, for --resume)
+
+``model.pt`` is written last: a directory without it is an unfinished training run.
+Loading uses ``torch.load(..., weights_only=True)``, so a model file cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError, ModelError
+from ..io.store import atomic_store
+from .dataset import context_indices, pair_input
+
+__all__ = [
+    "FORMAT_VERSION",
+    "REQUIRED_KEYS",
+    "MODEL_FILE",
+    "METADATA_FILE",
+    "HISTORY_FILE",
+    "CHECKPOINT_FILE",
+    "TrainedModel",
+    "save_model",
+    "load_model",
+    "write_model_files",
+    "validate_metadata",
+    "atomic_torch_save",
+    "denoise_volume_inprocess",
+]
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.pt"
+METADATA_FILE = "metadata.json"
+HISTORY_FILE = "history.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+#: Metadata keys every model file must carry, with the type each must have.
+REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
+    "format_version": int,
+    "network": str,
+    "network_params": dict,
+    "in_channels": int,
+    "context": int,
+    "n_splits": int,
+    "strategy": str,
+    "angles_per_split": (int, type(None)),
+    "filter": (str, type(None)),
+    "pixel_size_um": (int, float, type(None)),
+    "noise_sigma": (int, float),
+    "norm": dict,
+    "receptive_radius": int,
+    "train_config": dict,
+    "recon_attrs": dict,
+    "tomochunk_version": str,
+}
+
+
+def validate_metadata(meta: Any, where: str = "model") -> dict[str, Any]:
+    """Check a metadata mapping; raise :class:`ModelError` naming every missing/invalid key."""
+    if not isinstance(meta, dict):
+        raise ModelError(f"{where}: metadata is not a mapping")
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise ModelError(
+            f"{where}: metadata lacks the key(s) {', '.join(missing)}; it was not written by "
+            "this version of tomochunk train: retrain the model"
+        )
+    if meta["format_version"] != FORMAT_VERSION:
+        raise ModelError(
+            f"{where}: model format_version {meta['format_version']!r} is unknown (this "
+            f"tomochunk reads version {FORMAT_VERSION}); use a matching tomochunk or retrain"
+        )
+    wrong = [
+        f"{k} ({type(meta[k]).__name__})"
+        for k, tp in REQUIRED_KEYS.items()
+        if not isinstance(meta[k], tp) or (tp is int and isinstance(meta[k], bool))
+    ]
+    norm = meta["norm"]
+    for part in ("input", "output"):
+        ok = isinstance(norm, dict) and isinstance(norm.get(part), dict)
+        ok = ok and all(isinstance(norm[part].get(s), int | float) for s in ("mean", "std"))
+        if not ok or not norm[part]["std"] > 0:
+            wrong.append(f"norm.{part} (needs mean and std > 0)")
+    if meta["in_channels"] != meta["context"] or meta["context"] % 2 == 0:
+        wrong.append("in_channels/context (must be equal and odd)")
+    if meta["n_splits"] < 2:
+        wrong.append("n_splits (must be >= 2)")
+    if wrong:
+        raise ModelError(f"{where}: invalid metadata value(s): {', '.join(wrong)}; retrain")
+    return meta
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temporary sibling, then :func:`os.replace` it onto ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _cpu_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+
+
+def write_model_files(
+    directory: str | os.PathLike[str],
+    state_dict: dict[str, torch.Tensor],
+    metadata: dict[str, Any],
+    history: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``metadata.json``, ``history.json`` and finally ``model.pt`` into ``directory``.
+
+    Each file is replaced atomically; ``model.pt`` comes last so the directory reads as a
+    complete model only once everything is there.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    validate_metadata(metadata, str(directory))
+    text = json.dumps(metadata, indent=2, sort_keys=True)
+    _atomic_write_text(directory / METADATA_FILE, text + "\n")
+    if history is not None:
+        _atomic_write_text(directory / HISTORY_FILE, json.dumps(history, indent=2) + "\n")
+    state = {k: v.detach().cpu() for k, v in state_dict.items()}
+    atomic_torch_save({"state_dict": state, "metadata_json": text}, directory / MODEL_FILE)
+    return directory
+
+
+def save_model(
+    path: str | os.PathLike[str],
+    network: torch.nn.Module,
+    metadata: dict[str, Any],
+    history: dict[str, Any] | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a model directory atomically (temporary sibling, renamed when complete).
+
+    Parameters
+    ----------
+    path : path-like
+        The model directory to create.
+    network : torch.nn.Module
+        The trained network (its weights are copied to the CPU).
+    metadata : dict
+        See :data:`REQUIRED_KEYS`; validated before anything is written.
+    history : dict, optional
+        The loss history, written as ``history.json``.
+    overwrite : bool
+        Replace an existing ``path`` (only once the new one is complete).
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is false.
+    ModelError
+        If the metadata is incomplete.
+    """
+    validate_metadata(metadata, str(path))
+    with atomic_store(path, overwrite=overwrite) as tmp:
+        write_model_files(tmp, _cpu_state(network), metadata, history)
+    return Path(path)
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            "device 'cuda' was requested but torch sees no CUDA GPU here; use --device cpu "
+            "or auto, or run on a worker with a GPU"
+        )
+    return dev
+
+
+@dataclass
+class TrainedModel:
+    """A trained Noise2Inverse network with its metadata (normalisation, context, K, ...).
+
+    Attributes
+    ----------
+    network : torch.nn.Module
+        The plain network (normalised input -> normalised output), in eval mode.
+    metadata : dict
+        See :data:`REQUIRED_KEYS`.
+    history : dict or None
+        The loss history of training.
+    """
+
+    network: torch.nn.Module
+    metadata: dict[str, Any]
+    history: dict[str, Any] | None = None
+
+    @property
+    def context(self) -> int:
+        """Number of input slices (channels)."""
+        return int(self.metadata["context"])
+
+    @property
+    def n_splits(self) -> int:
+        """K, the number of split reconstructions the model was trained on."""
+        return int(self.metadata["n_splits"])
+
+    @property
+    def strategy(self) -> str:
+        """Noise2Inverse pairing, ``"X:1"`` or ``"1:X"``."""
+        return str(self.metadata["strategy"])
+
+    @property
+    def receptive_radius(self) -> int:
+        """In-plane receptive radius of the network in pixels (halo for exact tiling)."""
+        return int(self.metadata["receptive_radius"])
+
+    @property
+    def noise_sigma(self) -> float:
+        """Noise standard deviation of one split reconstruction of the training data."""
+        return float(self.metadata["noise_sigma"])
+
+    @property
+    def device(self) -> torch.device:
+        try:
+            return next(self.network.parameters()).device
+        except StopIteration:
+            return torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> TrainedModel:
+        """Move the network to ``device`` (``auto``, ``cpu``, ``cuda``); returns self."""
+        self.network.to(_resolve_device(device))
+        return self
+
+    def predict(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Denoise a batch of 2.5D inputs.
+
+        Parameters
+        ----------
+        x : float32 array or tensor, shape (B, context, H, W)
+            Un-normalised network inputs (for X:1 the mean of the other K-1 splits), in the
+            data's units; build them with :func:`tomochunk.train.dataset.context_indices`
+            and :func:`tomochunk.train.dataset.pair_input`.
+
+        Returns
+        -------
+        numpy.ndarray, float32, shape (B, H, W)
+            The denoised centre slices in the data's units.
+        """
+        t = torch.as_tensor(x)
+        if t.ndim != 4 or t.shape[1] != self.context:
+            raise InputError(
+                f"predict expects (batch, {self.context}, H, W) input slabs, got {tuple(t.shape)}"
+            )
+        n_in, n_out = self.metadata["norm"]["input"], self.metadata["norm"]["output"]
+        t = t.to(self.device, torch.float32)
+        self.network.eval()
+        with torch.no_grad():
+            y = self.network((t - n_in["mean"]) / n_in["std"])
+        y = y[:, 0] * n_out["std"] + n_out["mean"]
+        return y.cpu().numpy().astype(np.float32, copy=False)
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write this model as a directory (:func:`save_model`)."""
+        return save_model(path, self.network, self.metadata, self.history, overwrite=overwrite)
+
+
+def _model_file(path: Path) -> Path:
+    if path.is_dir():
+        f = path / MODEL_FILE
+        if not f.exists():
+            hint = (
+                "training did not finish (resume it with --resume)"
+                if (path / CHECKPOINT_FILE).exists()
+                else "it is not a tomochunk model directory"
+            )
+            raise ModelError(f"model directory {path} holds no {MODEL_FILE}: {hint}")
+        return f
+    if not path.exists():
+        raise ModelError(f"model {path} does not exist; train one with 'tomochunk train'")
+    return path
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> TrainedModel:
+    """Load a model directory (or the ``model.pt`` inside it) safely.
+
+    Parameters
+    ----------
+    path : path-like
+        ``MODEL/`` or ``MODEL/model.pt``.
+    device : {"cpu", "cuda", "auto"} or torch.device
+
+    Raises
+    ------
+    ModelError
+        If the file is missing, is not a tomochunk model, has missing or invalid metadata
+        (the missing keys are named), an unknown ``format_version``, or weights that do not
+        fit the network the metadata describes.
+    """
+    from ..nn.registry import build_network
+
+    path = Path(path)
+    f = _model_file(path)
+    try:
+        obj = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model"
+        raise ModelError(
+            f"{f} is not a loadable tomochunk model file ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
+    if not isinstance(obj, dict) or "state_dict" not in obj or "metadata_json" not in obj:
+        raise ModelError(
+            f"{f} is not a tomochunk model: expected a dict with 'state_dict' and "
+            "'metadata_json' (written by tomochunk train)"
+        )
+    try:
+        meta = json.loads(obj["metadata_json"])
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{f}: metadata_json is not valid JSON ({exc})") from exc
+    validate_metadata(meta, str(f))
+    try:
+        net = build_network(
+            meta["network"], meta["in_channels"], 1, **meta["network_params"]
+        )
+        net.load_state_dict(obj["state_dict"], strict=True)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ModelError(
+            f"{f}: the weights do not fit network {meta['network']!r} with parameters "
+            f"{meta['network_params']}: {str(exc).splitlines()[0]}"
+        ) from exc
+    history = None
+    hist_file = f.parent / HISTORY_FILE
+    if hist_file.exists():
+        try:
+            history = json.loads(hist_file.read_text())
+        except ValueError:
+            history = None
+    net.eval()
+    model = TrainedModel(net, meta, history)
+    return model.to(device)
+
+
+def denoise_volume_inprocess(
+    model: TrainedModel, split_volumes: np.ndarray, batch_size: int = 4
+) -> np.ndarray:
+    """Denoise a whole volume in memory (the reference for chunked inference).
+
+    For every pairing k (0..K-1) the network input is built as in training
+    (:func:`~tomochunk.train.dataset.pair_input` of the ``context`` slices from
+    :func:`~tomochunk.train.dataset.context_indices`), and the K predictions are averaged
+    (Hendriksen et al. 2020, Eq. 9).
+
+    Parameters
+    ----------
+    model : TrainedModel
+    split_volumes : array, shape (K, Z, H, W)
+    batch_size : int
+        Slices per forward pass.
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (Z, H, W)
+    """
+    vols = np.asarray(split_volumes, dtype=np.float32)
+    if vols.ndim != 4 or vols.shape[0] != model.n_splits:
+        raise InputError(
+            f"expected ({model.n_splits}, Z, H, W) split volumes for this model, got "
+            f"{vols.shape}"
+        )
+    k_splits, n_z = vols.shape[:2]
+    out = np.zeros(vols.shape[1:], np.float64)
+    for k in range(k_splits):
+        for z0 in range(0, n_z, batch_size):
+            zs = range(z0, min(n_z, z0 + batch_size))
+            x = np.stack(
+                [
+                    pair_input(vols[:, context_indices(z, n_z, model.context)], k, model.strategy)
+                    for z in zs
+                ]
+            )
+            out[z0 : z0 + len(zs)] += model.predict(x)
+    return (out / k_splits).astype(np.float32)

@@ -1,0 +1,725 @@
+"""Noise2Inverse training: the loop, validation, early stopping, checkpoints, resume, Dask task.
+
+Noise2Inverse (Hendriksen, Pelt & Batenburg 2020) trains a network to map the reconstruction
+from some of K interleaved projection subsets to the reconstruction from the others; because
+their noise is independent the network regresses the signal only. We follow Flenner et al.
+(2022): K = 2, a 5-slice 2.5D input, an MSDNet (Pelt & Sethian 2018), Adam, MSE, and the model
+at the minimum of the validation loss on a separate slab of slices.
+
+Training runs as ONE Dask task when a distributed client is active: the task asks for
+``resources={"GPU": 1}`` if a worker advertises a GPU, reads its slab from the Zarr store
+itself (only the path travels through the scheduler), writes the model directory and returns
+CPU tensors. Without a client, or for an in-memory dataset, it runs in this process.
+
+Determinism and resume: the network is initialised from ``seed``; epoch ``e`` draws its
+patches from ``numpy.random.default_rng([seed, e])``; the checkpoint written after every epoch
+holds the model, the optimiser, the early-stopping state, the history and the RNG states, so
+``resume`` reaches the same weights as an uninterrupted run (on CPU, bit for bit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..config import TrainConfig, config_hash, from_dict, replace, to_dict
+from ..errors import ConfigError, InputError, ModelError, OutputExistsError
+from ..progress import current_client, get_logger, progress_enabled
+from .dataset import N2IData, SlabLayout, check_finite, slab_layout
+from .modelfile import (
+    CHECKPOINT_FILE,
+    FORMAT_VERSION,
+    MODEL_FILE,
+    TrainedModel,
+    _resolve_device,
+    atomic_torch_save,
+    write_model_files,
+)
+
+__all__ = [
+    "train",
+    "fit",
+    "FitResult",
+    "EarlyStopping",
+    "HASH_FIELDS",
+    "RECON_ATTRS",
+    "training_hash",
+    "inspect_recon",
+    "ReconInfo",
+]
+
+log = get_logger("train")
+
+#: TrainConfig fields that change the result of training; a checkpoint written with other
+#: values of these cannot be resumed. (epochs, max_minutes, patience, device, threads and
+#: resume only decide how long and where training runs.)
+HASH_FIELDS = (
+    "network",
+    "depth",
+    "width",
+    "unet_depth",
+    "unet_features",
+    "context",
+    "strategy",
+    "patch_size",
+    "batch_size",
+    "patches_per_epoch",
+    "lr",
+    "loss",
+    "val_fraction",
+    "val_end",
+    "seed",
+)
+
+#: Reconstruction attributes copied into the model metadata.
+RECON_ATTRS = ("center", "filter", "algorithm", "backend", "n_splits", "angles_per_split",
+               "stripe", "pixel_size_um", "tomochunk_config_hash")
+
+_DEFAULT_PATCH = TrainConfig().patch_size
+
+
+# --------------------------------------------------------------------------------------
+# inputs
+
+
+@dataclass(frozen=True)
+class ReconInfo:
+    """What training needs to know about the reconstruction before reading any voxel."""
+
+    n_splits: int
+    n_z: int
+    height: int
+    width: int
+    layout: SlabLayout
+    patch: int
+    attrs: dict[str, Any]
+    pixel_size_um: float | None
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_safe(x) for x in v]
+    if v is None or isinstance(v, str | int | float | bool):
+        return v
+    return str(v)
+
+
+def _pixel_size(ds: xr.Dataset) -> float | None:
+    ps = ds.attrs.get("pixel_size_um")
+    if ps is not None:
+        return float(ps)
+    x = ds.coords.get("x")
+    if x is not None and x.size > 1 and str(x.attrs.get("units", "")) in ("um", "µm", "micrometre",
+                                                                         "micrometer"):
+        return float(abs(x.values[1] - x.values[0]))
+    return None
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    problems = []
+    if cfg.context < 1 or cfg.context % 2 == 0:
+        problems.append(f"context must be an odd number >= 1 (got {cfg.context})")
+    for name in ("patch_size", "batch_size", "patches_per_epoch", "epochs"):
+        if getattr(cfg, name) < 1:
+            problems.append(f"{name} must be >= 1 (got {getattr(cfg, name)})")
+    if not cfg.lr > 0:
+        problems.append(f"lr must be > 0 (got {cfg.lr})")
+    if cfg.patience is not None and cfg.patience < 1:
+        problems.append(f"patience must be >= 1 or null (got {cfg.patience})")
+    if cfg.max_minutes is not None and not cfg.max_minutes > 0:
+        problems.append(f"max_minutes must be > 0 or null (got {cfg.max_minutes})")
+    if not 0.0 <= cfg.val_fraction < 1.0:
+        problems.append(f"val_fraction must be in [0, 1) (got {cfg.val_fraction})")
+    if problems:
+        raise ConfigError("invalid training configuration: " + "; ".join(problems))
+
+
+def inspect_recon(ds: xr.Dataset, cfg: TrainConfig, where: str = "reconstruction") -> ReconInfo:
+    """Check that ``ds`` can be trained on with ``cfg``; reads metadata only.
+
+    Raises
+    ------
+    InputError
+        No ``split`` variable, K < 2, too few slices for the context and validation slab,
+        or a patch larger than the slice (unless the patch size is the default, which is
+        then clamped to the slice).
+    """
+    if "split" not in ds.variables:
+        raise InputError(
+            f"{where} has no 'split' variable (the K split reconstructions); re-run "
+            "'tomochunk recon' with --splits 2 or more"
+        )
+    split = ds["split"]
+    if split.dims != ("split", "z", "y", "x"):
+        raise InputError(f"{where}: 'split' must have dims (split, z, y, x), got {split.dims}")
+    k, n_z, h, w = (int(s) for s in split.shape)
+    if k < 2:
+        raise InputError(
+            f"{where} holds {k} split reconstruction(s); Noise2Inverse needs K >= 2: re-run "
+            "'tomochunk recon' with --splits 2 or more"
+        )
+    layout = slab_layout(n_z, cfg.context, cfg.val_fraction, cfg.val_end)
+    side = min(h, w)
+    patch = cfg.patch_size
+    if patch > side:
+        if patch != _DEFAULT_PATCH:
+            raise InputError(
+                f"patch size {patch} is larger than the {h}x{w} slices; use --patch-size "
+                f"{side} or less"
+            )
+        patch = side
+    attrs = {a: _json_safe(ds.attrs[a]) for a in RECON_ATTRS if a in ds.attrs}
+    return ReconInfo(k, n_z, h, w, layout, patch, attrs, _pixel_size(ds))
+
+
+def training_hash(cfg: TrainConfig, info: ReconInfo) -> tuple[str, dict[str, Any]]:
+    """Hash (and the fields behind it) of what makes two training runs the same."""
+    fields_ = {f: getattr(cfg, f) for f in HASH_FIELDS}
+    fields_["data_shape"] = [info.n_splits, info.n_z, info.height, info.width]
+    return config_hash(fields_), fields_
+
+
+def _open_recon(recon: Any) -> tuple[xr.Dataset, Path | None]:
+    if isinstance(recon, xr.Dataset):
+        return recon, None
+    if isinstance(recon, str | os.PathLike):
+        from ..io.store import open_store
+
+        path = Path(recon)
+        return open_store(path, what="recon store"), path
+    raise InputError(
+        f"recon must be the path of a recon.zarr store or an xarray.Dataset, got "
+        f"{type(recon).__name__}"
+    )
+
+
+def _read_slab(recon: xr.Dataset | Path, layout: SlabLayout) -> np.ndarray:
+    """Read the split volumes of ``layout.read`` as float32 (K, R, H, W)."""
+    lo, hi = layout.read
+    if isinstance(recon, Path):
+        # no Dask inside the task: read the Zarr arrays directly
+        ds = xr.open_zarr(str(recon), consolidated=False, chunks=None)
+        return np.asarray(ds["split"][:, lo:hi].values, dtype=np.float32)
+    return np.asarray(recon["split"].isel(z=slice(lo, hi)).values, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# checkpoints
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure: unusable checkpoint
+        raise ModelError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}); train again with "
+            "--overwrite"
+        ) from exc
+    if not isinstance(ckpt, dict) or "config_hash" not in ckpt or "epoch" not in ckpt:
+        raise ModelError(f"{path} is not a tomochunk training checkpoint; train again with "
+                         "--overwrite")
+    return ckpt
+
+
+def _check_model_dir(
+    model_dir: Path, cfg: TrainConfig, info: ReconInfo, overwrite: bool
+) -> dict[str, Any] | None:
+    """Validate the output/resume situation; return the checkpoint to resume from, if any."""
+    if cfg.resume:
+        ck = model_dir / CHECKPOINT_FILE
+        if not model_dir.exists():
+            log.warning("resume: %s does not exist yet, starting a fresh training", model_dir)
+            return None
+        if not ck.exists():
+            raise InputError(
+                f"cannot resume: {model_dir} holds no {CHECKPOINT_FILE}; train without --resume "
+                "(with --overwrite to replace the directory)"
+            )
+        ckpt = _load_checkpoint(ck)
+        h, fields_ = training_hash(cfg, info)
+        if ckpt["config_hash"] != h:
+            old = json.loads(ckpt.get("config_fields_json", "{}"))
+            diff = [
+                f"{k}: {old.get(k)!r} -> {v!r}" for k, v in fields_.items() if old.get(k) != v
+            ]
+            raise ConfigError(
+                f"cannot resume from {ck}: it was written by a training with another "
+                f"configuration or data ({'; '.join(diff) or 'unknown fields'}); resume with "
+                "the same settings, or train afresh with --overwrite"
+            )
+        return ckpt
+    if model_dir.exists() and not overwrite:
+        raise OutputExistsError(
+            f"output {model_dir} already exists; pass --overwrite (overwrite=True) to replace "
+            "it, --resume to continue its training, or choose another path"
+        )
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# the loop
+
+
+@dataclass
+class EarlyStopping:
+    """Track the best validation loss; stop after ``patience`` epochs without improvement.
+
+    An epoch improves when its loss is strictly below the best so far.
+    """
+
+    patience: int | None
+    best: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+
+    def update(self, epoch: int, loss: float) -> bool:
+        """Record ``loss`` of ``epoch``; return True when it is the new best."""
+        if loss < self.best:
+            self.best, self.best_epoch, self.bad_epochs = float(loss), int(epoch), 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.bad_epochs >= self.patience
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`: the best weights (CPU) and the loss history."""
+
+    best_state: dict[str, torch.Tensor]
+    history: dict[str, Any]
+    last_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _loss_fn(name: str) -> Any:
+    if name == "mse":
+        return torch.nn.functional.mse_loss
+    if name == "l1":
+        return torch.nn.functional.l1_loss
+    raise ConfigError(f"unknown loss {name!r}; use 'mse' or 'l1'")
+
+
+def _normalise(a: np.ndarray, stats: dict[str, float], device: torch.device) -> torch.Tensor:
+    return torch.from_numpy((a - stats["mean"]) / stats["std"]).to(device, torch.float32)
+
+
+def validation_loss(
+    network: torch.nn.Module,
+    data: N2IData,
+    norm: dict[str, dict[str, float]],
+    loss: str = "mse",
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Mean loss (normalised units) over every validation slice in every pairing."""
+    fn = _loss_fn(loss)
+    device = torch.device(device)
+    pairs = data.validation_pairs()
+    network.eval()
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, len(pairs), batch_size):
+            chunk = [data.pair(z, k) for z, k in pairs[i : i + batch_size]]
+            x = _normalise(np.stack([c[0] for c in chunk]), norm["input"], device)
+            y = _normalise(np.stack([c[1] for c in chunk])[:, None], norm["output"], device)
+            total += float(fn(network(x), y, reduction="sum")) / y[0].numel()
+    return total / len(pairs)
+
+
+def _cpu_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def fit(
+    network: torch.nn.Module,
+    data: N2IData,
+    cfg: TrainConfig,
+    *,
+    norm: dict[str, dict[str, float]],
+    patch: int | None = None,
+    device: torch.device | str = "cpu",
+    checkpoint_path: Path | None = None,
+    resume_from: dict[str, Any] | None = None,
+    config_hash_: str = "",
+    config_fields: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train ``network`` on ``data`` (Adam, MSE or L1) with validation and early stopping.
+
+    Every epoch draws ``cfg.patches_per_epoch`` augmented random patches from
+    ``numpy.random.default_rng([cfg.seed, epoch])``, takes Adam steps of ``cfg.batch_size``,
+    then evaluates the loss on every validation slice in every pairing. The best weights by
+    validation loss are kept; training stops after ``cfg.epochs`` epochs, ``cfg.patience``
+    epochs without improvement, or when the next epoch would pass ``cfg.max_minutes`` (wall
+    clock of this call).
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Maps normalised (B, context, p, p) to normalised (B, 1, p, p).
+    data : N2IData
+    cfg : TrainConfig
+    norm : dict
+        ``{"input": {"mean", "std"}, "output": {...}}`` from :meth:`N2IData.norm_stats`.
+    patch : int, optional
+        Patch side (default ``cfg.patch_size``).
+    device : torch.device or str
+    checkpoint_path : Path, optional
+        Where the checkpoint is written atomically after every epoch.
+    resume_from : dict, optional
+        A checkpoint to continue from.
+    config_hash_, config_fields
+        Stored in the checkpoint so that resume can detect a changed configuration.
+    """
+    device = torch.device(device)
+    patch = patch or cfg.patch_size
+    loss_fn = _loss_fn(cfg.loss)
+    network.to(device)
+    opt = torch.optim.Adam(network.parameters(), lr=cfg.lr)
+    stopper = EarlyStopping(cfg.patience)
+    history: dict[str, Any] = {"epochs": [], "best_epoch": None, "stopped": None}
+    best_state = _cpu_state(network)
+    start = 1
+    if resume_from is not None:
+        network.load_state_dict(resume_from["state_dict"])
+        opt.load_state_dict(_to_device(resume_from["optimizer"], device))
+        best_state = resume_from["best_state_dict"]
+        history = json.loads(resume_from["history_json"])
+        stopper = EarlyStopping(
+            cfg.patience,
+            float(resume_from["best_val"]),
+            int(resume_from["best_epoch"]),
+            int(resume_from["bad_epochs"]),
+        )
+        start = int(resume_from["epoch"]) + 1
+        log.info("resuming after epoch %d (best %d, val %.4g)", start - 1, stopper.best_epoch,
+                 stopper.best)
+
+    steps = math.ceil(cfg.patches_per_epoch / cfg.batch_size)
+    t_start = time.perf_counter()
+    last_seconds = 0.0
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=cfg.epochs, initial=min(start - 1, cfg.epochs), desc="training",
+               unit="epoch", disable=not progress_enabled())
+    stopped = "epochs"
+    epoch = start
+    # torch's global RNG is seeded per epoch inside fork_rng (restored afterwards), so a
+    # network with random layers would also resume exactly; patches come from numpy.
+    with torch.random.fork_rng(devices=[]), contextlib.closing(bar):
+        while True:
+            if stopper.should_stop:
+                stopped = "early_stop"
+                break
+            if epoch > cfg.epochs:
+                stopped = "epochs"
+                break
+            elapsed = time.perf_counter() - t_start
+            if cfg.max_minutes is not None and epoch > start and (
+                elapsed + last_seconds > 60.0 * cfg.max_minutes
+            ):
+                stopped = "max_minutes"
+                break
+            t0 = time.perf_counter()
+            rng = np.random.default_rng([cfg.seed, epoch])
+            torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+            network.train()
+            total, count = 0.0, 0
+            for step in range(steps):
+                n = min(cfg.batch_size, cfg.patches_per_epoch - step * cfg.batch_size)
+                xb, yb = data.sample_patches(rng, n, patch)
+                x = _normalise(xb, norm["input"], device)
+                y = _normalise(yb, norm["output"], device)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(network(x), y)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * n
+                count += n
+            train_loss = total / count
+            val = validation_loss(network, data, norm, cfg.loss, cfg.batch_size, device)
+            if not math.isfinite(train_loss) or not math.isfinite(val):
+                raise ConfigError(
+                    f"training diverged at epoch {epoch} (train loss {train_loss}, validation "
+                    f"loss {val}); lower --lr"
+                )
+            if stopper.update(epoch, val):
+                best_state = _cpu_state(network)
+            last_seconds = time.perf_counter() - t0
+            history["epochs"].append(
+                {"epoch": epoch, "train_loss": train_loss, "val_loss": val,
+                 "seconds": round(last_seconds, 4)}
+            )
+            history["best_epoch"] = stopper.best_epoch
+            if checkpoint_path is not None:
+                atomic_torch_save(
+                    {
+                        "epoch": epoch,
+                        "state_dict": _cpu_state(network),
+                        "optimizer": _to_device(opt.state_dict(), torch.device("cpu")),
+                        "best_state_dict": best_state,
+                        "best_val": stopper.best,
+                        "best_epoch": stopper.best_epoch,
+                        "bad_epochs": stopper.bad_epochs,
+                        "history_json": json.dumps(history),
+                        "config_hash": config_hash_,
+                        "config_fields_json": json.dumps(config_fields or {}, default=str),
+                        "torch_rng": torch.get_rng_state(),
+                        "numpy_rng_json": json.dumps(rng.bit_generator.state),
+                        "format_version": FORMAT_VERSION,
+                    },
+                    checkpoint_path,
+                )
+            bar.update(1)
+            bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val:.4g}",
+                            best=stopper.best_epoch)
+            log.info("epoch %d: train loss %.5g, validation loss %.5g%s (%.1f s)", epoch,
+                     train_loss, val, " (best)" if stopper.best_epoch == epoch else "",
+                     last_seconds)
+            epoch += 1
+    history["stopped"] = stopped
+    log.info("training stopped (%s) after epoch %d; best epoch %d (validation loss %.5g)",
+             stopped, epoch - 1, stopper.best_epoch, stopper.best)
+    return FitResult(best_state, history, _cpu_state(network))
+
+
+# --------------------------------------------------------------------------------------
+# the whole stage
+
+
+@contextlib.contextmanager
+def _torch_session(threads: int | None) -> Iterator[None]:
+    """Set torch threads and deterministic algorithms for this training; restore afterwards."""
+    from ..cluster import worker_threads
+
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_num_threads(worker_threads(threads))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+
+
+def _build(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
+    from ..nn.registry import build_network, network_params_from_config
+
+    params = network_params_from_config(cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        net = build_network(cfg.network, cfg.context, 1, **params)
+    return net, _json_safe(params)
+
+
+def _check_network_fits(net: torch.nn.Module, context: int, patch: int) -> None:
+    """Run the network once on a zero patch so a size it cannot take fails before training."""
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, context, patch, patch))
+    except InputError as exc:
+        raise InputError(f"training patches of {patch}x{patch} do not fit the network: {exc}") \
+            from exc
+
+
+def _metadata(
+    cfg: TrainConfig,
+    info: ReconInfo,
+    net: torch.nn.Module,
+    params: dict[str, Any],
+    norm: dict[str, dict[str, float]],
+    sigma: float,
+) -> dict[str, Any]:
+    from .. import __version__
+    from ..nn.registry import receptive_radius
+
+    aps = info.attrs.get("angles_per_split")
+    return {
+        "format_version": FORMAT_VERSION,
+        "network": cfg.network,
+        "network_params": params,
+        "in_channels": cfg.context,
+        "context": cfg.context,
+        "n_splits": info.n_splits,
+        "strategy": cfg.strategy,
+        "angles_per_split": aps if aps is None or isinstance(aps, int) else _json_safe(aps),
+        "filter": info.attrs.get("filter"),
+        "pixel_size_um": info.pixel_size_um,
+        "noise_sigma": float(sigma),
+        "norm": norm,
+        "receptive_radius": int(receptive_radius(net)),
+        "train_config": _json_safe(to_dict(cfg)),
+        "recon_attrs": info.attrs,
+        "tomochunk_version": __version__,
+        "data_shape": [info.n_splits, info.n_z, info.height, info.width],
+        "train_slices": list(info.layout.train),
+        "val_slices": list(info.layout.val),
+        "patch_size": info.patch,
+    }
+
+
+def _train_here(
+    recon: xr.Dataset | Path, model_dir: Path | None, cfg: TrainConfig, overwrite: bool
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any], torch.nn.Module]:
+    """Train in this process (the body of the Dask task); returns state, metadata, history."""
+    with _torch_session(cfg.threads):
+        device = _resolve_device(cfg.device)
+        ds = xr.open_zarr(str(recon), consolidated=False, chunks=None) if isinstance(
+            recon, Path) else recon
+        info = inspect_recon(ds, cfg, str(recon) if isinstance(recon, Path) else "recon dataset")
+        h, fields_ = training_hash(cfg, info)
+        ckpt = _check_model_dir(model_dir, cfg, info, overwrite) if model_dir else None
+        t0 = time.perf_counter()
+        slab = _read_slab(recon, info.layout)
+        check_finite(slab, info.layout.read[0])
+        data = N2IData(slab, info.layout, cfg.strategy)
+        norm = data.norm_stats()
+        sigma = data.noise_sigma()
+        log.info(
+            "training data: %d splits, slices %s train / %s validation, %dx%d, read in %.1f s; "
+            "noise sigma %.4g; device %s, %d threads",
+            info.n_splits, info.layout.train, info.layout.val, info.height, info.width,
+            time.perf_counter() - t0, sigma, device, torch.get_num_threads(),
+        )
+        net, params = _build(cfg)
+        _check_network_fits(net, cfg.context, info.patch)
+        meta = _metadata(cfg, info, net, params, norm, sigma)
+        if model_dir is not None and ckpt is None and model_dir.exists():
+            shutil.rmtree(model_dir)  # overwrite=True was checked above
+        if model_dir is not None:
+            model_dir.mkdir(parents=True, exist_ok=True)
+        result = fit(
+            net, data, cfg, norm=norm, patch=info.patch, device=device,
+            checkpoint_path=model_dir / CHECKPOINT_FILE if model_dir else None,
+            resume_from=ckpt, config_hash_=h, config_fields=fields_,
+        )
+        meta["best_epoch"] = result.history["best_epoch"]
+        if model_dir is not None:
+            write_model_files(model_dir, result.best_state, meta, result.history)
+            log.info("model written to %s", model_dir / MODEL_FILE)
+        net.load_state_dict(result.best_state)
+        return result.best_state, meta, result.history, net.cpu().eval()
+
+
+def _train_task(
+    recon_path: str, model_dir: str | None, cfg_dict: dict[str, Any], overwrite: bool
+) -> dict[str, Any]:
+    """The Dask task: train from the store at ``recon_path``; return CPU weights + metadata."""
+    cfg = from_dict(TrainConfig, cfg_dict)
+    state, meta, history, _ = _train_here(
+        Path(recon_path), Path(model_dir) if model_dir else None, cfg, overwrite
+    )
+    return {"state_dict": state, "metadata": meta, "history": history}
+
+
+def _model_from_payload(payload: dict[str, Any]) -> TrainedModel:
+    from ..nn.registry import build_network
+
+    meta = payload["metadata"]
+    net = build_network(meta["network"], meta["in_channels"], 1, **meta["network_params"])
+    net.load_state_dict(payload["state_dict"])
+    return TrainedModel(net.eval(), meta, payload["history"])
+
+
+def train(
+    recon: str | os.PathLike[str] | xr.Dataset,
+    model_path: str | os.PathLike[str] | None = None,
+    *,
+    config: TrainConfig | None = None,
+    overwrite: bool = False,
+    client: Any | None = None,
+    **overrides: Any,
+) -> TrainedModel:
+    """Train a Noise2Inverse denoiser on the split reconstructions of ``recon``.
+
+    Parameters
+    ----------
+    recon : path or xarray.Dataset
+        ``recon.zarr`` (or a dataset) with ``split(split, z, y, x)``, K >= 2.
+    model_path : path, optional
+        Model directory to write (``model.pt``, ``metadata.json``, ``history.json``,
+        ``checkpoint.pt``). None: train in memory only (no checkpoints).
+    config : TrainConfig, optional
+        Defaults to ``TrainConfig()``; ``overrides`` (``epochs=5``, ...) are applied on top
+        (None values ignored).
+    overwrite : bool
+        Replace an existing model directory (it is removed when training starts).
+    client : distributed.Client, optional
+        Run training as one task on this cluster (default: the active client, if any, when
+        ``recon`` is a path). The task asks for ``{"GPU": 1}`` when a worker advertises one.
+
+    Returns
+    -------
+    TrainedModel
+        The network at the epoch of minimal validation loss, its metadata and history.
+
+    Raises
+    ------
+    InputError, ConfigError, OutputExistsError
+        On bad input, before training starts: no ``split`` or K < 2, too few slices,
+        patch larger than the slice, non-finite values, ``device="cuda"`` without CUDA,
+        resuming a checkpoint of another configuration, an existing model path.
+
+    Notes
+    -----
+    Patch size: the default (256) is clamped to the slice when the slice is smaller; any
+    other value larger than the slice is an error. Validation slab: the
+    ``max(1, round(val_fraction * Z))`` slices at one end of z (``val_end``), separated from
+    the training slices by ``context // 2`` unused slices.
+
+    References
+    ----------
+    Hendriksen, Pelt & Batenburg (2020), Noise2Inverse, IEEE TCI 6, 1320.
+    Flenner et al. (2022), J. Synchrotron Rad. 29, 230.
+    """
+    cfg = replace(config or TrainConfig(), **overrides)
+    _check_config(cfg)
+    ds, path = _open_recon(recon)
+    info = inspect_recon(ds, cfg, str(path) if path else "recon dataset")
+    model_dir = Path(model_path) if model_path is not None else None
+    if model_dir is not None:
+        _check_model_dir(model_dir, cfg, info, overwrite)
+    client = client if client is not None else (current_client() if path else None)
+    if client is not None and path is not None:
+        from ..cluster import gpu_resources
+
+        resources = gpu_resources(client)
+        log.info("training as one Dask task%s", " on a GPU worker" if resources else "")
+        future = client.submit(
+            _train_task, str(path.resolve()),
+            str(model_dir.resolve()) if model_dir else None,
+            to_dict(cfg), overwrite, resources=resources, pure=False,
+        )
+        return _model_from_payload(future.result())
+    state, meta, history, net = _train_here(path or ds, model_dir, cfg, overwrite)
+    return TrainedModel(net, meta, history)
