@@ -45,7 +45,7 @@ from .readers import (
     hdf5_listing,
     open_hdf5,
 )
-from .store import atomic_store, check_output_path, open_scan
+from .store import atomic_store, check_output_path, open_scan, open_store
 
 __all__ = ["ingest", "from_arrays", "open_reader", "detect_format", "validate_scan",
            "ScanCheck"]
@@ -115,6 +115,10 @@ def open_reader(source: Any, config: IngestConfig | None = None) -> ScanReader:
     path = Path(source)
     if not path.exists():
         raise InputError(f"input {path} does not exist; check the path")
+    if cfg.format == "auto" and path.is_dir() and (path / "zarr.json").is_file():
+        # an existing scan store (e.g. to re-chunk it): stream it like an in-memory dataset
+        ds = open_store(path, required=("projections", "theta"), what="scan store")
+        return READERS.get("xarray")(ds, cfg)
     name = detect_format(path) if cfg.format == "auto" else cfg.format
     log.debug("reading %s as %s", path, name)
     return READERS.get(name)(path, cfg)
@@ -221,8 +225,8 @@ def ingest(
     ----------
     source : path or xarray.Dataset
         A DXchange HDF5 file, a NeXus NXtomo file, a folder of TIFFs (or a multi-page TIFF),
-        a ``.npy`` of projections (angles from ``angles=``), or a dataset built by
-        :func:`from_arrays`.
+        a ``.npy`` of projections (angles from ``angles=``), an existing ``scan.zarr`` (to
+        re-chunk it), or a dataset built by :func:`from_arrays`.
     out : path
         The ``scan.zarr`` store to write.
     config : IngestConfig, optional
@@ -294,7 +298,7 @@ def _rows_per_read(row_bytes: int, cfg: IngestConfig) -> int:
     budget = cfg.read_block_mb * 2**20
     chunk_bytes = row_bytes * cfg.rows_per_chunk
     if chunk_bytes > budget:
-        log.warning("one chunk of %d rows needs %.0f MiB, more than read_block_mb=%g; lower "
+        log.warning("one chunk of %d rows needs %.3g MiB, more than read_block_mb=%g; lower "
                     "--rows-per-chunk to bound memory", cfg.rows_per_chunk, chunk_bytes / 2**20,
                     cfg.read_block_mb)
     return cfg.rows_per_chunk * max(1, int(budget // max(chunk_bytes, 1)))

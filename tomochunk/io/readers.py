@@ -445,9 +445,11 @@ def select_projection_angles(
     1. With an ``image_key`` (0 projection, 1 flat, 2 dark), the entries with key 0.
     2. With one entry per projection, the list as is.
     3. With more entries, the block of ``n_projections`` strictly monotonic entries whose
-       leading and trailing entries are each constant (flats and darks are taken at a fixed
-       angle, e.g. 5 darks + 5 flats + 91 projections + 5 flats + 5 darks). When several
-       blocks qualify, the central one is taken if it is among them.
+       leading entries all repeat its first angle and whose trailing entries all repeat its
+       last angle (flats and darks taken at the end positions of the scan, e.g. Diamond's
+       5 darks + 5 flats + 91 projections + 5 flats + 5 darks). When several blocks qualify,
+       the central one is taken if it is among them. Repeats are equal within 1/1000 of the
+       angular step.
 
     Returns
     -------
@@ -492,8 +494,8 @@ def select_projection_angles(
             stop = start + n_projections
             note = (f"{what} lists {n_total} entries for {n_projections} projections; took "
                     f"entries {start}..{stop - 1} (0-based) as the projections: the {start} "
-                    f"leading and {n_total - stop} trailing entries repeat a fixed angle "
-                    "(flat/dark frames)")
+                    f"leading and {n_total - stop} trailing entries repeat the first and last "
+                    "projection angles (flat/dark frames)")
             log.info("%s", note)
             return angles[start:stop], note
         hint = (f" (candidate first entries: {candidates})" if candidates else "")
@@ -526,7 +528,7 @@ def angles_from_file(
 
 
 def _embedded_blocks(angles: np.ndarray, n: int) -> list[int]:
-    """Starts of strictly monotonic blocks of length ``n`` with constant head and tail."""
+    """Starts of strictly monotonic blocks of length ``n`` whose head and tail repeat its ends."""
     total = angles.size
     if n < 2:
         return []
@@ -541,9 +543,9 @@ def _embedded_blocks(angles: np.ndarray, n: int) -> list[int]:
         bd = np.diff(block)
         if not (np.all(bd > 0) or np.all(bd < 0)):
             continue
-        if head.size and np.ptp(head) > tol:
+        if head.size and np.max(np.abs(head - block[0])) > tol:
             continue
-        if tail.size and np.ptp(tail) > tol:
+        if tail.size and np.max(np.abs(tail - block[-1])) > tol:
             continue
         out.append(start)
     return out
