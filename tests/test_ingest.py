@@ -213,6 +213,7 @@ def test_from_arrays_chunked_equals_whole(tmp_path):
     flat = RNG.random((23, 11), dtype=np.float32) + 2
     theta = np.linspace(0, 160, 9)
     scan = from_arrays(proj, theta, flat=flat, theta_unit="deg", pixel_size_um=0.65)
+    scan.attrs.update(phantom_center=np.float64(5.5), phantom_rings=np.array([3, 4]))
     assert scan.flat.shape == (1, 23, 11) and "dark" not in scan.variables
     np.testing.assert_allclose(scan.theta.values, np.deg2rad(theta))
     # a tiny memory budget forces one block per 3-row chunk, with a short last chunk
@@ -221,6 +222,8 @@ def test_from_arrays_chunked_equals_whole(tmp_path):
     np.testing.assert_array_equal(ds.projections.values, proj)
     np.testing.assert_array_equal(ds.flat.values, flat[None])
     assert ds.attrs["pixel_size_um"] == 0.65 and ds.attrs["normalized"] is False
+    assert ds.attrs["phantom_center"] == 5.5 and ds.attrs["phantom_rings"] == [3, 4]
+    assert ds.attrs["source"] == "numpy" and ds.attrs["source_format"] == "xarray"
 
 
 def test_lazy_dask_dataset_streams(tmp_path):

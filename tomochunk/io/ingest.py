@@ -270,27 +270,37 @@ def ingest(
         _log_layout(layout, out)
         with atomic_store(out, overwrite=overwrite, attrs=_store_attrs(layout)) as tmp:
             arrays = _create_arrays(tmp, layout, cfg.rows_per_chunk)
-            rows = min(cfg.rows_per_chunk, layout.n_rows)
-            blocks = [(r, min(r + step, layout.n_rows)) for r in range(0, layout.n_rows, step)]
-            for r0, r1 in tqdm(blocks, desc=f"ingest {out.name}", unit="block"):
-                block = reader.read_rows(r0, r1)
-                for name, arr in arrays.items():
-                    data = block[name]
-                    expected = (arr.shape[0], r1 - r0, arr.shape[2])
-                    if data.shape != expected:
-                        raise InputError(f"{layout.source}: rows {r0}:{r1} of {name} read as "
-                                         f"shape {data.shape}, expected {expected}; is the "
-                                         "file damaged?")
-                    # chunk by chunk: zarr then encodes one chunk-sized copy at a time
-                    for c0 in range(0, r1 - r0, rows):
-                        arr[:, r0 + c0:min(r0 + c0 + rows, r1), :] = data[:, c0:c0 + rows, :]
-                del block
+            n_blocks = _copy_rows(reader, arrays, step, label=f"ingest {out.name}")
     nbytes = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in layout.variables().values())
     dt = time.perf_counter() - t0
     log.info("ingested %s -> %s: %.1f MB in %.1f s (%.0f MB/s, %d block(s) of <= %d rows)",
-             layout.source, out, nbytes / 1e6, dt, nbytes / 1e6 / max(dt, 1e-9), len(blocks),
+             layout.source, out, nbytes / 1e6, dt, nbytes / 1e6 / max(dt, 1e-9), n_blocks,
              min(step, layout.n_rows))
     return open_scan(out)
+
+
+def _copy_rows(reader: ScanReader, arrays: dict[str, Any], step: int, label: str) -> int:
+    """Copy the scan into the store ``step`` rows at a time; return the number of blocks."""
+    layout = reader.layout
+    rows = arrays["projections"].chunks[1]
+    blocks = [(r, min(r + step, layout.n_rows)) for r in range(0, layout.n_rows, step)]
+    for r0, r1 in tqdm(blocks, desc=label, unit="block"):
+        try:
+            block = reader.read_rows(r0, r1)
+        except OSError as exc:
+            raise InputError(f"{layout.source}: reading detector rows {r0}:{r1} failed ({exc}); "
+                             "the file may be damaged or truncated") from exc
+        for name, arr in arrays.items():
+            data = block[name]
+            expected = (arr.shape[0], r1 - r0, arr.shape[2])
+            if data.shape != expected:
+                raise InputError(f"{layout.source}: rows {r0}:{r1} of {name} read as shape "
+                                 f"{data.shape}, expected {expected}; is the file damaged?")
+            # chunk by chunk: zarr then encodes one chunk-sized copy at a time
+            for c0 in range(0, r1 - r0, rows):
+                arr[:, r0 + c0:min(r0 + c0 + rows, r1), :] = data[:, c0:c0 + rows, :]
+        del block
+    return len(blocks)
 
 
 def _rows_per_read(row_bytes: int, cfg: IngestConfig) -> int:

@@ -649,7 +649,11 @@ class DatasetReader(ScanReader):
         note = ""
         if override is not None:
             theta, note = override
-        attrs = {"angle_layout": note} if note else {}
+        # keep the dataset's own metadata (e.g. a phantom's spec), minus stage markers
+        attrs = {k: _jsonable(v) for k, v in ds.attrs.items()
+                 if not str(k).startswith("tomochunk_") and _jsonable(v) is not None}
+        if note:
+            attrs["angle_layout"] = note
         return ScanLayout(
             projections=_spec(proj),
             theta=theta,
@@ -727,6 +731,23 @@ def _load_npy(path: Path, name: str) -> np.ndarray:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path} cannot be read as a .npy array of {name}: {exc}") from exc
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types (numpy scalars and arrays converted), or None."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        items = [_jsonable(v) for v in value]
+        return None if any(i is None for i in items) else items
+    if isinstance(value, dict):
+        items = {str(k): _jsonable(v) for k, v in value.items()}
+        return None if any(i is None for i in items.values()) else items
+    return None
 
 
 def _opt_float(value: Any) -> float | None:
