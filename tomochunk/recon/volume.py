@@ -1,0 +1,392 @@
+"""Split + reconstruct a whole scan over Dask, one task per block of detector rows.
+
+:func:`reconstruct` is the stage behind ``tomochunk recon`` (and ``tc.reconstruct``). For every
+block of ``rows_per_block`` detector rows a single task reads the raw rows (lazily, from the
+Zarr store), preprocesses them (:func:`tomochunk.preprocess.preprocess_block`: flat/dark,
+``-log``, stripe removal), and reconstructs the K interleaved subsets and the full set from
+that one preprocessed block, so all of them share exactly the same preprocessing and centre
+(Hendriksen, Pelt & Batenburg 2020). The outputs ``full(z,y,x)`` and ``split(split,z,y,x)``
+are written chunk by chunk by the tasks that compute them, so memory is bounded by the block
+size (``(K + 1) * rows_per_block * n^2`` floats per running task), not by the volume.
+
+When the angles are equally spaced over 180 degrees and their number is a multiple of K,
+the full reconstruction is computed as the mean of the K subset reconstructions: FBP is
+linear and the weights add up exactly (:func:`tomochunk.recon.split.full_is_mean_of_splits`),
+so this is the same result at about half the cost. Otherwise (for example the tooth's 181
+angles) the full set is reconstructed separately. The attribute ``full_from`` records which.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from ..config import PreprocessConfig, ReconConfig, replace, to_dict
+from ..errors import ConfigError, InputError
+from ..io import store
+from ..progress import current_client, get_logger
+from .filters import check_filter
+from .registry import RECONSTRUCTORS
+from .split import angles_per_split, check_splits, full_is_mean_of_splits, split_indices
+
+__all__ = ["reconstruct", "reconstruct_sinograms", "check_center"]
+
+_log = get_logger("recon")
+
+
+def _apply_overrides(
+    preprocess: PreprocessConfig, config: ReconConfig, overrides: dict[str, Any]
+) -> tuple[PreprocessConfig, ReconConfig]:
+    recon_keys = {f.name for f in fields(ReconConfig)}
+    pre_keys = {f.name for f in fields(PreprocessConfig)}
+    unknown = sorted(set(overrides) - recon_keys - pre_keys)
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for reconstruct; valid options are the "
+            f"ReconConfig fields ({', '.join(sorted(recon_keys))}) and the PreprocessConfig "
+            f"fields ({', '.join(sorted(pre_keys))})"
+        )
+    rc = {k: v for k, v in overrides.items() if k in recon_keys}
+    pc = {k: v for k, v in overrides.items() if k in pre_keys}
+    return replace(preprocess, **pc), replace(config, **rc)
+
+
+def _check_config(config: ReconConfig) -> None:
+    """Validate the reconstruction options before any work (errors list valid values)."""
+    RECONSTRUCTORS.get(config.backend)  # unknown / unavailable backend -> listed names
+    check_filter(config.filter, config.filter_cutoff, config.filter_order)
+    if config.backend == "astra":
+        from .astra_backend import ASTRA_FILTERS
+
+        if config.filter not in ASTRA_FILTERS:
+            raise ConfigError(
+                f"filter {config.filter!r} is not available in the astra backend; use one of "
+                f"{', '.join(ASTRA_FILTERS)} or backend='native'"
+            )
+        if config.tomopy_convention:
+            raise ConfigError("tomopy_convention needs backend='native' or 'tomopy'")
+    if config.pad not in ("zero", "edge", "none"):
+        raise ConfigError(f"pad={config.pad!r}; valid values are: zero, edge, none")
+    if config.rows_per_block < 1:
+        raise ConfigError(f"rows_per_block={config.rows_per_block} must be at least 1")
+
+
+def check_center(center: float | np.ndarray, n_det: int, n_rows: int) -> float | np.ndarray:
+    """Check a centre of rotation (0-based detector column, global or one per row).
+
+    Raises
+    ------
+    InputError
+        If a centre is not finite or lies outside the detector columns ``0 .. n_det - 1``,
+        or a per-row centre array does not have one value per detector row.
+    """
+    c = np.asarray(center, dtype=np.float64)
+    if c.ndim == 1 and c.size != n_rows:
+        raise InputError(
+            f"{c.size} per-slice centres given for {n_rows} detector rows; give one centre "
+            "or one per row"
+        )
+    if c.ndim > 1:
+        raise InputError(f"centre must be a number or a 1D array per row, got shape {c.shape}")
+    bad = ~np.isfinite(c) | (c < 0) | (c > n_det - 1)
+    if np.any(bad):
+        where = "" if c.ndim == 0 else f" in rows {np.nonzero(bad)[0][:20].tolist()}"
+        value = float(c) if c.ndim == 0 else c[bad][:5].tolist()
+        raise InputError(
+            f"centre of rotation {value}{where} is outside the detector columns 0..{n_det - 1}; "
+            "give a 0-based pixel column (--center), or --center auto to find it"
+        )
+    return float(c) if c.ndim == 0 else c
+
+
+def _check_theta(theta: np.ndarray, n_angles: int) -> np.ndarray:
+    theta = np.asarray(theta, dtype=np.float64).ravel()
+    if theta.size != n_angles:
+        raise InputError(
+            f"the scan has {n_angles} projections but {theta.size} angles; theta(angle) must "
+            "give one angle per projection"
+        )
+    if not np.all(np.isfinite(theta)):
+        bad = np.nonzero(~np.isfinite(theta))[0][:20].tolist()
+        raise InputError(f"projection angles {bad} are NaN/inf; fix theta in the scan store")
+    span = float(theta.max() - theta.min()) if theta.size else 0.0
+    if span > 2 * np.pi * 1.05:
+        warnings.warn(
+            f"the angles span {span:.1f} rad ({np.degrees(span):.0f} degrees); scan.zarr keeps "
+            "theta in radians: if these are degrees, convert them",
+            UserWarning,
+            stacklevel=3,
+        )
+    return theta
+
+
+def _threads_per_task(n_blocks: int) -> int:
+    """finufft/FFT threads per task: fill the cores without oversubscribing them."""
+    if current_client() is not None:
+        return 1  # a distributed deployment already runs one task per worker thread
+    cores = os.cpu_count() or 1
+    return max(1, cores // max(1, min(n_blocks, cores)))
+
+
+def reconstruct_sinograms(
+    att: np.ndarray,
+    theta: np.ndarray,
+    center: float | np.ndarray,
+    config: ReconConfig,
+    *,
+    nthreads: int | None = None,
+) -> np.ndarray:
+    """Reconstruct the full set and the K interleaved subsets of one preprocessed block.
+
+    Parameters
+    ----------
+    att : ndarray, shape (n_angles, n_rows, n_det)
+        float32 attenuation line integrals (preprocessed).
+    theta : ndarray, shape (n_angles,)
+        Angles in radians.
+    center : float or ndarray of shape (n_rows,)
+        Rotation axis, 0-based detector column.
+    config : ReconConfig
+        ``splits``, ``backend`` and the filter/geometry options.
+    nthreads : int, optional
+        Threads for the backend.
+
+    Returns
+    -------
+    ndarray, shape (1 + K, n_rows, n, n), float32
+        Index 0 is the full reconstruction, ``1 + j`` subset ``j``.
+    """
+    fn = RECONSTRUCTORS.get(config.backend)
+    k = config.splits
+    subsets = split_indices(att.shape[0], k)
+    out = None
+    for j, idx in enumerate(subsets):
+        rec = fn(np.ascontiguousarray(att[idx]), theta[idx], center, config, nthreads=nthreads)
+        if out is None:
+            out = np.empty((k + 1,) + rec.shape, dtype=np.float32)
+        out[1 + j] = rec
+    assert out is not None
+    if full_is_mean_of_splits(theta, k):
+        np.mean(out[1:], axis=0, out=out[0])
+    else:
+        out[0] = fn(att, theta, center, config, nthreads=nthreads)
+    return out
+
+
+def _block_task(
+    proj: np.ndarray,
+    flat: np.ndarray | None,
+    dark: np.ndarray | None,
+    theta: np.ndarray,
+    center: float | np.ndarray,
+    preprocess: PreprocessConfig,
+    config: ReconConfig,
+    row_offset: int,
+    halo: tuple[int, int],
+    nthreads: int,
+) -> np.ndarray:
+    from ..preprocess import preprocess_block
+
+    att, _report = preprocess_block(
+        np.asarray(proj),
+        None if flat is None else np.asarray(flat),
+        None if dark is None else np.asarray(dark),
+        preprocess,
+        row_offset=row_offset,
+        row_halo=halo,
+    )
+    return reconstruct_sinograms(att, theta, center, config, nthreads=nthreads)
+
+
+def _as_dataset(scan: xr.Dataset | str | os.PathLike[str]) -> tuple[xr.Dataset, str]:
+    if isinstance(scan, xr.Dataset):
+        missing = [v for v in ("projections", "theta") if v not in scan.variables]
+        if missing:
+            raise InputError(
+                f"the scan dataset has no {', '.join(missing)}; it needs projections(angle,"
+                "row,col) and theta(angle) in radians (open a store with tc.open_scan)"
+            )
+        return scan, str(scan.attrs.get("source", "dataset"))
+    return store.open_scan(scan), str(Path(scan))
+
+
+def _dask(var: xr.DataArray, rows_per_block: int) -> da.Array:
+    data = var.data
+    if isinstance(data, da.Array):
+        return data
+    chunks = tuple(-1 if d != "row" else rows_per_block for d in var.dims)
+    return da.from_array(np.asarray(data), chunks=chunks)
+
+
+def reconstruct(
+    scan: xr.Dataset | str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    *,
+    preprocess: PreprocessConfig | None = None,
+    config: ReconConfig | None = None,
+    overwrite: bool = False,
+    **overrides: Any,
+) -> xr.Dataset:
+    """Preprocess, split and reconstruct a scan: ``full(z,y,x)`` and ``split(split,z,y,x)``.
+
+    Parameters
+    ----------
+    scan : path or xarray.Dataset
+        ``scan.zarr`` (opened with :func:`tomochunk.io.store.open_scan`) or a dataset in that
+        layout: ``projections(angle,row,col)``, ``theta(angle)`` in radians, optional
+        ``flat(flat,row,col)`` and ``dark(dark,row,col)`` (without them the projections must
+        already be normalised transmission).
+    out : path, optional
+        Where to write ``recon.zarr``. Without it the lazy (Dask-backed) dataset is returned
+        and nothing is computed.
+    preprocess : PreprocessConfig, optional
+        Normalisation, stripe removal and centre (``center="auto"`` runs
+        :func:`tomochunk.preprocess.find_center` once, before the graph is built).
+    config : ReconConfig, optional
+        Splits, backend, filter, padding, circle mask, ``rows_per_block``.
+    overwrite : bool
+        Replace an existing ``out`` (only once the new store is complete).
+    **overrides
+        Any ReconConfig or PreprocessConfig field, e.g. ``splits=4, center=295.5``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``full`` and ``split`` float32 in linear attenuation per pixel; coords ``z, y, x`` in
+        micrometres when the scan has ``pixel_size_um`` (else pixels) and ``split``; attrs
+        ``center``, ``filter``, ``algorithm``, ``n_splits``, ``angles_per_split``,
+        ``stripe``, ``full_from``, ``preprocess`` and ``recon`` (config JSON), ``theta_range_deg``.
+
+    Raises
+    ------
+    OutputExistsError
+        ``out`` exists and ``overwrite`` is false (checked first).
+    ConfigError
+        Unknown backend, filter or option (the message lists the valid ones), ``splits < 2``.
+    InputError
+        Centre outside the detector, more splits than angles or fewer than 2 angles per
+        subset, a bad scan layout; NaN/inf in the projections beyond what preprocessing
+        in-fills (raised by the block that meets them, naming the detector rows).
+
+    Warns
+    -----
+    UserWarning
+        Angles that do not cover about 180 degrees; subsets of unequal size.
+
+    Examples
+    --------
+    >>> rec = reconstruct("scan.zarr", "recon.zarr", splits=2, center="auto")  # doctest: +SKIP
+    """
+    if out is not None:
+        store.check_output_path(out, overwrite)
+    preprocess = preprocess or PreprocessConfig()
+    config = config or ReconConfig()
+    preprocess, config = _apply_overrides(preprocess, config, overrides)
+    _check_config(config)
+
+    ds, source = _as_dataset(scan)
+    proj = ds["projections"]
+    if proj.ndim != 3:
+        raise InputError(f"projections must be (angle, row, col), got dims {proj.dims}")
+    proj = proj.transpose("angle", "row", "col")
+    n_angles, n_rows, n_det = proj.shape
+    theta = _check_theta(ds["theta"].values, n_angles)
+    sizes = check_splits(theta, config.splits)
+    has_flat = "flat" in ds.variables and "dark" in ds.variables
+
+    from ..preprocess import find_center, required_row_halo
+
+    center = check_center(find_center(ds, preprocess), n_det, n_rows)
+    if isinstance(center, np.ndarray):
+        _log.info("per-slice centres %.2f..%.2f", center.min(), center.max())
+    else:
+        _log.info("centre of rotation %.2f", center)
+
+    rpb = min(config.rows_per_block, n_rows)
+    halo = required_row_halo(preprocess)
+    p_data = _dask(proj, rpb)
+    f_data = _dask(ds["flat"].transpose("flat", "row", "col"), rpb) if has_flat else None
+    d_data = _dask(ds["dark"].transpose("dark", "row", "col"), rpb) if has_flat else None
+    starts = list(range(0, n_rows, rpb))
+    nthreads = _threads_per_task(len(starts))
+    k = config.splits
+    blocks = []
+    for r0 in starts:
+        r1 = min(r0 + rpb, n_rows)
+        top, bottom = min(halo, r0), min(halo, n_rows - r1)
+        rows = slice(r0 - top, r1 + bottom)
+        c = center if np.ndim(center) == 0 else center[r0:r1]
+        task = dask.delayed(_block_task, pure=True)(
+            p_data[:, rows, :],
+            None if f_data is None else f_data[:, rows, :],
+            None if d_data is None else d_data[:, rows, :],
+            theta,
+            c,
+            preprocess,
+            config,
+            r0 - top,
+            (top, bottom),
+            nthreads,
+        )
+        blocks.append(da.from_delayed(task, shape=(k + 1, r1 - r0, n_det, n_det), dtype=np.float32))
+    stack = da.concatenate(blocks, axis=1)
+    full = stack[0]
+    split = stack[1:].rechunk({0: 1})
+
+    px = ds.attrs.get("pixel_size_um")
+    scale = float(px) if px else 1.0
+    unit = "um" if px else "pixel"
+    coords = {
+        "z": ("z", np.arange(n_rows) * scale, {"units": unit}),
+        "y": ("y", np.arange(n_det) * scale, {"units": unit}),
+        "x": ("x", np.arange(n_det) * scale, {"units": unit}),
+    }
+    units = {"units": "linear attenuation per pixel"}
+    attrs: dict[str, Any] = {
+        "center": center.tolist() if isinstance(center, np.ndarray) else float(center),
+        "filter": config.filter,
+        "algorithm": config.backend,
+        "n_splits": k,
+        "angles_per_split": sizes,
+        "stripe": preprocess.stripe,
+        "full_from": "mean_of_splits" if full_is_mean_of_splits(theta, k) else "all_angles",
+        "n_angles": n_angles,
+        "theta_range_deg": [float(np.degrees(theta.min())), float(np.degrees(theta.max()))],
+        "pad": config.pad,
+        "circle": config.circle,
+        "tomopy_convention": config.tomopy_convention,
+        "preprocess": json.dumps(to_dict(preprocess)),
+        "recon": json.dumps(to_dict(config)),
+        "source": source,
+        "units": "linear attenuation per pixel",
+    }
+    if px:
+        attrs["pixel_size_um"] = float(px)
+    result = xr.Dataset(
+        {
+            "full": (("z", "y", "x"), full, units),
+            "split": (("split", "z", "y", "x"), split, units),
+        },
+        coords=coords,
+        attrs=attrs,
+    )
+    if out is None:
+        return result
+    assert angles_per_split(n_angles, k) == sizes
+    store.write_dataset(
+        result,
+        out,
+        overwrite=overwrite,
+        attrs=attrs,
+        label=f"reconstructing {n_rows} slices x {k + 1} volumes",
+    )
+    return store.open_recon(out)
