@@ -148,15 +148,21 @@ def main() -> None:
               show_default=True)
 @click.option("--rows-per-chunk", type=int, default=8, show_default=True)
 @click.option("--pixel-size-um", type=float, default=None)
+@click.option("--flats", default=None, help="Flat fields: file, folder or glob (TIFF/.npy input).")
+@click.option("--darks", default=None, help="Dark fields: file, folder or glob (TIFF/.npy input).")
+@click.option("--read-block-mb", type=float, default=64.0, show_default=True,
+              help="Memory budget of one block of detector rows read and written at a time.")
 @common
 @_errors
 def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str,
-           rows_per_chunk: int, pixel_size_um: float | None, overwrite: bool, **kw: Any) -> None:
+           rows_per_chunk: int, pixel_size_um: float | None, flats: str | None,
+           darks: str | None, read_block_mb: float, overwrite: bool, **kw: Any) -> None:
     """Read a raw scan (DXchange/NeXus HDF5, TIFF stack, .npy) into SCAN.zarr."""
     fn = _api("io.ingest", "ingest", "ingest")
     with _session(kw, cluster=False):
         cfg = cfgmod.IngestConfig(format=fmt, angles=angles, angles_unit=angles_unit,
-                                  rows_per_chunk=rows_per_chunk, pixel_size_um=pixel_size_um)
+                                  rows_per_chunk=rows_per_chunk, pixel_size_um=pixel_size_um,
+                                  flats=flats, darks=darks, read_block_mb=read_block_mb)
         fn(input, scan, config=cfg, overwrite=overwrite)
 
 
@@ -329,7 +335,8 @@ def config_cmd(example: bool) -> None:
 @main.command()
 def backends() -> None:
     """List reconstruction backends, networks and filters and whether they are available."""
-    for module, reg in (("recon.registry", "RECONSTRUCTORS"), ("nn.registry", "NETWORKS")):
+    for module, reg in (("io.readers", "READERS"), ("recon.registry", "RECONSTRUCTORS"),
+                        ("nn.registry", "NETWORKS"), ("filters", "FILTERS")):
         try:
             r = getattr(importlib.import_module(f"tomochunk.{module}"), reg)
             click.echo(f"{r.kind}: {r.describe()}")
