@@ -8,6 +8,7 @@ periodic structure of a butterfly scale and report the mean FWHM (200 +/- 60 nm 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -149,24 +150,32 @@ def _gauss(d: np.ndarray, center: float, amp: float, sigma: float, off: float) -
 
 
 def _fit_one(d: np.ndarray, v: np.ndarray, c0: float, sign: float, step: float) -> PeakFit | None:
+    """Bounded least-squares fit in one window; None if it fails or the peak is unresolved."""
     if d.size < 5:
         return None
+    span = float(d[-1] - d[0])
+    rng = float(np.ptp(v)) or 1.0
     off0 = float(np.min(v * sign)) * sign
     amp0 = float(np.interp(c0, d, v)) - off0
-    half = abs(amp0) / 2.0
-    above = np.abs(v - off0) >= half
-    s0 = max(float(above.sum()) * step / FWHM_PER_SIGMA, step)
-    span = float(d[-1] - d[0])
+    if amp0 * sign <= 0:
+        amp0 = sign * rng
+    above = np.abs(v - off0) >= abs(amp0) / 2.0
+    s0 = float(np.clip(above.sum() * step / FWHM_PER_SIGMA, step, span / 2))
+    amp_lo, amp_hi = (0.0, 3 * rng) if sign > 0 else (-3 * rng, 0.0)
+    lower = [d[0], amp_lo, step / 4, float(v.min()) - rng]
+    upper = [d[-1], amp_hi, span / 2, float(v.max()) + rng]
+    p0 = np.clip([c0, amp0, s0, off0], np.add(lower, 1e-12 * rng), np.subtract(upper, 1e-12 * rng))
     try:
-        popt, pcov = optimize.curve_fit(
-            _gauss, d, v, p0=(c0, amp0, s0, off0),
-            bounds=([d[0], -np.inf, step / 4, -np.inf], [d[-1], np.inf, span, np.inf]),
-            maxfev=4000,
-        )
-    except (RuntimeError, ValueError, optimize.OptimizeWarning):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optimize.OptimizeWarning)
+            popt, pcov = optimize.curve_fit(_gauss, d, v, p0=p0, bounds=(lower, upper),
+                                            maxfev=4000)
+    except (RuntimeError, ValueError):
         return None
     err = np.sqrt(np.clip(np.diag(pcov), 0, None))
-    if not np.all(np.isfinite(err)) or np.sign(popt[1]) != sign:
+    if not np.all(np.isfinite(err)) or popt[1] * sign <= 0:
+        return None
+    if FWHM_PER_SIGMA * popt[2] > span:  # wider than its window: not a resolved peak
         return None
     return PeakFit(float(popt[0]), float(err[0]), float(popt[1]), float(err[1]),
                    float(abs(popt[2])), float(err[2]), float(popt[3]), float(err[3]))

@@ -1,0 +1,413 @@
+"""Compute the report's metrics from a run directory and write the static report.
+
+What is measured where (all documented on the page as well):
+
+- **Central slab**: slices ``slice_z - 4 .. slice_z + 4`` (default the middle slice), in-plane
+  the central ``<= 1024 x 1024`` pixels. CNR, PSNR/SSIM, the noise map and the slice
+  figures use it; nothing else of the volumes is read, except a ``yz`` slice (at most 256
+  slices around ``slice_z``) and the line-profile segments.
+- **Reference image** for automatic choices: the truth if known, else the ML result, else
+  the unfiltered slab smoothed (Gaussian sigma 2 px).
+- **CNR masks**: :func:`tomochunk.metrics.auto_masks` on the reference slab (Otsu, eroded by
+  2 voxels), the same masks for every method (Flenner et al. 2022, Table 1).
+- **Line profile**: ``ReportConfig.profile`` or automatic: in the reference's central ``xy``
+  slice, the point of highest band-pass energy (difference of Gaussians, sigma 1 and 4 px,
+  squared and smoothed over 8 px: the most pronounced fine structure), and through it the
+  direction (15 degree steps) of largest band-pass variance along a 64 px segment. Peaks are
+  found on the reference profile and every method is fitted at the same positions (Fig. 5).
+- **PSD**: 17 segments parallel to the profile (1 px apart), mean windowed periodogram
+  (Fig. 6), so the spectrum is taken across the same structure.
+- **FRC**: split 0 vs split 1 on the central slice, Hann-apodised, half-bit threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ..config import ReportConfig, to_dict
+from ..errors import InputError
+from ..io.store import atomic_store, check_output_path
+from ..metrics import (
+    FRCResult,
+    auto_masks,
+    cnr,
+    difference_structure,
+    fit_peaks,
+    frc,
+    line_profile,
+    noise_from_halves,
+    psd_1d,
+    psnr,
+    ssim,
+    summarize_fwhm,
+)
+from ..progress import get_logger
+from . import figures
+from .collect import LABELS, RunData, collect_run
+from .html import render_html
+
+__all__ = ["make_report", "analyse"]
+
+log = get_logger("report")
+
+SLAB_HALF = 4
+MAX_INPLANE = 1024
+YZ_HALF = 128
+PROFILE_LEN = 64
+PSD_OFFSETS = 8
+
+
+def _json_safe(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_safe(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _json_safe(v.tolist())
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, str | int | float | bool) or v is None:
+        return v
+    return str(v)
+
+
+def _central(n: int, size: int) -> slice:
+    size = min(n, size)
+    start = (n - size) // 2
+    return slice(start, start + size)
+
+
+def _read(arr: Any, *index: slice | int) -> np.ndarray:
+    return np.asarray(arr[index], dtype=np.float32)
+
+
+def _auto_profile(ref_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segment (y, x) end points across the most pronounced fine structure (module doc)."""
+    band = ndimage.gaussian_filter(ref_xy, 1.0) - ndimage.gaussian_filter(ref_xy, 4.0)
+    energy = ndimage.gaussian_filter(band**2, 8.0)
+    ny, nx = ref_xy.shape
+    half = min(PROFILE_LEN, ny - 1, nx - 1) / 2.0
+    m = int(math.ceil(half)) + 1
+    inner = np.full(energy.shape, -np.inf)
+    if ny > 2 * m and nx > 2 * m:
+        inner[m:-m, m:-m] = energy[m:-m, m:-m]
+    else:
+        inner = energy
+    cy, cx = np.unravel_index(int(np.argmax(inner)), inner.shape)
+    best, best_var = None, -1.0
+    for ang in np.deg2rad(np.arange(0, 180, 15)):
+        dy, dx = half * math.sin(ang), half * math.cos(ang)
+        p0 = np.clip([cy - dy, cx - dx], 0, [ny - 1, nx - 1])
+        p1 = np.clip([cy + dy, cx + dx], 0, [ny - 1, nx - 1])
+        if np.linalg.norm(p1 - p0) < 4:
+            continue
+        _, v = line_profile(band, p0, p1)
+        if v.var() > best_var:
+            best, best_var = (p0, p1), float(v.var())
+    if best is None:
+        raise InputError(f"slices of shape {ref_xy.shape} are too small for a line profile")
+    return best
+
+
+def _polarity(values: np.ndarray, samples_per_px: float) -> str:
+    """'max' for narrow bright features, 'min' for narrow dark ones.
+
+    The sign of the skewness of the high-passed profile (minus a Gaussian smoothing of 4 px)
+    tells which: narrow peaks on a background give a long tail on their side.
+    """
+    hp = values - ndimage.gaussian_filter1d(values, 4.0 * samples_per_px)
+    hp = hp - hp.mean()
+    skew = float(np.mean(hp**3))
+    return "max" if skew >= 0 else "min"
+
+
+def _parallel_rows(vol: Any, p0: np.ndarray, p1: np.ndarray, num: int) -> np.ndarray:
+    """Profiles parallel to p0-p1 at 1 px offsets (in-plane normal); those inside the volume."""
+    direc = (p1 - p0) / np.linalg.norm(p1 - p0)
+    ax = np.array([1.0, 0, 0]) if abs(direc[0]) < 0.9 else np.array([0, 0, 1.0])
+    nrm = np.cross(direc, ax)
+    nrm /= np.linalg.norm(nrm)
+    upper = np.array(vol.shape) - 1
+    rows = []
+    for k in range(-PSD_OFFSETS, PSD_OFFSETS + 1):
+        a, b = p0 + k * nrm, p1 + k * nrm
+        if np.all(a >= 0) and np.all(b >= 0) and np.all(a <= upper) and np.all(b <= upper):
+            rows.append(line_profile(vol, a, b, num=num)[1])
+    return np.array(rows)
+
+
+def analyse(run: RunData, config: ReportConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Measure everything the report shows.
+
+    Returns
+    -------
+    metrics : dict
+        JSON-serialisable (``metrics.json``).
+    data : dict
+        Arrays and curves for the figures.
+    """
+    nz, ny, nx = run.shape
+    z0 = nz // 2 if config.slice_z is None else int(config.slice_z)
+    if not 0 <= z0 < nz:
+        raise InputError(f"slice_z={z0} is outside the volume's 0..{nz - 1} slices")
+    zs = slice(max(z0 - SLAB_HALF, 0), min(z0 + SLAB_HALF + 1, nz))
+    ys, xs = _central(ny, MAX_INPLANE), _central(nx, MAX_INPLANE)
+    zi = z0 - zs.start
+    px_nm = run.pixel_size_nm
+    methods = list(run.volumes)
+    log.info("report: reading the central slab z=%d..%d of %d methods", zs.start, zs.stop - 1,
+             len(methods))
+    slabs = {m: _read(v, zs, ys, xs) for m, v in run.volumes.items()}
+    truth = _read(run.truth, zs, ys, xs) if run.truth is not None else None
+    halves = (_read(run.splits, 0, zs, ys, xs), _read(run.splits, 1, zs, ys, xs)) \
+        if run.splits is not None else None
+
+    if truth is not None:
+        ref, ref_name, smooth = truth, "truth", 0.0
+    elif "ml" in slabs:
+        ref, ref_name, smooth = slabs["ml"], "ml", 1.0
+    else:
+        ref = ndimage.gaussian_filter(slabs["unfiltered"], (0, 2, 2))
+        ref_name, smooth = "unfiltered (smoothed, sigma 2 px)", 0.0
+
+    notes: list[str] = []
+    per: dict[str, dict[str, Any]] = {m: {"label": LABELS[m]} for m in methods}
+
+    # ---- CNR (Table 1)
+    masks = None
+    try:
+        masks = auto_masks(ref, erode=2, smooth=smooth)
+    except InputError as exc:
+        notes.append(f"CNR not computed: {exc}")
+    for m in methods:
+        if masks is None:
+            per[m].update(cnr=None)
+            continue
+        img = slabs[m]
+        mat, air = masks
+        per[m].update(cnr=cnr(img, mat, air), mean_mat=float(img[mat].mean()),
+                      mean_air=float(img[air].mean()), std_mat=float(img[mat].std()),
+                      std_air=float(img[air].std()))
+
+    # ---- PSNR / SSIM against the truth
+    for m in methods:
+        if truth is None:
+            per[m].update(psnr=None, ssim=None)
+        else:
+            per[m].update(psnr=psnr(slabs[m], truth, fit="affine"),
+                          ssim=ssim(slabs[m], truth, fit="affine"))
+
+    # ---- line profile and FWHM (Fig. 5)
+    if config.profile is not None:
+        if len(config.profile) != 6:
+            raise InputError(
+                f"profile must be [z0, y0, x0, z1, y1, x1], got {config.profile!r}"
+            )
+        p0, p1 = np.array(config.profile[:3], float), np.array(config.profile[3:], float)
+        prof_src = "config"
+    else:
+        a2, b2 = _auto_profile(ref[zi])
+        p0 = np.array([z0, a2[0] + ys.start, a2[1] + xs.start], float)
+        p1 = np.array([z0, b2[0] + ys.start, b2[1] + xs.start], float)
+        prof_src = f"automatic (fine structure of the {ref_name} image)"
+    num = int(math.ceil(np.linalg.norm(p1 - p0) * 2)) + 1  # half-pixel sampling
+    scale = px_nm if px_nm is not None else 1.0
+    unit = "nm" if px_nm is not None else "px"
+    if run.truth is not None:
+        ref_vol = run.truth
+    elif "ml" in run.volumes:
+        ref_vol = run.volumes["ml"]
+    else:
+        ref_vol = run.volumes["unfiltered"]
+    dist, ref_vals = line_profile(ref_vol, p0, p1, num=num, pixel_size=scale)
+    if ref_vol is run.volumes["unfiltered"]:
+        ref_vals = ndimage.gaussian_filter1d(ref_vals, 2.0 * 2)  # 2 px at half-px sampling
+    polarity = _polarity(ref_vals, (num - 1) / max(np.linalg.norm(p1 - p0), 1e-9))
+    ref_fits = fit_peaks(dist, ref_vals, polarity=polarity)
+    centers = [f.center for f in ref_fits]
+    profiles: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    fits: dict[str, list[Any]] = {}
+    for m, vol in run.volumes.items():
+        _, vals = line_profile(vol, p0, p1, num=num, pixel_size=scale)
+        profiles[m] = (dist, vals)
+        fits[m] = fit_peaks(dist, vals, peaks=centers, polarity=polarity) if centers else []
+        per[m].update(summarize_fwhm(fits[m]))
+    if not centers:
+        notes.append("no peak found on the reference profile: FWHM not measured")
+
+    # ---- PSD across the same structure (Fig. 6)
+    psds = {}
+    for m, vol in run.volumes.items():
+        rows = _parallel_rows(vol, p0, p1, num=max(int(np.linalg.norm(p1 - p0)) + 1, 8))
+        psds[m] = psd_1d(rows, pixel_size=px_nm)
+    # ---- difference images (Fig. 8e) and their structure fraction
+    diffs = {}
+    for m in methods:
+        if m == "unfiltered":
+            continue
+        r = difference_structure(slabs[m][zi], slabs["unfiltered"][zi],
+                                 reference=None if truth is None else truth[zi])
+        diffs[m] = r.pop("difference")
+        per[m].update(structure_fraction=r["structure_fraction"],
+                      structure_signal=r["signal"], difference_rms=r["rms"])
+
+    # ---- FRC of the halves, noise from the halves
+    frc_out: dict[str, Any] = {}
+    frc_curves: dict[str, FRCResult] = {}
+    noise_out: dict[str, Any] = {}
+    noise_map = None
+    if halves is not None:
+        frc_curves["split 0 vs split 1"] = frc(halves[0][zi], halves[1][zi], px_nm,
+                                               window="hann")
+        frc_out["halves"] = frc_curves["split 0 vs split 1"].to_dict()
+        per_slice, noise_map = noise_from_halves(halves[0], halves[1])
+        noise_out = {
+            "definition": "std of (split0 - split1)/sqrt(2): noise of one half",
+            "z": list(range(zs.start, zs.stop)),
+            "per_slice_std": per_slice.tolist(),
+            "mean_std": float(per_slice.mean()),
+            "map_min": float(noise_map.min()),
+            "map_max": float(noise_map.max()),
+            "map_max_over_min": float(noise_map.max() / max(noise_map.min(), 1e-30)),
+        }
+        if masks is not None:
+            noise_out["full_std_in_air"] = per["unfiltered"].get("std_air")
+    if truth is not None:
+        frc_out["vs_truth"] = {}
+        for m in methods:
+            r = frc(slabs[m][zi], truth[zi], px_nm, window="hann")
+            frc_curves[f"{LABELS[m]} vs truth"] = r
+            frc_out["vs_truth"][m] = r.to_dict(curves=False)
+
+    # ---- views: xy of the slab's central slice, yz through the profile's centre
+    xc = int(round((p0[2] + p1[2]) / 2))
+    yc, zc = (p0[1] + p1[1]) / 2, (p0[0] + p1[0]) / 2
+    zyz = slice(max(z0 - YZ_HALF, 0), min(z0 + YZ_HALF + 1, nz))
+    yz = {m: _read(v, zyz, ys, xc) for m, v in run.volumes.items()}
+    half_zoom = max(16, min(ys.stop - ys.start, xs.stop - xs.start) // 8)
+    zoom_xy = (int(np.clip(yc - ys.start - half_zoom, 0, max(ys.stop - ys.start - 2 * half_zoom,
+                                                            0))),
+               int(np.clip(xc - xs.start - half_zoom, 0, max(xs.stop - xs.start - 2 * half_zoom,
+                                                            0))),
+               2 * half_zoom)
+    zoom_yz = (int(np.clip(zc - zyz.start - half_zoom, 0,
+                           max(zyz.stop - zyz.start - 2 * half_zoom, 0))),
+               zoom_xy[0], 2 * half_zoom)
+    data = {
+        "methods": methods,
+        "xy": {m: s[zi] for m, s in slabs.items()},
+        "yz": yz,
+        "truth_xy": None if truth is None else truth[zi],
+        "offsets": {"z": z0, "y": ys.start, "x": xs.start, "yz_z": zyz.start, "yz_x": xc},
+        "zoom_xy": zoom_xy,
+        "zoom_yz": zoom_yz,
+        "profile": {"p0": p0, "p1": p1, "in_xy": bool(p0[0] == p1[0] == z0)},
+        "profiles": profiles,
+        "fits": fits,
+        "psds": psds,
+        "frc": frc_curves,
+        "noise_map": noise_map,
+        "noise_per_slice": (noise_out.get("z"), noise_out.get("per_slice_std")),
+        "diffs": diffs,
+        "masks": None if masks is None else (masks[0][zi], masks[1][zi]),
+        "pixel_size_nm": px_nm,
+        "unit": unit,
+        "history": run.history,
+    }
+    metrics = {
+        "run_dir": str(run.run_dir),
+        "pixel_size_nm": px_nm,
+        "slice_z": z0,
+        "slab": {"z": [zs.start, zs.stop], "y": [ys.start, ys.stop], "x": [xs.start, xs.stop]},
+        "reference": ref_name,
+        "truth": run.truth_source,
+        "methods": per,
+        "profile": {
+            "start_zyx": p0.tolist(), "end_zyx": p1.tolist(), "source": prof_src,
+            "polarity": polarity, "distance_unit": unit,
+            "peaks": {m: [f.to_dict() for f in fs] for m, fs in fits.items()},
+        },
+        "psd": {"unit": "1/nm" if px_nm else "cycles/px",
+                "peak_frequency": {m: float(f[1:][np.argmax(p[1:])]) for m, (f, p) in
+                                   psds.items()}},
+        "frc": frc_out,
+        "noise": noise_out,
+        "training": _training_summary(run.history),
+        "skipped": list(run.notes) + notes,
+    }
+    return _json_safe(metrics), data
+
+
+def _training_summary(history: dict[str, Any] | None) -> dict[str, Any]:
+    if not history or not history.get("epochs"):
+        return {}
+    ep = history["epochs"]
+    return {
+        "epochs": len(ep),
+        "best_epoch": history.get("best_epoch"),
+        "stopped": history.get("stopped"),
+        "final_train_loss": ep[-1].get("train_loss"),
+        "min_val_loss": min((e["val_loss"] for e in ep if e.get("val_loss") is not None),
+                            default=None),
+        "seconds": sum(float(e.get("seconds") or 0) for e in ep),
+    }
+
+
+def make_report(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    config: ReportConfig | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the static comparison report of a run directory.
+
+    The folder holds ``index.html`` (relative links only, no JavaScript, readable from disk),
+    PNG figures and ``metrics.json``; it is written under a temporary name and renamed when
+    complete. See the module docstring for what is measured where.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run directory (``recon.zarr`` required; other stores optional).
+    out : path-like, optional
+        Report folder (default ``run_dir/report``).
+    config : ReportConfig, optional
+        ``truth`` (.npy or .zarr), ``slice_z``, ``profile``.
+    overwrite : bool
+        Replace an existing report folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The report folder.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``out`` exists and ``overwrite`` is false (checked first).
+    InputError
+        On a missing run directory or reconstruction, or a truth of another shape.
+    """
+    config = config or ReportConfig()
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / "report"
+    check_output_path(out, overwrite)
+    run = collect_run(run_dir, truth=config.truth)
+    metrics, data = analyse(run, config)
+    metrics["report_config"] = to_dict(config)
+    with atomic_store(out, overwrite=overwrite) as tmp:
+        tmp.mkdir(parents=True)
+        figs = figures.write_all(data, tmp)
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (tmp / "index.html").write_text(render_html(metrics, figs, run), encoding="utf-8")
+    log.info("report written to %s", out / "index.html")
+    return out
