@@ -337,6 +337,8 @@ def backends() -> None:
     """List reconstruction backends, networks and filters and whether they are available."""
     for module, reg in (("io.readers", "READERS"), ("recon.registry", "RECONSTRUCTORS"),
                         ("nn.registry", "NETWORKS"), ("filters", "FILTERS")):
+        if module == "io.readers":
+            importlib.import_module("tomochunk.io.ingest")  # registers the file readers
         try:
             r = getattr(importlib.import_module(f"tomochunk.{module}"), reg)
             click.echo(f"{r.kind}: {r.describe()}")
