@@ -20,6 +20,15 @@ from tomochunk.nn import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors gain nothing from threads; on a busy machine OpenMP spin-waits dominate."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _randomise(
     net: torch.nn.Module, std: float = 0.2, seed: int = 0, positive: bool = False
 ) -> torch.nn.Module:
@@ -175,20 +184,23 @@ def test_unet_any_size_and_aligned_tiles():
 
 def test_training_steps_reduce_the_loss():
     torch.manual_seed(0)
-    x = torch.randn(4, 3, 24, 24)
+    x = torch.randn(2, 3, 16, 16)
     target = x[:, 1:2] * 0.5 + 0.1
-    for name, params in (("msd", {"depth": 6}), ("unet", {"depth": 2, "features": 4})):
+    for name, params in (
+        ("msd", {"depth": 6, "dilations": (1, 2, 3)}),
+        ("unet", {"depth": 2, "features": 4}),
+    ):
         torch.manual_seed(0)
         net = build_network(name, 3, 1, **params)
         opt = torch.optim.Adam(net.parameters(), lr=1e-2)
         losses = []
-        for _ in range(30):
+        for _ in range(25):
             opt.zero_grad()
             loss = torch.nn.functional.mse_loss(net(x), target)
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        assert losses[-1] < 0.5 * losses[0], name
+        assert losses[-1] < 0.5 * losses[0], (name, losses)
 
 
 def test_registry_and_build_network():

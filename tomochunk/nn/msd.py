@@ -64,33 +64,50 @@ _DEFAULT_DILATIONS: tuple[int, ...] = tuple(range(1, 11))
 _BLOCK_CHANNELS = 10
 
 
-def _shift_sum(z: torch.Tensor, d: int, out: torch.Tensor) -> torch.Tensor:
+def _shift_sum(
+    z: torch.Tensor, d: int, out: torch.Tensor, work: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sum the 9 taps of a dilated 3x3 convolution: ``out = sum_t shift_t(pad(z_t))``.
 
     ``z`` has shape ``(9, B, H, W)`` (tap ``t = 3*ky + kx``); ``out`` has shape ``(B, H, W)``.
+    ``work`` is an optional flat scratch tensor of at least :func:`_shift_sum_work_size`
+    elements, reused across calls to avoid allocating (and page-faulting) per layer.
     """
-    _, _, h, w = z.shape
-    zp = F.pad(z, (d, d, d, d), mode="reflect")
-    zp = zp.view(3, 3, *zp.shape[1:])
-    rows = zp[:, 0, :, :, 0:w] + zp[:, 1, :, :, d : d + w]
+    _, b, h, w = z.shape
+    hp, wp = h + 2 * d, w + 2 * d
+    if work is None:
+        work = z.new_empty(_shift_sum_work_size(b, h, w, d))
+    zp = work[: 9 * b * hp * wp].view(9, b, hp, wp)
+    torch.ops.aten.reflection_pad2d.out(z, [d, d, d, d], out=zp)
+    zp = zp.view(3, 3, b, hp, wp)
+    rows = work[9 * b * hp * wp : 9 * b * hp * wp + 3 * b * hp * w].view(3, b, hp, w)
+    torch.add(zp[:, 0, :, :, 0:w], zp[:, 1, :, :, d : d + w], out=rows)
     rows += zp[:, 2, :, :, 2 * d : 2 * d + w]
     torch.add(rows[0, :, 0:h], rows[1, :, d : d + h], out=out)
     out += rows[2, :, 2 * d : 2 * d + h]
     return out
 
 
-def _shift_sum_adjoint(g: torch.Tensor, d: int, out: torch.Tensor) -> torch.Tensor:
+def _shift_sum_work_size(b: int, h: int, w: int, d: int) -> int:
+    """Scratch elements :func:`_shift_sum` needs for dilations up to ``d``."""
+    return 9 * b * (h + 2 * d) * (w + 2 * d) + 3 * b * (h + 2 * d) * w
+
+
+def _shift_sum_adjoint(
+    g: torch.Tensor, d: int, out: torch.Tensor, work: torch.Tensor | None = None
+) -> torch.Tensor:
     """Adjoint of :func:`_shift_sum`: the gradient ``(9, B, H, W)`` of the 9 tap images."""
     b, h, w = g.shape
-    gp = g.new_zeros(3, 3, b, h + 2 * d, w + 2 * d)
+    hp, wp = h + 2 * d, w + 2 * d
+    if work is None:
+        work = g.new_empty(9 * b * hp * wp)
+    gp = work[: 9 * b * hp * wp].view(3, 3, b, hp, wp).zero_()
     for ky in range(3):
         for kx in range(3):
             gp[ky, kx, :, ky * d : ky * d + h, kx * d : kx * d + w] = g
     like = g.new_empty(()).expand(9, b, h, w)
-    out.copy_(
-        torch.ops.aten.reflection_pad2d_backward(
-            gp.view(9, b, h + 2 * d, w + 2 * d), like, [d, d, d, d]
-        )
+    torch.ops.aten.reflection_pad2d_backward.grad_input(
+        gp.view(9, b, hp, wp), like, [d, d, d, d], grad_input=out
     )
     return out
 
@@ -141,6 +158,7 @@ def _msd_forward(
     flat = buf.view(plan.channels, npix)
     max_block = max(l1 - l0 for l0, l1 in plan.blocks) * wd
     zbuf = x.new_empty(max_block * 9 * npix)
+    work = x.new_empty(_shift_sum_work_size(bsz, h, w, max(plan.dil)))
     for l0, l1 in plan.blocks:
         n0 = plan.n_in(l0)
         m = (l1 - l0) * wd
@@ -158,7 +176,7 @@ def _msd_forward(
             for j in range(wd):
                 k = layer * wd + j
                 out = buf[plan.cin + k]
-                _shift_sum(zl[j], plan.dil[k], out)
+                _shift_sum(zl[j], plan.dil[k], out, work)
                 out.add_(biases[layer][j]).clamp_(min=0)
     y = torch.addmm(final_b[:, None], final_w, flat)
     return y.view(-1, bsz, h, w).transpose(0, 1), buf
@@ -184,6 +202,8 @@ def _msd_backward(
     g_b: list[torch.Tensor] = [torch.empty(0)] * plan.depth
     max_block = max(l1 - l0 for l0, l1 in plan.blocks) * wd
     gz_buf = buf.new_empty(max_block * 9 * npix)
+    dmax = max(plan.dil)
+    work = buf.new_empty(9 * bsz * (h + 2 * dmax) * (w + 2 * dmax))
     for l0, l1 in reversed(plan.blocks):
         n0 = plan.n_in(l0)
         m = (l1 - l0) * wd
@@ -198,7 +218,7 @@ def _msd_backward(
                 k = layer * wd + j
                 g_pre = gbuf[plan.cin + k] * (flat[plan.cin + k] > 0)
                 gbias[j] = g_pre.sum()
-                _shift_sum_adjoint(g_pre.view(bsz, h, w), plan.dil[k], gzl[j])
+                _shift_sum_adjoint(g_pre.view(bsz, h, w), plan.dil[k], gzl[j], work)
             g_b[layer] = gbias
             if n > n0:
                 gzl2 = gzl.reshape(wd * 9, npix)
