@@ -71,6 +71,16 @@ def test_msd_matches_naive_outputs_and_gradients(width, depth, dilations):
         assert (net(x) - y).abs().max().item() < 1e-6
 
 
+def test_msd_batch_equals_single_slices():
+    """Chunks of different batch size (z-chunks of a volume) give the same slices."""
+    net = _randomise(MSDNet(5, 1, depth=10), std=0.2).eval()
+    x = torch.randn(3, 5, 40, 33)
+    with torch.no_grad():
+        whole = net(x)
+        for i in range(3):
+            assert (net(x[i : i + 1]) - whole[i : i + 1]).abs().max().item() < 1e-5
+
+
 def _saved_bytes(net: MSDNet, x: torch.Tensor, naive: bool) -> int:
     """Bytes of the tensors autograd saves for backward during one forward pass."""
     total = 0

@@ -54,6 +54,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ..errors import ConfigError, InputError
 
@@ -249,6 +250,7 @@ class _MSDFunction(torch.autograd.Function):
         return y.contiguous()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_y):  # type: ignore[override]
         plan = ctx.plan
         buf, final_w, *weights = ctx.saved_tensors
