@@ -78,6 +78,8 @@ def _check_config(config: ReconConfig) -> None:
         raise ConfigError(f"pad={config.pad!r}; valid values are: zero, edge, none")
     if config.rows_per_block < 1:
         raise ConfigError(f"rows_per_block={config.rows_per_block} must be at least 1")
+    if config.threads is not None and config.threads < 1:
+        raise ConfigError(f"threads={config.threads} must be at least 1 (or None for auto)")
 
 
 def check_center(center: float | np.ndarray, n_det: int, n_rows: int) -> float | np.ndarray:
@@ -317,7 +319,7 @@ def reconstruct(
     f_data = _dask(ds["flat"].transpose("flat", "row", "col"), rpb) if has_flat else None
     d_data = _dask(ds["dark"].transpose("dark", "row", "col"), rpb) if has_flat else None
     starts = list(range(0, n_rows, rpb))
-    nthreads = _threads_per_task(len(starts))
+    nthreads = config.threads or _threads_per_task(len(starts))
     k = config.splits
     blocks = []
     for r0 in starts:
