@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from click.testing import CliRunner
 from scipy import ndimage
 
+from tomochunk.cli import main
 from tomochunk.config import ReportConfig
 from tomochunk.errors import IncompleteStoreError, InputError, OutputExistsError
 from tomochunk.io.store import write_dataset
@@ -158,7 +160,13 @@ def test_report_without_optional_parts(tmp_path):
     (out / "stale.txt").write_text("an older report")
     with pytest.raises(OutputExistsError, match="pass --overwrite"):
         make_report(run, out)
-    assert make_report(run, out, overwrite=True) == out
+    # through the CLI (contract: tomochunk report RUN_DIR [--truth] [--out] [--overwrite])
+    cli = CliRunner()
+    res = cli.invoke(main, ["report", str(run), "--out", str(out)])
+    assert res.exit_code == 2 and "already exists" in res.output
+    res = cli.invoke(main, ["report", str(run), "--out", str(out), "--overwrite", "-q"])
+    assert res.exit_code == 0, res.output
+    assert f"report written to {out}" in res.output
     assert not (out / "stale.txt").exists(), "overwrite replaces the whole folder"
     m = json.loads((out / "metrics.json").read_text())
     assert set(m["methods"]) == {"unfiltered", "median"}

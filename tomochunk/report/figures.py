@@ -183,7 +183,7 @@ def psd_figure(psds: dict[str, tuple[np.ndarray, np.ndarray]], unit: str) -> Fig
             ax.semilogy(f[1:], np.maximum(p[1:], 1e-30), color=COLORS.get(m), lw=1.8,
                         label=LABELS[m])
         ax.set_xlabel(f"spatial frequency ({unit})")
-        ax.set_ylabel("PSD (grey value² × length)")
+        ax.set_ylabel("PSD (grey value² · nm)" if unit == "1/nm" else "PSD (grey value² · px)")
         ax.set_title("1D power spectral density across the profiled structure")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(frameon=False)
@@ -346,9 +346,13 @@ def write_all(data: dict[str, Any], folder: Path) -> dict[str, str]:
                         pixel_size_nm=px, axes_names=("y", "x"),
                         title=f"xy slice z = {off['z']}", truth=data["truth_xy"], line=line)
     out["slices_xy"] = _save(fig, folder, "slices_xy.png")
+    line_yz = None
+    if prof["in_yz"]:
+        line_yz = ((prof["p0"][0] - off["yz_z"], prof["p0"][1] - off["y"]),
+                   (prof["p1"][0] - off["yz_z"], prof["p1"][1] - off["y"]))
     fig = slices_figure(data["yz"], zoom=data["zoom_yz"], origin=(off["yz_z"], off["y"]),
                         pixel_size_nm=px, axes_names=("z", "y"),
-                        title=f"yz slice x = {off['yz_x']}")
+                        title=f"yz slice x = {off['yz_x']}", line=line_yz)
     out["slices_yz"] = _save(fig, folder, "slices_yz.png")
     out["profiles"] = _save(profiles_figure(data["profiles"], data["fits"], data["unit"]),
                             folder, "profiles.png")

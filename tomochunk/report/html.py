@@ -45,6 +45,10 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return escape(json.dumps(v, default=str))
 
 
+def _fixed(v: Any, decimals: int) -> str:
+    return "–" if not isinstance(v, int | float) else f"{v:.{decimals}f}"
+
+
 def _figure(figs: dict[str, str], key: str, caption: str) -> str:
     if key not in figs:
         return ""
@@ -65,10 +69,10 @@ def _methods_table(metrics: dict[str, Any]) -> str:
     per = metrics["methods"]
     unit = metrics["profile"]["distance_unit"]
     has_truth = any(m.get("psnr") is not None for m in per.values())
-    cols = [("CNR", "cnr")]
+    cols = [("CNR", "cnr", 2)]
     if has_truth:
-        cols += [("PSNR (dB)", "psnr"), ("SSIM", "ssim")]
-    head = "".join(f"<th>{c}</th>" for c, _ in cols)
+        cols += [("PSNR (dB)", "psnr", 2), ("SSIM", "ssim", 3)]
+    head = "".join(f"<th>{c}</th>" for c, _, _ in cols)
     head += f"<th>FWHM ({unit})</th><th>peaks</th><th>structure in difference</th>"
     best_key = "psnr" if has_truth else "cnr"
     vals = [m.get(best_key) for m in per.values() if m.get(best_key) is not None]
@@ -76,7 +80,7 @@ def _methods_table(metrics: dict[str, Any]) -> str:
     rows = []
     for key, m in per.items():
         cls = ' class="best"' if best is not None and m.get(best_key) == best else ""
-        cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for _, k in cols)
+        cells = "".join(f"<td>{_fixed(m.get(k), n)}</td>" for _, k, n in cols)
         fw = m.get("fwhm")
         fw_s = "–" if fw is None else f"{fw:.3g} ± {m.get('fwhm_std') or 0:.2g}"
         sf = m.get("structure_fraction")
