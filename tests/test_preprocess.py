@@ -128,6 +128,17 @@ def test_find_center_vo_synthetic_exact(center):
     assert find_center_vo(sino, theta=theta) == pytest.approx(center, abs=0.25)
 
 
+def test_find_center_vo_uses_first_half_turn_of_360_scan():
+    half, _ = disk_sinogram(60.25, 90, 128)
+    # a second half turn mirrored about the detector middle (63.5), not about the axis:
+    # only the first half turn is consistent with 60.25, and only it must be used
+    full = np.concatenate([half, half[:, ::-1]])
+    theta = np.linspace(0, 2 * np.pi, 180, endpoint=False)
+    assert find_center_vo(full, theta=theta) == pytest.approx(60.25, abs=0.25)
+    with pytest.raises(InputError, match="cover only 90.00 degrees"):
+        find_center_vo(half[:45], theta=np.linspace(0, np.pi / 2, 45, endpoint=False))
+
+
 def test_find_center_registration_synthetic():
     sino, theta = disk_sinogram(61.3, 181, 128, endpoint=True)
     assert find_center_registration(sino[0], sino[-1]) == pytest.approx(61.3, abs=0.05)

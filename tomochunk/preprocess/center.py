@@ -68,7 +68,8 @@ def half_turn_indices(theta: np.ndarray) -> np.ndarray:
 def opposite_pair(theta: np.ndarray, *, max_error_deg: float | None = None) -> tuple[int, int]:
     """Indices ``(i, j)`` of the two projections closest to 180 degrees apart.
 
-    Prefers the pair whose difference is nearest to pi (mod 2 pi).
+    Any pair qualifies, not only 0 and 180 degrees (e.g. -88.2 and 91.8 degrees); among
+    equally good pairs the one with the lowest angle is taken.
 
     Parameters
     ----------
@@ -91,17 +92,16 @@ def opposite_pair(theta: np.ndarray, *, max_error_deg: float | None = None) -> t
     step = float(np.median(np.diff(ts))) if ts.size > 1 else 0.0
     if max_error_deg is None:
         max_error_deg = min(max(1.5 * math.degrees(step), 0.1), 2.0)
-    # difference of every pair, folded to [0, 2 pi); fine for the few thousand angles of a scan
-    # but done with searchsorted to stay O(n log n)
+    # for every angle, the angle closest to it + pi (searchsorted: O(n log n)); the first of
+    # equally good pairs (lowest angle) wins
+    want = ts + math.pi
+    k = np.clip(np.searchsorted(ts, want), 1, ts.size - 1)
     best = (math.inf, 0, 0)
-    for target in (math.pi, -math.pi):
-        want = ts + target
-        k = np.clip(np.searchsorted(ts, want), 1, ts.size - 1)
-        for cand in (k - 1, k):
-            err = np.abs(ts[cand] - want)
-            i = int(np.argmin(err))
-            if err[i] < best[0]:
-                best = (float(err[i]), int(order[i]), int(order[cand[i]]))
+    for cand in (k - 1, k):
+        err = np.abs(ts[cand] - want)
+        i = int(np.argmin(err))
+        if err[i] < best[0]:
+            best = (float(err[i]), int(order[i]), int(order[cand[i]]))
     err_deg = math.degrees(best[0])
     i, j = sorted((best[1], best[2]))
     if err_deg > max_error_deg:
@@ -241,6 +241,11 @@ def find_center_vo(
         )
     if smin > smax:
         raise InputError(f"smin ({smin}) must not exceed smax ({smax})")
+    if not (step > 0 and srad >= 0 and ratio > 0):
+        raise InputError(
+            f"find_center_vo needs step > 0, srad >= 0 and ratio > 0, got step={step}, "
+            f"srad={srad}, ratio={ratio}"
+        )
     if theta is not None:
         theta = np.asarray(theta).ravel()
         if theta.size != sino.shape[0]:
