@@ -20,6 +20,7 @@ from tomochunk.phantom import (
     angles,
     beam_profile,
     demo_spec,
+    lattice_holes,
     lattice_patch,
     make_truth,
     project_shapes,
@@ -207,24 +208,33 @@ def test_roi_projections_do_not_fall_to_zero_at_the_detector_edges():
 
 
 def test_lattice_period_is_the_peak_of_the_truth_power_spectrum():
-    spec = ScanSpec(n_z=20, n_xy=128, n_angles=2, lattice_period=5.0, seed=9)
+    spec = ScanSpec(n_z=32, n_xy=128, n_angles=2, lattice_period=5.0, seed=9)
     x, y, radius, z0, z1 = lattice_patch(spec)
-    c = spec.center
-    side = int(radius * np.sqrt(2) / spec.lattice_period) * int(spec.lattice_period)  # 30
+    c, p = spec.center, spec.lattice_period
+    side = int(radius * np.sqrt(2) / p) * int(p)  # 30: a whole number of periods
     i0, j0 = int(round(c - y - side / 2)), int(round(c + x - side / 2))
+    truth = make_truth(spec)
 
     def spectrum(volume):
-        crop = volume[10, i0:i0 + side, j0:j0 + side].astype(np.float64)
+        crop = volume[16, i0:i0 + side, j0:j0 + side].astype(np.float64)
         power = np.abs(np.fft.fft2(crop - crop.mean())) ** 2
         freq = np.fft.fftfreq(side)
         return power, np.hypot(*np.meshgrid(freq, freq, indexing="ij"))
 
-    power, radial = spectrum(make_truth(spec))
+    power, radial = spectrum(truth)
     peak = radial.ravel()[np.argmax(np.where(radial > 0.5 * spec.lattice_frequency, power, 0))]
     assert peak == pytest.approx(spec.lattice_frequency, abs=1e-9)
     plain, _ = spectrum(make_truth(spec.replace(lattice=False)))
     at_peak = np.isclose(radial, spec.lattice_frequency)
     assert power[at_peak].sum() > 100 * plain[at_peak].sum()
+    # periodic along z too: a hole column alternates hole / wall with the same period
+    centres, segments, hole = lattice_holes(spec)
+    hx, hy = centres[np.argmin(np.hypot(*(centres - (x, y)).T))]
+    column = truth[:, int(round(c - hy)), int(round(c + hx))]
+    inner = column[segments[0, 0].astype(int) + 2:segments[-1, 1].astype(int) - 1][:20]
+    zpower = np.abs(np.fft.rfft(inner - inner.mean())) ** 2
+    assert np.fft.rfftfreq(20)[np.argmax(zpower)] == pytest.approx(1 / p)
+    assert np.ptp(inner) > 0.7 * 0.8 * spec.mu  # holes and walls fully resolved
 
 
 # -- API behaviour -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ Examples
 
 from __future__ import annotations
 
-from .objects import lattice_patch, make_shapes
+from .objects import lattice_holes, lattice_patch, make_shapes
 from .scan import (
     SOURCE,
     angles,
@@ -59,6 +59,7 @@ __all__ = [
     "ring_gains",
     "dark_pattern",
     "lattice_patch",
+    "lattice_holes",
     "make_shapes",
     "Shapes",
     "Ellipses",

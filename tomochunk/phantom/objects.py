@@ -3,8 +3,8 @@
 ``cells`` (the default) imitates the nanotomography samples of Flenner et al. (2022,
 J. Synchrotron Rad. 29, 230-238): a cylindrical body (a FIB-milled pillar or a biopsy
 punch) holding ellipsoidal cells with nuclei, small dense granules, and a patch of denser
-material pierced by a periodic square lattice of holes a few pixels apart, like the
-butterfly-scale nanostructure near the resolution limit. In ROI mode the body is wider
+material pierced by a 3D-periodic lattice of holes a few pixels apart, like the
+butterfly-scale photonic crystal near the resolution limit. In ROI mode the body is wider
 than the field of view and features outside the field rotate in and out of view.
 
 All features are placed without overlap, so every voxel of the truth is >= 0 and each
@@ -20,7 +20,7 @@ import numpy as np
 from .shapes import CYLINDER, ELLIPSOID, Shapes
 from .spec import BODY_RADIUS, ROI_BODY_RADIUS, ScanSpec
 
-__all__ = ["make_shapes", "lattice_patch"]
+__all__ = ["make_shapes", "lattice_patch", "lattice_holes"]
 
 # modified Shepp-Logan (Toft 1996): value, a, b, x0, y0, phi (degrees); plus a z semi-axis
 _SHEPP = [
@@ -80,6 +80,43 @@ def lattice_patch(spec: ScanSpec) -> tuple[float, float, float, float, float]:
             0.1 * spec.n_z - 0.5, 0.9 * spec.n_z - 0.5)
 
 
+def lattice_holes(spec: ScanSpec) -> tuple[np.ndarray, np.ndarray, float]:
+    """The holes of the lattice: a simple-cubic array of short cylinders along ``z``.
+
+    In-plane the holes sit on a square grid of period ``p = lattice_period`` aligned with
+    ``x`` and ``y`` and centred on the patch; along ``z`` each hole column is cut into
+    segments of length ``p - w`` separated by walls ``w = max(1, round(0.2 p))`` pixels
+    thick, so the structure is periodic in 3D (as the butterfly scale's photonic crystal)
+    and a 3D filter cannot simply average along the holes. A segment always covers slice
+    ``n_z // 2``; segments are clipped to leave a solid cap of ``w`` at both patch ends.
+
+    Returns
+    -------
+    centres : ndarray, (N, 2)
+        ``x, y`` of the hole axes, pixels.
+    segments : ndarray, (M, 2)
+        ``z`` ranges ``[start, end]`` of the hole segments (slice ``k`` spans
+        ``[k - 1/2, k + 1/2]``).
+    radius : float
+        Hole radius, ``0.3 p``.
+    """
+    px, py, pr, z0, z1 = lattice_patch(spec)
+    p = spec.lattice_period
+    hole = 0.3 * p
+    m = int(pr / p) + 1
+    gx, gy = np.meshgrid(np.arange(-m, m + 1) * p, np.arange(-m, m + 1) * p)
+    ok = np.hypot(gx, gy) + hole + 0.75 < pr
+    centres = np.stack([px + gx[ok], py + gy[ok]], axis=1)
+    wall = max(1.0, float(round(0.2 * p)))
+    start = spec.n_z // 2 - 1.5  # first full slice of the central segment: n_z // 2 - 1
+    lo, hi = z0 + wall, z1 - wall
+    k = np.arange(math.floor((lo - start) / p) - 1, math.ceil((hi - start) / p) + 1)
+    za = np.maximum(start + k * p, lo)
+    zb = np.minimum(start + k * p + p - wall, hi)
+    keep = zb - za >= 1.0
+    return centres, np.stack([za[keep], zb[keep]], axis=1), hole
+
+
 def _cells(spec: ScanSpec, rng: np.random.Generator) -> Shapes:
     n, nz, mu = spec.n_xy, spec.n_z, spec.mu
     body_r = (ROI_BODY_RADIUS if spec.roi else BODY_RADIUS) * n
@@ -95,13 +132,11 @@ def _cells(spec: ScanSpec, rng: np.random.Generator) -> Shapes:
         pz, ph = (z0 + z1) / 2.0, (z1 - z0) / 2.0
         contrast = 0.8 * mu
         rows.append((CYLINDER, px, py, pz, pr, pr, ph, 0.0, contrast))
-        p = spec.lattice_period
-        hole = 0.3 * p
-        m = int(pr / p) + 1
-        gx, gy = np.meshgrid(np.arange(-m, m + 1) * p, np.arange(-m, m + 1) * p)
-        ok = np.hypot(gx, gy) + hole + 0.75 < pr
-        for hx, hy in zip(gx[ok], gy[ok], strict=True):
-            rows.append((CYLINDER, px + hx, py + hy, pz, hole, hole, ph, 0.0, -contrast))
+        centres, segments, hole = lattice_holes(spec)
+        for za, zb in segments:
+            for hx, hy in centres:
+                rows.append((CYLINDER, hx, hy, (za + zb) / 2.0, hole, hole, (zb - za) / 2.0,
+                             0.0, -contrast))
         discs.append((px, py, pr))
     spheres = np.zeros((0, 4))  # x, y, z, bounding radius
 

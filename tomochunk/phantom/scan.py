@@ -35,7 +35,7 @@ import xarray as xr
 from ..errors import InputError
 from ..progress import get_logger
 from .objects import make_shapes
-from .shapes import project_shapes, rasterise_shapes
+from .shapes import Shapes, project_shapes, rasterise_shapes
 from .spec import ScanSpec
 
 __all__ = [
@@ -68,7 +68,11 @@ def make_truth(spec: ScanSpec) -> np.ndarray:
     analytic object over the voxel. Array row ``i`` is at ``y = c - i`` (``y`` up) and
     column ``j`` at ``x = j - c``, ``c = (n_xy - 1) / 2``.
     """
-    vol = rasterise_shapes(make_shapes(spec), spec.n_z, spec.n_xy, spec.supersample, _SUB_ROWS)
+    return _truth(spec, make_shapes(spec))
+
+
+def _truth(spec: ScanSpec, shapes: Shapes) -> np.ndarray:
+    vol = rasterise_shapes(shapes, spec.n_z, spec.n_xy, spec.supersample, _SUB_ROWS)
     return np.maximum(vol, 0.0).astype(np.float32)
 
 
@@ -80,8 +84,11 @@ def simulate_projections(spec: ScanSpec) -> np.ndarray:
     ROI mode the whole object is projected, including its parts outside the field of
     view, so the projection edges are not zero.
     """
-    sino = project_shapes(make_shapes(spec), angles(spec), spec.n_z, spec.n_xy,
-                          spec.supersample)
+    return _projections(spec, make_shapes(spec))
+
+
+def _projections(spec: ScanSpec, shapes: Shapes) -> np.ndarray:
+    sino = project_shapes(shapes, angles(spec), spec.n_z, spec.n_xy, spec.supersample)
     return np.ascontiguousarray(sino.transpose(1, 0, 2), dtype=np.float32)
 
 
@@ -161,14 +168,15 @@ def simulate_scan(
     """
     log = get_logger("phantom")
     t0 = time.perf_counter()
+    shapes = make_shapes(spec)
     if truth is None:
-        truth = make_truth(spec)
+        truth = _truth(spec, shapes)
     elif truth.shape != (spec.n_z, spec.n_xy, spec.n_xy):
         raise InputError(
             f"truth has shape {truth.shape} but the spec needs "
             f"{(spec.n_z, spec.n_xy, spec.n_xy)}; pass make_truth(spec) or truth=None"
         )
-    line = simulate_projections(spec)
+    line = _projections(spec, shapes)
     rng = np.random.default_rng([spec.seed, 3])
     dark = dark_pattern(spec)
     open_beam = spec.photons * beam_profile(spec) * pixel_gain(spec)  # (row, col)
