@@ -197,6 +197,26 @@ def test_find_center_diamond_tiffs(method):
     assert abs(center - 85.9) <= 1  # vo: 86.5, registration: 85.85
 
 
+def test_find_center_per_slice_follows_a_tilted_axis():
+    """Per-slice centres over 11 rows (two read blocks) follow an axis moving 0.5 px a row."""
+    truth = 60.0 + 0.5 * np.arange(11)
+    sinos = [disk_sinogram(c, 180, 128)[0] for c in truth]
+    theta = disk_sinogram(60.0, 180, 128)[1]
+    proj = (1000 * np.exp(-np.stack(sinos, axis=1))).astype(np.float32)
+    scan = xr.Dataset(
+        {
+            "projections": (("angle", "row", "col"), da.from_array(proj, chunks=(180, 4, 128))),
+            "flat": (("flat", "row", "col"), np.full((2, 11, 128), 1000, np.float32)),
+            "dark": (("dark", "row", "col"), np.zeros((1, 11, 128), np.float32)),
+        },
+        coords={"theta": ("angle", theta)},
+    )
+    cfg = PreprocessConfig(center_per_slice=True, stripe="none")
+    np.testing.assert_allclose(find_center(scan, cfg), truth, atol=0.25)
+    global_center = find_center(scan, PreprocessConfig(stripe="none"))  # rows 2, 5, 8
+    assert global_center == pytest.approx(truth[5], abs=0.25)
+
+
 def test_find_center_override_and_no_opposite_pair():
     scan = tooth_scan()
     assert find_center(scan, PreprocessConfig(center=301.25)) == 301.25

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from ..config import PreprocessConfig, replace
 from ..errors import InputError
-from ..progress import get_logger
+from ..progress import get_logger, progress_enabled, tqdm
 
 __all__ = [
     "find_center_vo",
@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 _log = get_logger("preprocess.center")
+_ROWS_PER_READ = 8  # detector rows read and normalised at once by find_center
 
 
 # ----------------------------------------------------------------------------------------
@@ -426,17 +427,22 @@ def find_center(
         att = _attenuation(scan, np.array([i, j]), rows, config)
         if config.center_per_slice:
             return np.array([find_center_registration(att[0, r], att[1, r])
-                             for r in range(rows.size)])
+                             for r in range(rows.size)])  # two projections: fits memory
         center = find_center_registration(att[0], att[1])
         _log.info("centre %.2f by 0/180 registration of projections %d and %d", center, i, j)
         return center
     if config.center_method != "vo":
         raise InputError(f"unknown centre method {config.center_method!r}; use vo or registration")
 
-    idx = half_turn_indices(theta)
-    att = _attenuation(scan, np.sort(idx), rows, config)
-    th = theta[np.sort(idx)]
-    centers = np.array([find_center_vo(att[:, r, :], theta=th) for r in range(rows.size)])
+    idx = np.sort(half_turn_indices(theta))
+    centers = np.empty(rows.size)
+    # read and normalise a few rows at a time, so that every row of a large scan fits memory
+    starts = range(0, rows.size, _ROWS_PER_READ)
+    quiet = len(starts) < 2 or not progress_enabled()
+    for s in tqdm(starts, desc="centre (Vo)", total=len(starts), disable=quiet):
+        att = _attenuation(scan, idx, rows[s : s + _ROWS_PER_READ], config)
+        for r in range(att.shape[1]):
+            centers[s + r] = find_center_vo(att[:, r, :], theta=theta[idx])
     if config.center_per_slice:
         return centers
     center = float(np.median(centers))
