@@ -81,6 +81,18 @@ def test_msd_batch_equals_single_slices():
             assert (net(x[i : i + 1]) - whole[i : i + 1]).abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize(("h", "w", "d"), [(11, 12, 10), (5, 4, 3), (30, 20, 1)])
+def test_reflect_fold_is_the_adjoint_of_reflect_padding(h, w, d):
+    from tomochunk.nn.msd import _reflect_fold
+
+    x = torch.randn(2, 3, h, w, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 3, h + 2 * d, w + 2 * d, dtype=torch.float64)
+    padded = torch.nn.functional.pad(x, (d, d, d, d), mode="reflect")
+    (expected,) = torch.autograd.grad(padded, x, g)
+    out = torch.empty(2, 3, h, w, dtype=torch.float64)
+    assert torch.allclose(_reflect_fold(g.clone(), d, out), expected, atol=1e-12)
+
+
 def _saved_bytes(net: MSDNet, x: torch.Tensor, naive: bool) -> int:
     """Bytes of the tensors autograd saves for backward during one forward pass."""
     total = 0

@@ -106,10 +106,22 @@ def _shift_sum_adjoint(
     for ky in range(3):
         for kx in range(3):
             gp[ky, kx, :, ky * d : ky * d + h, kx * d : kx * d + w] = g
-    like = g.new_empty(()).expand(9, b, h, w)
-    torch.ops.aten.reflection_pad2d_backward.grad_input(
-        gp.view(9, b, hp, wp), like, [d, d, d, d], grad_input=out
-    )
+    return _reflect_fold(gp.view(9, b, hp, wp), d, out)
+
+
+def _reflect_fold(gp: torch.Tensor, d: int, out: torch.Tensor) -> torch.Tensor:
+    """Adjoint of reflect padding by ``d`` (last two dims); overwrites the scratch ``gp``.
+
+    Each padded row/column is added back onto the pixel it mirrors (the pad column ``m`` on
+    the left mirrors column ``d - m`` of the image), then the interior is copied to ``out``.
+    """
+    h, w = gp.shape[-2] - 2 * d, gp.shape[-1] - 2 * d
+    gp[..., :, d + 1 : 2 * d + 1] += gp[..., :, 0:d].flip(-1)
+    gp[..., :, w - 1 : w - 1 + d] += gp[..., :, d + w : 2 * d + w].flip(-1)
+    cols = gp[..., :, d : d + w]
+    cols[..., d + 1 : 2 * d + 1, :] += cols[..., 0:d, :].flip(-2)
+    cols[..., h - 1 : h - 1 + d, :] += cols[..., d + h : 2 * d + h, :].flip(-2)
+    out.copy_(cols[..., d : d + h, :])
     return out
 
 
