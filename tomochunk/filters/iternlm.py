@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.restoration import estimate_sigma
 
 from ..errors import ConfigError
 from ._volume import Volume, apply_kernel, check_volume
@@ -47,6 +46,8 @@ def iternlm_halo(iterations: int, patch_size: int, patch_distance: int) -> int:
 
 def slice_noise(vol: np.ndarray) -> np.ndarray:
     """Per-slice noise level ``(z,)``: wavelet MAD estimate of every xy slice."""
+    from skimage.restoration import estimate_sigma
+
     return np.array([estimate_sigma(np.asarray(s, dtype=np.float64), channel_axis=None)
                      for s in vol], dtype=np.float64)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from skimage.restoration import denoise_nl_means, estimate_sigma
 
 from ..errors import ConfigError
 from ._volume import Volume, apply_kernel, check_volume
@@ -36,6 +35,8 @@ def check_nlm_params(patch_size: int, patch_distance: int, h: float,
 
 def _nlm_kernel(slab: np.ndarray, info: Slab, *, patch_size: int, patch_distance: int,
                 h: float, sigma: float | None) -> np.ndarray:
+    from skimage.restoration import denoise_nl_means, estimate_sigma
+
     core = slab[info.core]
     s = float(estimate_sigma(core, channel_axis=None)) if sigma is None else float(sigma)
     if s <= 0:
