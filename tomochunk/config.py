@@ -199,6 +199,9 @@ class TrainConfig:
     threads : int or None
         torch threads on the worker (None: the worker's cores).
     resume : bool
+    max_train_slices : int or None
+        Train on at most this many slices (the ones next to the validation slab; None: all),
+        which bounds the memory of the training task for large volumes.
     """
 
     network: str = "msd"
@@ -222,6 +225,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = None
     resume: bool = False
+    max_train_slices: int | None = None
 
 
 @dataclass
