@@ -13,8 +13,9 @@ Policy for bad values (documented once, used by :func:`~tomochunk.preprocess.pre
 * **Transmission <= floor.** :func:`minus_log` clips transmission to ``floor`` (default 1e-6,
   so the largest attenuation is ``-log(1e-6) = 13.8``) and returns how many values it clipped.
 * **NaN / inf.** :func:`count_nonfinite` counts them; :func:`fill_invalid` replaces them by the
-  median of the finite values in their 3 x 3 (row, col) neighbourhood of the same projection
-  (0 when that neighbourhood has none).
+  median of the finite values among the 2 columns on each side in the same detector row of
+  the same projection (0 when there are none). Staying in one detector row keeps the result
+  independent of how the detector is cut into blocks of rows.
 """
 
 from __future__ import annotations
@@ -154,19 +155,25 @@ def count_nonfinite(a: np.ndarray) -> int:
     return int(a.size - np.count_nonzero(np.isfinite(a)))
 
 
-def fill_invalid(a: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """Replace invalid values by the median of their valid 3 x 3 neighbours.
+def fill_invalid(
+    a: np.ndarray, mask: np.ndarray | None = None, *, reach: int = 2
+) -> tuple[np.ndarray, int]:
+    """Replace invalid values by the median of the valid values beside them in their row.
 
-    The neighbourhood is taken in the last two axes (row, col) of the same projection, so no
-    information crosses angles. Values whose neighbourhood holds no valid value become 0.
+    The neighbours are the ``reach`` columns on each side in the same detector row of the same
+    projection (clipped at the detector edges), so no information crosses angles or detector
+    rows, and blocks of rows give the same result as the whole detector. Values with no valid
+    neighbour become 0.
 
     Parameters
     ----------
     a : numpy.ndarray
-        ``(..., row, col)`` array; a float32 copy is returned.
+        ``(..., col)`` array, e.g. ``(angle, row, col)``; a float32 copy is returned.
     mask : numpy.ndarray of bool, optional
         Extra invalid positions (broadcastable to ``a``), e.g. dead detector pixels; non-finite
         values are always invalid.
+    reach : int
+        Columns on each side taken as neighbours.
 
     Returns
     -------
@@ -184,21 +191,14 @@ def fill_invalid(a: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndar
         return out, 0
     out[bad] = np.nan
     idx = np.nonzero(bad)
-    nr, nc = out.shape[-2], out.shape[-1]
-    lead = idx[:-2]
-    neigh = []
-    for dr in (-1, 0, 1):
-        r = np.clip(idx[-2] + dr, 0, nr - 1)
-        for dc in (-1, 0, 1):
-            c = np.clip(idx[-1] + dc, 0, nc - 1)
-            neigh.append(out[(*lead, r, c)])
+    n_cols = out.shape[-1]
+    offsets = [d for d in range(-reach, reach + 1) if d != 0]
+    neigh = [out[(*idx[:-1], np.clip(idx[-1] + d, 0, n_cols - 1))] for d in offsets]
     vals = np.stack(neigh, axis=0)
-    with np.errstate(all="ignore"):
-        finite = np.isfinite(vals)
-        any_finite = finite.any(axis=0)
-        med = np.zeros(vals.shape[1], dtype=np.float32)
-        if any_finite.any():
-            med[any_finite] = np.nanmedian(vals[:, any_finite], axis=0)
+    any_finite = np.isfinite(vals).any(axis=0)
+    med = np.zeros(vals.shape[1], dtype=np.float32)
+    if any_finite.any():
+        med[any_finite] = np.nanmedian(vals[:, any_finite], axis=0)
     out[idx] = med
     return out, n
 

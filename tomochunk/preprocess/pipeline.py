@@ -6,14 +6,15 @@ values -> optional projection median -> stripe removal -> float32 attenuation.
 Bad-value policy (see also :mod:`tomochunk.preprocess.normalize`):
 
 * dead detector pixels (``flat - dark <= 0`` or non-finite flat/dark) are counted; up to
-  ``max_fraction`` of the detector (1 %) they are in-filled, beyond that
+  ``max_dead_fraction`` of the detector (1 %) they are in-filled, beyond that
   :func:`~tomochunk.preprocess.check_flat_dark` raises :class:`~tomochunk.errors.InputError`;
 * transmission below ``config.log_floor`` is clipped before ``-log`` and counted;
 * NaN/inf in the raw projections (or produced by them) are counted. Up to
-  ``max_nonfinite_fraction`` of the block (1 %) they are replaced by the median of their
-  finite 3 x 3 (row, col) neighbours in the same projection (0 where none is finite) and a
-  warning with the count is logged; above it an InputError names the affected rows.
-  NaN/inf never reach the output.
+  ``max_nonfinite_fraction`` of the block (1 %) they are replaced by the median of the finite
+  values among the two columns on each side in the same row of the same projection (0 where
+  none is finite; :func:`~tomochunk.preprocess.fill_invalid`) and a warning with the count is
+  logged; above it an InputError names the affected rows. Dead pixels are in-filled the same
+  way. NaN/inf never reach the output.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ def preprocess_block(
     if report["nonfinite_filled"]:
         _log.warning(
             "%d NaN/inf values in detector rows %d..%d replaced by the median of their finite "
-            "3x3 neighbours", report["nonfinite_filled"], row_offset,
+            "neighbours in their row", report["nonfinite_filled"], row_offset,
             row_offset + proj.shape[1] - 1,
         )
     if config.projection_median > 0:
