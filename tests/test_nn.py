@@ -18,6 +18,7 @@ from tomochunk.nn import (
     network_params_from_config,
     receptive_radius,
 )
+from tomochunk.nn import msd as msd_module
 
 
 @pytest.fixture(autouse=True)
@@ -47,9 +48,16 @@ def _randomise(
 
 
 @pytest.mark.parametrize(
-    ("width", "depth", "dilations"), [(1, 12, tuple(range(1, 11))), (2, 6, (1, 2, 3))]
+    ("width", "depth", "dilations", "block_bytes"),
+    [
+        (1, 12, tuple(range(1, 11)), None),  # default blocks of 10 layers
+        (2, 6, (1, 2, 3), None),
+        (1, 7, (1, 2, 3), 1),  # one layer per block (the memory cap for huge images)
+    ],
 )
-def test_msd_matches_naive_outputs_and_gradients(width, depth, dilations):
+def test_msd_matches_naive_outputs_and_gradients(width, depth, dilations, block_bytes, monkeypatch):
+    if block_bytes is not None:
+        monkeypatch.setattr(msd_module, "_BLOCK_MAX_BYTES", block_bytes)
     torch.manual_seed(1)
     net = _randomise(MSDNet(3, 2, depth=depth, width=width, dilations=dilations))
     x = torch.randn(2, 3, 25, 18, requires_grad=True)

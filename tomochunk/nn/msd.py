@@ -61,8 +61,10 @@ from ..errors import ConfigError, InputError
 __all__ = ["MSDNet"]
 
 _DEFAULT_DILATIONS: tuple[int, ...] = tuple(range(1, 11))
-# Hidden channels per block of the blocked matrix products (9 taps each: 90-row GEMMs).
+# Hidden channels per block of the blocked matrix products (9 taps each: 90-row GEMMs), and
+# the most memory the block's tap images may take (fewer channels per block on huge images).
 _BLOCK_CHANNELS = 10
+_BLOCK_MAX_BYTES = 512 * 2**20
 
 
 def _shift_sum(
@@ -146,8 +148,16 @@ class _Plan:
         self.width = width
         self.channels = in_channels + depth * width
         self.dil = [int(dilations[k % len(dilations)]) for k in range(depth * width)]
-        per_block = max(1, _BLOCK_CHANNELS // width)
-        self.blocks = [(l0, min(l0 + per_block, depth)) for l0 in range(0, depth, per_block)]
+
+    def blocks(self, npix: int, itemsize: int) -> list[tuple[int, int]]:
+        """Layer ranges ``[l0, l1)`` whose products with earlier channels are done at once.
+
+        Up to ``_BLOCK_CHANNELS`` hidden channels per block, fewer when the block's tap
+        images (9 per channel) would exceed ``_BLOCK_MAX_BYTES``.
+        """
+        fit = _BLOCK_MAX_BYTES // (9 * npix * itemsize)
+        per_block = max(1, min(_BLOCK_CHANNELS, fit) // self.width)
+        return [(l0, min(l0 + per_block, self.depth)) for l0 in range(0, self.depth, per_block)]
 
     def n_in(self, layer: int) -> int:
         """Channels read by ``layer`` (input plus all earlier hidden channels)."""
@@ -169,10 +179,11 @@ def _msd_forward(
     buf = x.new_empty(plan.channels, bsz, h, w)
     buf[: plan.cin].copy_(x.transpose(0, 1))
     flat = buf.view(plan.channels, npix)
-    max_block = max(l1 - l0 for l0, l1 in plan.blocks) * wd
+    blocks = plan.blocks(npix, x.element_size())
+    max_block = max(l1 - l0 for l0, l1 in blocks) * wd
     zbuf = x.new_empty(max_block * 9 * npix)
     work = x.new_empty(_shift_sum_work_size(bsz, h, w, max(plan.dil)))
-    for l0, l1 in plan.blocks:
+    for l0, l1 in blocks:
         n0 = plan.n_in(l0)
         m = (l1 - l0) * wd
         mats = [_tap_matrix(weights[layer]) for layer in range(l0, l1)]
@@ -213,11 +224,12 @@ def _msd_backward(
     gbuf = final_w.T @ gy  # (C, npix): gradient w.r.t. every channel of the buffer
     g_w: list[torch.Tensor] = [torch.empty(0)] * plan.depth
     g_b: list[torch.Tensor] = [torch.empty(0)] * plan.depth
-    max_block = max(l1 - l0 for l0, l1 in plan.blocks) * wd
+    blocks = plan.blocks(npix, buf.element_size())
+    max_block = max(l1 - l0 for l0, l1 in blocks) * wd
     gz_buf = buf.new_empty(max_block * 9 * npix)
     dmax = max(plan.dil)
     work = buf.new_empty(9 * bsz * (h + 2 * dmax) * (w + 2 * dmax))
-    for l0, l1 in reversed(plan.blocks):
+    for l0, l1 in reversed(blocks):
         n0 = plan.n_in(l0)
         m = (l1 - l0) * wd
         mats = [_tap_matrix(weights[layer]) for layer in range(l0, l1)]
