@@ -309,6 +309,12 @@ class MSDNet(nn.Module):
     in both image dimensions (reflect padding). The network applies no normalisation: scale the
     input and output (zero mean, unit standard deviation) outside it.
 
+    Memory, with ``P = B*H*W`` pixels, ``C = in_channels + depth*width`` channels and 4-byte
+    floats: inference needs about ``4*P*(C + 9*b + 12)`` bytes, where ``b`` (hidden channels
+    per block, at most 10) is reduced so that ``36*P*b`` stays under 512 MiB; training keeps
+    ``4*P*C`` bytes for backward and needs about ``4*P*(2*C + 9*b + 9)`` during it. All of
+    this is linear in depth (a ``torch.cat`` per layer is quadratic).
+
     Examples
     --------
     >>> net = MSDNet(5, 1, depth=10)
