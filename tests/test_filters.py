@@ -237,3 +237,19 @@ def test_projection_median_preprocessing_option_exists():
     assert np.allclose(out, ref) or np.allclose(
         out, np.stack([ndi.median_filter(p, footprint=footprint_array(1, "ball")[1]) for p in proj])
     )
+
+
+def test_accessor_filters(recon_store):
+    import tomochunk.accessor  # noqa: F401 - registers .tomo
+    from tomochunk.io.store import open_recon
+
+    path, vol = recon_store
+    rec = open_recon(path)
+    out = rec.full.tomo.median(radius=1, chunk_z=4)
+    assert out.chunks[0][0] == 4 and out.name == "median"
+    np.testing.assert_array_equal(out.values, median(vol, 1))
+    np.testing.assert_array_equal(rec.tomo.median(radius=1).values, median(vol, 1))
+    np.testing.assert_allclose(rec.full.tomo.nlm(patch_distance=2, sigma=0.1).values,
+                               nlm(vol, patch_distance=2, sigma=0.1), atol=1e-5)
+    with pytest.raises(InputError, match="split volumes"):
+        rec.full.tomo.denoise("model")

@@ -363,3 +363,14 @@ def test_inference_tasks_routed_to_gpu_workers(saved, tmp_path):
             np.testing.assert_allclose(out.values, saved["ref"], atol=1e-5)
             np.testing.assert_array_equal(out.z.values, np.arange(13) * 0.5)
             assert is_complete(tmp_path / "g.zarr")
+
+
+def test_accessor_denoise(saved):
+    import tomochunk.accessor  # noqa: F401 - registers .tomo
+    from tomochunk.io.store import open_recon
+
+    rec = open_recon(saved["root"] / "recon.zarr")
+    for out in (rec.tomo.denoise(saved["model"], chunk_z=4),
+                rec.split.tomo.denoise(saved["root"] / "model", chunk_z=6)):
+        assert out.name == "denoised" and out.dims == ("z", "y", "x")
+        np.testing.assert_allclose(out.values, saved["ref"], atol=1e-5)

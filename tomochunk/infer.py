@@ -456,7 +456,9 @@ def _open(recon: Any) -> tuple[xr.Dataset, str]:
                 f"expected the 'split' volumes (split, z, y, x), got DataArray {recon.name!r} "
                 f"with dims {recon.dims}"
             )
-        return recon.to_dataset(name="split").assign_attrs(recon.attrs), "split DataArray"
+        coords = {c: v.variable for c, v in recon.coords.items() if "split" not in v.dims}
+        ds = xr.Dataset(coords={**coords, "split": recon.variable}, attrs=recon.attrs)
+        return ds, "split DataArray"
     return open_recon(recon), str(recon)
 
 
