@@ -107,6 +107,17 @@ def test_remove_stripe_sorting_removes_offset_stripe():
     np.testing.assert_array_equal(remove_stripe_sorting(block)[:, 0], out)
 
 
+@pytest.mark.parametrize("size", [1, 4, 21])
+def test_sorting_median_equals_scipy(size):
+    from scipy import ndimage
+
+    from tomochunk.preprocess.stripe import _median_along_cols
+
+    block = np.random.default_rng(size).random((30, 2, 25)).astype(np.float32)
+    ref = ndimage.median_filter(block, size=(1, 1, size), mode="reflect")
+    np.testing.assert_array_equal(_median_along_cols(block, size), ref)
+
+
 # ---------------------------------------------------------------------------------------
 # centre of rotation
 

