@@ -383,6 +383,12 @@ def test_median_halo_and_preprocess_scan_chunked_equals_whole():
         },
         coords={"theta": ("angle", np.linspace(0, np.pi, 24, endpoint=False))},
     )
+    _, report_mid = preprocess_block(proj[:, 2:7], flat[:, 2:7], dark[:, 2:7], cfg,
+                                     row_offset=2, row_halo=1)
+    assert report_mid["nonfinite_filled"] == 1 and report_mid["dead_pixels"] == 0  # halo rows
+    _, report_top = preprocess_block(proj[:, 0:4], flat[:, 0:4], dark[:, 0:4], cfg,
+                                     row_halo=(0, 1))
+    assert report_top["nonfinite_filled"] == 0 and report_top["dead_pixels"] == 1
     lazy = preprocess_scan(scan, cfg, rows_per_block=3)
     assert lazy.dims == ("angle", "row", "col") and lazy.chunks[1] == (3, 3, 1)
     np.testing.assert_array_equal(lazy.values, ref)

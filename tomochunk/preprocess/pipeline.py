@@ -114,6 +114,7 @@ def preprocess_block(
         projections), ``nonfinite_flat_dark`` (in the reduced flat and dark images),
         ``dead_pixels`` (detector pixels), ``nonfinite_filled`` (NaN/inf values in-filled),
         ``filled`` (all values in-filled, dead pixels included), ``shape`` (output shape).
+        Counts cover the block's own rows, not the halo rows.
 
     Raises
     ------
@@ -128,10 +129,12 @@ def preprocess_block(
             "give both flat and dark frames, or neither (for already normalised data)"
         )
     top, bottom = normalize_halo(row_halo, proj.shape[1])
-    report: dict[str, Any] = {"nonfinite_in": count_nonfinite(proj)}
-    frac = report["nonfinite_in"] / max(proj.size, 1)
+    own = slice(top, proj.shape[1] - bottom)  # the block's own rows: counts exclude the halo
+    first, last = row_offset + top, row_offset + proj.shape[1] - bottom - 1
+    report: dict[str, Any] = {"nonfinite_in": count_nonfinite(proj[:, own])}
+    frac = report["nonfinite_in"] / max(proj[:, own].size, 1)
     if frac > max_nonfinite_fraction:
-        bad_rows = np.nonzero((~np.isfinite(proj)).any(axis=(0, 2)))[0] + row_offset
+        bad_rows = np.nonzero((~np.isfinite(proj[:, own])).any(axis=(0, 2)))[0] + first
         raise InputError(
             f"{frac:.2%} of the projection values ({report['nonfinite_in']}) are NaN/inf, "
             f"more than the {max_nonfinite_fraction:.1%} that are in-filled, in detector rows "
@@ -144,25 +147,29 @@ def preprocess_block(
         check_flat_dark(flat, dark, projections_shape=proj.shape, max_fraction=max_dead_fraction)
         flat_img = reduce_stack(flat, config.flat_reduce)
         dark_img = reduce_stack(dark, config.dark_reduce)
-        report["nonfinite_flat_dark"] = count_nonfinite(flat_img) + count_nonfinite(dark_img)
+        report["nonfinite_flat_dark"] = (count_nonfinite(flat_img[own])
+                                         + count_nonfinite(dark_img[own]))
         dead = dead_pixel_mask(flat_img, dark_img)
         trans = normalize(proj, flat_img, dark_img)
     else:
         report["nonfinite_flat_dark"] = 0
         trans = proj.astype(np.float32, copy=False)
-    report["dead_pixels"] = int(dead.sum()) if dead is not None else 0
+    report["dead_pixels"] = int(dead[own].sum()) if dead is not None else 0
 
     att, report["clipped"] = minus_log(trans, config.log_floor)
-    nonfinite = ~np.isfinite(att)
+    if top or bottom:
+        halo_trans = np.concatenate([trans[:, :top], trans[:, own.stop :]], axis=1)
+        report["clipped"] -= minus_log(halo_trans, config.log_floor)[1]
+    nonfinite = ~np.isfinite(att[:, own])
     if dead is not None:
-        nonfinite &= ~dead[None]
+        nonfinite &= ~dead[None, own]
     report["nonfinite_filled"] = int(np.count_nonzero(nonfinite))
-    att, report["filled"] = fill_invalid(att, dead)
+    att, _ = fill_invalid(att, dead)
+    report["filled"] = report["nonfinite_filled"] + report["dead_pixels"] * proj.shape[0]
     if report["nonfinite_filled"]:
         _log.warning(
             "%d NaN/inf values in detector rows %d..%d replaced by the median of their finite "
-            "neighbours in their row", report["nonfinite_filled"], row_offset,
-            row_offset + proj.shape[1] - 1,
+            "neighbours in their row", report["nonfinite_filled"], first, last,
         )
     if config.projection_median > 0:
         att = median_filter_projections(att, config.projection_median, row_halo=(top, bottom))
@@ -173,8 +180,7 @@ def preprocess_block(
     if count_nonfinite(att):  # cannot happen after in-filling; guard against silent NaN
         raise InputError(
             f"preprocessing produced {count_nonfinite(att)} NaN/inf values in detector rows "
-            f"{row_offset + top}..{row_offset + proj.shape[1] - bottom - 1}; check the "
-            "stripe parameters"
+            f"{first}..{last}; check the stripe parameters"
         )
     return np.ascontiguousarray(att, dtype=np.float32), report
 
