@@ -24,8 +24,11 @@ those samples at every pixel is exactly a type-1 non-uniform FFT. So, per slice:
    interpolate it band-limitedly between them (better than the linear interpolation of a
    pixel-driven backprojector);
 3. two real slices are packed in one complex transform (the point set is symmetric in
-   ``+-w`` so the real and imaginary parts of the result separate exactly), and one
-   ``finufft`` plan with ``n_trans`` pairs is reused for all the slices of a block.
+   ``+-w`` so the real and imaginary parts of the result separate, up to the NUFFT accuracy
+   ``eps``), and one ``finufft`` plan with ``n_trans`` pairs is reused for all the slices of
+   a block. The angular weights ``w_theta`` are half the gaps to the neighbouring angles
+   modulo ``pi`` (:func:`angle_weights`), so irregular, 360-degree and subset angle sets are
+   weighted correctly.
 
 Scale: the output is linear attenuation per pixel (like TomoPy gridrec and ASTRA with unit
 pixels): a uniform disk of attenuation ``mu`` per pixel, whose line integrals are in pixel
