@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from skimage.data import shepp_logan_phantom
 from skimage.transform import iradon, radon, rescale
 
@@ -274,3 +276,36 @@ def test_dendrite_halves_are_noise_limited() -> None:
     # the halves' difference is noise: its energy is several times that of the mean's change
     noise = np.std((even - odd)[mask]) / 2
     assert noise > 0.5 * np.std(full[mask])
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 400), offset=st.floats(-10, 10), turns=st.sampled_from([1, 2]))
+def test_equally_spaced_angles_get_equal_weights(n: int, offset: float, turns: int) -> None:
+    theta = offset + np.linspace(0, turns * np.pi, n, endpoint=False)
+    w = angle_weights(theta)
+    assert w.sum() == pytest.approx(np.pi, rel=1e-9)
+    if turns == 1 or n % 2:  # a 360-degree scan with even n has coinciding pairs
+        np.testing.assert_allclose(w, np.pi / n, rtol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    n_det=st.integers(8, 40),
+    n_angles=st.integers(4, 40),
+    n_rows=st.integers(1, 5),
+    shift=st.floats(-3, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_linear_in_the_sinogram(n_det: int, n_angles: int, n_rows: int, shift: float,
+                                seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.random((n_angles, n_rows, n_det), dtype=np.float32)
+    b = rng.random((n_angles, n_rows, n_det), dtype=np.float32)
+    theta = np.sort(rng.uniform(0, np.pi, n_angles))
+    c = (n_det - 1) / 2 + shift
+    ra, rb, rab = (nufft_fbp(x, theta, c, nthreads=1) for x in (a, b, a + b))
+    assert rab.shape == (n_rows, n_det, n_det) and rab.dtype == np.float32
+    np.testing.assert_allclose(rab, ra + rb, atol=2e-4 * np.abs(rab).max())
