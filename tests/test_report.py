@@ -138,6 +138,11 @@ def test_report_metrics_values(report):
     assert meth["median"]["fwhm"] > 1.2 * meth["ml"]["fwhm"]
     assert meth["ml"]["n_peaks"] >= 5
     assert m["profile"]["distance_unit"] == "nm"
+    # the automatic profile crosses the periodic lines (y = 30..50), not the blobs or the rim
+    prof = m["profile"]
+    mid_y = (prof["start_zyx"][1] + prof["end_zyx"][1]) / 2
+    assert 30 <= mid_y <= 50 and prof["source"].startswith("automatic")
+    assert abs(prof["end_zyx"][2] - prof["start_zyx"][2]) > 30  # across the lines
     assert m["pixel_size_nm"] == pytest.approx(22.2)
     # FRC of the halves has a half-bit crossing, reported in px and nm
     h = m["frc"]["halves"]
