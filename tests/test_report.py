@@ -194,6 +194,11 @@ def test_report_bad_input(tmp_path, report):
     np.save(tmp_path / "bad.npy", np.zeros((3, 4, 5)))
     with pytest.raises(InputError, match=r"has shape \(3, 4, 5\) but the reconstruction"):
         make_report(run, tmp_path / "r", config=ReportConfig(truth=str(tmp_path / "bad.npy")))
+    np.save(tmp_path / "flat.npy", np.zeros((96, 96)))
+    with pytest.raises(InputError, match=r"has shape \(96, 96\) but the reconstruction"):
+        make_report(run, tmp_path / "r", config=ReportConfig(truth=str(tmp_path / "flat.npy")))
+    with pytest.raises(InputError, match="does not exist"):
+        make_report(run, tmp_path / "r", config=ReportConfig(truth=str(tmp_path / "no.npy")))
     with pytest.raises(InputError, match="lies outside the volume"):
         make_report(run, tmp_path / "r", config=ReportConfig(profile=[6, 10, 10, 6, 10, 200]))
     with pytest.raises(InputError, match="has no recon.zarr"):

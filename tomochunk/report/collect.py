@@ -134,7 +134,8 @@ def load_truth(path: str | Path, shape: tuple[int, ...]) -> da.Array:
         raise InputError(f"truth {p} does not exist; pass an existing .npy file or .zarr store")
     if p.suffix == ".npy":
         try:
-            arr = da.from_array(np.load(p, mmap_mode="r"), chunks=(8, -1, -1))
+            mm = np.load(p, mmap_mode="r")
+            arr = da.from_array(mm, chunks=(8,) + (-1,) * (mm.ndim - 1) if mm.ndim else -1)
         except (OSError, ValueError) as exc:
             raise InputError(f"truth {p} is not a readable .npy file ({exc})") from exc
     else:

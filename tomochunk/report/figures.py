@@ -14,6 +14,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from .collect import LABELS
 
@@ -300,6 +301,7 @@ def training_figure(history: dict[str, Any]) -> Figure:
         if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
             ax.set_yscale("log")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("loss (MSE, normalised units)")
         stopped = history.get("stopped")
         ax.set_title("Training curve" + (f" (stopped: {stopped})" if stopped else ""))
