@@ -28,8 +28,8 @@ Workers
 -------
 A model given as a path is loaded once per worker process (:func:`load_model_cached`, keyed by
 path, device and file time) rather than shipped with every task; a model object is put into
-the graph once and shared. torch uses the worker's threads
-(:func:`tomochunk.cluster.worker_threads`); tasks ask for ``{"GPU": 1}`` when a worker of the
+the graph once and shared. A worker with ``N`` threads runs ``N`` tasks at once, each with
+one torch thread (:func:`task_threads`); tasks ask for ``{"GPU": 1}`` when a worker of the
 active client advertises a GPU (:func:`tomochunk.cluster.gpu_resources`). Dask's low-level task
 fusion (and xarray's ``to_zarr`` graph) drop such annotations, so :func:`denoise` stores with
 fusion off when it routes to GPUs; compute a lazy result under
@@ -77,6 +77,7 @@ __all__ = [
     "estimate_split_noise",
     "load_model_cached",
     "merge_splits",
+    "task_threads",
     "tile_windows",
 ]
 
@@ -119,26 +120,37 @@ def _worker_model(ref: Any, device: str) -> Any:
     return ref
 
 
+def task_threads() -> int | None:
+    """torch threads for one inference task on this Dask worker (None: not in a worker).
+
+    A worker with ``N`` threads (:func:`tomochunk.cluster.worker_threads`) runs ``N`` tasks
+    at once, so each task's torch calls get ``N // N = 1`` thread: ``N`` cores busy and no
+    ``N²`` oversubscription (``N`` torch threads per task made a 2-thread worker several
+    times slower in ``benchmarks/inference.py``).
+    """
+    try:
+        from distributed import get_worker
+
+        nthreads = int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return None
+    from .cluster import worker_threads
+
+    return max(1, worker_threads() // max(1, nthreads))
+
+
 @contextlib.contextmanager
 def _torch_threads() -> Iterator[None]:
     import torch
 
-    from .cluster import worker_threads
-
-    try:
-        from distributed import get_worker
-
-        get_worker()
-        in_worker = True
-    except (ImportError, ValueError):
-        in_worker = False
+    n = task_threads()
     before = torch.get_num_threads()
-    if in_worker:
-        torch.set_num_threads(worker_threads())
+    if n is not None:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        if in_worker:
+        if n is not None:
             torch.set_num_threads(before)
 
 
@@ -397,7 +409,8 @@ def check_transfer(ds: xr.Dataset, meta: Mapping[str, Any], config: DenoiseConfi
     mismatches: list[tuple[Any, ...]] = []
     aps = attrs.get("angles_per_split")
     if aps is not None and meta.get("angles_per_split") is not None:
-        aps_eff = int(aps) * factor
+        # recon stores one count per split; compare the mean count per (merged) split
+        aps_eff = int(round(float(np.mean(aps)))) * factor
         if aps_eff != int(meta["angles_per_split"]):
             mismatches.append(("angles_per_split", int(meta["angles_per_split"]), aps_eff))
     if attrs.get("filter") is not None and meta.get("filter") is not None:

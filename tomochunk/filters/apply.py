@@ -31,6 +31,19 @@ def filter_params(method: str, config: FilterConfig) -> dict[str, Any]:
     return {}
 
 
+def _halo(method: str, params: dict[str, Any]) -> int:
+    from .iternlm import iternlm_halo
+    from .nlm import nlm_halo
+
+    if method == "median":
+        return int(params["radius"])
+    if method == "nlm":
+        return nlm_halo(params["patch_size"], params["patch_distance"])
+    if method == "iternlm":
+        return iternlm_halo(params["iterations"], params["patch_size"], params["patch_distance"])
+    return 0
+
+
 def apply_filter(
     recon: str | os.PathLike[str] | xr.Dataset,
     out: str | os.PathLike[str],
@@ -86,6 +99,11 @@ def apply_filter(
     for key in ("pixel_size_um", "center", "filter", "algorithm"):
         if key in ds.attrs:
             attrs[f"recon_{key}"] = ds.attrs[key]
+    halo = _halo(method, params)
+    if halo and cfg.chunk_z < 2 * halo:
+        log.info("%s: chunk_z=%d with a halo of %d slices per side computes %d slices per %d "
+                 "kept; a larger --chunk-z is faster (memory grows with it)", method,
+                 cfg.chunk_z, halo, cfg.chunk_z + 2 * halo, cfg.chunk_z)
     out_ds = result.to_dataset(name=method)
     log.info("%s filter of %s voxels, chunk_z=%d, params %s", method, full.shape,
              cfg.chunk_z, params)

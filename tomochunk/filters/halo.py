@@ -65,10 +65,10 @@ def z_chunks(n_z: int, chunk_z: int) -> list[tuple[int, int]]:
     return [(z0, min(z0 + chunk_z, n_z)) for z0 in range(0, n_z, chunk_z)]
 
 
-def _run(fn: Callable[..., np.ndarray], slab: np.ndarray, info: Slab, extra: dict[str, Any],
+def _run(fn: Callable[..., np.ndarray], blocks: list[Any], info: Slab, extra: dict[str, Any],
          dtype: np.dtype) -> np.ndarray:
-    out = np.asarray(fn(np.asarray(slab), info, **extra), dtype=dtype)
-    return out
+    slab = np.block(blocks) if isinstance(blocks, list) else np.asarray(blocks)
+    return np.asarray(fn(slab, info, **extra), dtype=dtype)
 
 
 def map_z_halo(
@@ -124,7 +124,9 @@ def map_z_halo(
         lo, hi = max(0, z0 - halo), min(n_z, z1 + halo)
         info = Slab(lo, hi, z0, z1, n_z)
         slab = arr[lead + (slice(lo, hi),)]
+        # the slab's chunks as delayed parts (no finalize task: stable keys), joined in the task
+        parts = slab.to_delayed().tolist()
         key = f"{name}-{z0}-{dask.base.tokenize(fn, slab.name, info, extra, dtype)}"
-        task = run(fn, slab, info, extra or {}, dtype, dask_key_name=key)
+        task = run(fn, parts, info, extra or {}, dtype, dask_key_name=key)
         blocks.append(da.from_delayed(task, (z1 - z0,) + out_shape[1:], dtype=dtype))
     return da.concatenate(blocks, axis=0)
