@@ -60,28 +60,39 @@ def _residual_noise(f: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 def _nlm_pass(u: np.ndarray, f_pad: np.ndarray, sigma: np.ndarray, bias: np.ndarray,
               patch_size: int, patch_distance: int, h: float) -> np.ndarray:
-    """One NLM pass: weights from patches of ``u``, averages of the padded original."""
+    """One NLM pass: weights from patches of ``u``, averages of the padded original.
+
+    Shift by shift over the search window: squared differences of ``u`` and its shifted
+    copy, box-summed over the patch (:func:`scipy.ndimage.uniform_filter`), turned into
+    weights and accumulated (float32 work arrays, float64 sums).
+    """
     nz, ny, nx = u.shape
     p, d = patch_size // 2, patch_distance
     r = d + p
-    u_pad = np.pad(u, r, mode="symmetric")
-    inv = 1.0 / np.maximum((h * sigma) ** 2, 1e-30)[:, None, None]
-    b = (2.0 * bias**2)[:, None, None]
-    ext = (slice(d, d + nz + 2 * p), slice(d, d + ny + 2 * p), slice(d, d + nx + 2 * p))
-    centre = u_pad[ext]
+    u_pad = np.pad(u.astype(np.float32), r, mode="symmetric")
+    neg_inv = (-1.0 / np.maximum((h * sigma) ** 2, 1e-30)).astype(np.float32)[:, None, None]
+    b = (2.0 * bias**2).astype(np.float32)[:, None, None]
+    n_ext = (nz + 2 * p, ny + 2 * p, nx + 2 * p)
+    centre = u_pad[d: d + n_ext[0], d: d + n_ext[1], d: d + n_ext[2]]
     num = np.zeros(u.shape, np.float64)
     den = np.zeros(u.shape, np.float64)
+    d2 = np.empty(n_ext, np.float32)
+    w = np.empty(u.shape, np.float32)
     for a in range(-d, d + 1):
         for bb in range(-d, d + 1):
             for c in range(-d, d + 1):
-                shifted = u_pad[d + a: d + a + nz + 2 * p, d + bb: d + bb + ny + 2 * p,
-                                d + c: d + c + nx + 2 * p]
-                d2 = ndi.uniform_filter((shifted - centre) ** 2, size=patch_size,
-                                        mode="constant")
-                d2 = d2[p: p + nz, p: p + ny, p: p + nx]
-                w = np.exp(-np.maximum(d2 - b, 0.0) * inv)
-                num += w * f_pad[r + a: r + a + nz, r + bb: r + bb + ny, r + c: r + c + nx]
+                shifted = u_pad[d + a: d + a + n_ext[0], d + bb: d + bb + n_ext[1],
+                                d + c: d + c + n_ext[2]]
+                np.subtract(shifted, centre, out=d2)
+                np.square(d2, out=d2)
+                box = ndi.uniform_filter(d2, size=patch_size, mode="constant")
+                np.subtract(box[p: p + nz, p: p + ny, p: p + nx], b, out=w)
+                np.maximum(w, 0.0, out=w)
+                np.multiply(w, neg_inv, out=w)
+                np.exp(w, out=w)
                 den += w
+                w *= f_pad[r + a: r + a + nz, r + bb: r + bb + ny, r + c: r + c + nx]
+                num += w
     return num / den
 
 
@@ -96,7 +107,7 @@ def iternlm_array(
     """Iterative NLM of a whole numpy volume (the kernel; see the module docstring)."""
     f = np.asarray(f, dtype=np.float64)
     r = patch_distance + patch_size // 2
-    f_pad = np.pad(f, r, mode="symmetric")
+    f_pad = np.pad(f.astype(np.float32), r, mode="symmetric")
     fixed = sigma is not None
     sig = np.full(f.shape[0], float(sigma)) if fixed else slice_noise(f)
     if not np.any(sig > 0):
