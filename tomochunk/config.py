@@ -272,6 +272,9 @@ class FilterConfig:
     nlm_h : float
         NLM strength relative to the estimated noise sigma.
     iternlm_iterations : int
+    iternlm_patch_distance : int
+        Search radius of the iterative NLM (its cost grows as (2d+1)^3 per iteration and its
+        halo as iterations * (d + patch_size // 2) slices).
     chunk_z : int
     """
 
@@ -282,6 +285,7 @@ class FilterConfig:
     nlm_patch_distance: int = 5
     nlm_h: float = 0.8
     iternlm_iterations: int = 4
+    iternlm_patch_distance: int = 3
     chunk_z: int = 16
 
 

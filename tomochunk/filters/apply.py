@@ -27,7 +27,7 @@ def filter_params(method: str, config: FilterConfig) -> dict[str, Any]:
                 "h": config.nlm_h}
     if method == "iternlm":
         return {"iterations": config.iternlm_iterations, "patch_size": config.nlm_patch_size,
-                "patch_distance": config.nlm_patch_distance, "h": config.nlm_h}
+                "patch_distance": config.iternlm_patch_distance, "h": config.nlm_h}
     return {}
 
 
