@@ -247,3 +247,41 @@ def test_accessor_filters(recon_store):
                                nlm(vol, patch_distance=2, sigma=0.1), atol=1e-5)
     with pytest.raises(InputError, match="split volumes"):
         rec.full.tomo.denoise("model")
+
+
+def test_apply_filter_iternlm_store(recon_store, tmp_path):
+    path, vol = recon_store
+    cfg = FilterConfig(iternlm_iterations=2, iternlm_patch_distance=1, chunk_z=4)
+    ds = apply_filter(path, tmp_path / "it.zarr", method="iternlm", config=cfg)
+    assert ds.attrs["filter_params"]["patch_distance"] == 1
+    np.testing.assert_allclose(ds["iternlm"].values,
+                               iternlm(vol, iterations=2, patch_distance=1), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tcp_cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      protocol="tcp://", dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+def test_cli_filter(recon_store, tmp_path, tcp_cluster):
+    from click.testing import CliRunner
+
+    from tomochunk.cli import main
+
+    path, vol = recon_store
+    out = tmp_path / "m.zarr"
+    args = ["filter", str(path), str(out), "--method", "median", "--radius", "1",
+            "--chunk-z", "5", "--scheduler", tcp_cluster, "-q"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    from tomochunk.io.store import open_store
+
+    np.testing.assert_array_equal(open_store(out)["median"].values, median(vol, 1))
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "already exists" in res.output
+    res = CliRunner().invoke(main, [*args[:6], "0", "--scheduler", tcp_cluster, "--overwrite"])
+    assert res.exit_code == 2 and "radius must be >= 1" in res.output

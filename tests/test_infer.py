@@ -374,3 +374,22 @@ def test_accessor_denoise(saved):
                 rec.split.tomo.denoise(saved["root"] / "model", chunk_z=6)):
         assert out.name == "denoised" and out.dims == ("z", "y", "x")
         np.testing.assert_allclose(out.values, saved["ref"], atol=1e-5)
+
+
+def test_cli_denoise(saved, tmp_path):
+    from click.testing import CliRunner
+    from distributed import LocalCluster
+
+    from tomochunk.cli import main
+    from tomochunk.io.store import open_store
+
+    out = tmp_path / "den.zarr"
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://",
+                      dashboard_address=":0") as cluster:
+        args = ["denoise", str(saved["root"] / "recon.zarr"), str(saved["root"] / "model"),
+                str(out), "--chunk-z", "4", "--scheduler", cluster.scheduler_address, "-q"]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+        np.testing.assert_allclose(open_store(out)["denoised"].values, saved["ref"], atol=1e-5)
+        res = CliRunner().invoke(main, [*args, "--strict"])
+        assert res.exit_code == 2 and "already exists" in res.output
