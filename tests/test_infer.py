@@ -393,3 +393,46 @@ def test_cli_denoise(saved, tmp_path):
         np.testing.assert_allclose(open_store(out)["denoised"].values, saved["ref"], atol=1e-5)
         res = CliRunner().invoke(main, [*args, "--strict"])
         assert res.exit_code == 2 and "already exists" in res.output
+
+
+def test_transfer_on_simulated_and_reconstructed_scans(tmp_path):
+    """Scans of the same phantom family (seeds 1, 2) through tomochunk.recon; a noisier scan
+    reconstructed with another filter is flagged."""
+    from tomochunk.config import PreprocessConfig
+    from tomochunk.phantom import simulate_scan
+    from tomochunk.phantom.spec import ScanSpec
+    from tomochunk.recon.volume import reconstruct
+    from tomochunk.train import n2i
+
+    pre = PreprocessConfig(stripe="none", center=23.5)
+
+    def recon(seed: int, photons: float, name: str, filt: str = "shepp") -> Path:
+        scan, _ = simulate_scan(ScanSpec(n_z=10, n_xy=48, n_angles=90, seed=seed,
+                                         photons=photons, ring_defects=0))
+        reconstruct(scan, tmp_path / name, preprocess=pre, splits=2, filter=filt)
+        return tmp_path / name
+
+    a, b = recon(1, 500, "a.zarr"), recon(2, 500, "b.zarr")
+    c = recon(3, 60, "c.zarr", filt="hann")
+    n2i.train(a, tmp_path / "model", network="msd", depth=4, context=3, epochs=1,
+              patch_size=32, batch_size=2, patches_per_epoch=2, device="cpu", threads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        out = denoise(b, tmp_path / "model", tmp_path / "b-den.zarr", chunk_z=4, strict=True)
+    assert out.shape == (10, 48, 48) and out.attrs["transfer_mismatches"] == []
+    with pytest.warns(UserWarning, match=r"filter: model 'shepp', scan 'hann'.*noise_sigma"):
+        denoise(c, tmp_path / "model", chunk_z=4)
+    with pytest.raises(ModelError, match="strict mode"):
+        denoise(c, tmp_path / "model", tmp_path / "c-den.zarr", strict=True)
+
+
+def test_angles_per_split_lists_and_merging():
+    splits4 = _splits(k=4)
+    meta = _model(k=2, noise=float(estimate_noise_sigma(merge_splits(splits4, 2)))).metadata
+    ds = xr.Dataset({"split": (("split", "z", "y", "x"), splits4)},
+                    attrs={"angles_per_split": [45, 45, 45, 45]})
+    assert check_transfer(ds, meta, DenoiseConfig()).mismatches == []  # merged: [90, 90]
+    ds.attrs["angles_per_split"] = [30, 30, 30, 30]
+    with pytest.warns(UserWarning, match=r"angles_per_split: model 90, scan 60"):
+        check = check_transfer(ds, meta, DenoiseConfig())
+    assert [m[0] for m in check.mismatches] == ["angles_per_split"]
