@@ -436,3 +436,12 @@ def test_angles_per_split_lists_and_merging():
     with pytest.warns(UserWarning, match=r"angles_per_split: model 90, scan 60"):
         check = check_transfer(ds, meta, DenoiseConfig())
     assert [m[0] for m in check.mismatches] == ["angles_per_split"]
+
+
+def test_cuda_without_gpu_is_an_error_before_work(saved, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(InputError, match="device 'cuda' was requested"):
+        denoise(saved["root"] / "recon.zarr", saved["root"] / "model", tmp_path / "o.zarr",
+                device="cuda")
+    assert not (tmp_path / "o.zarr").exists()

@@ -24,6 +24,10 @@ slice border):
 - ``tile_halo < receptive radius``: a faster **approximation**; neighbouring tiles overlap by
   ``2 * tile_halo`` pixels and are blended with complementary cosine² ramps.
 
+Exact tiling assumes a translation-equivariant network (MSDNet: dilated convolutions only). A
+UNet's pooling grid moves with the tile origin, so its tiles are an approximation even with
+a full halo; use whole slices (the default) for exact UNet inference.
+
 Workers
 -------
 A model given as a path is loaded once per worker process (:func:`load_model_cached`, keyed by
@@ -579,6 +583,15 @@ def denoise(
         from .cluster import gpu_resources
 
         resources = gpu_resources(client)
+    if cfg.device == "cuda" and resources is None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(
+                "device 'cuda' was requested but no Dask worker advertises a GPU resource and "
+                "torch sees no CUDA GPU here; use --device auto or cpu, or start GPU workers "
+                "with --resources GPU=1"
+            )
     params = {"model": ref, "device": cfg.device, "batch_size": cfg.batch_size,
               "tile": tile, "tile_halo": halo, "blend": blend}
     with dask.annotate(resources=resources) if resources else contextlib.nullcontext():
