@@ -45,7 +45,11 @@ def _net(depth: int, in_channels: int = 5, seed: int = 0) -> MSDNet:
 
 
 def forward_throughput(size: int, repeats: int) -> dict:
-    """Output voxels/s of MSD-100 on a (1, 5, size, size) input, ours versus naive."""
+    """Output voxels/s of MSD-100 on a (1, 5, size, size) input, ours versus naive.
+
+    Best of ``repeats`` runs (``repeats // 2`` for the slow naive peer): on a shared machine
+    the minimum is the least disturbed estimate.
+    """
     net = _net(100)
     x = torch.randn(1, 5, size, size)
     with torch.no_grad():
@@ -55,9 +59,12 @@ def forward_throughput(size: int, repeats: int) -> dict:
             t0 = time.perf_counter()
             y = net(x)
             times.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        y_ref = net.forward_reference(x)
-        t_ref = time.perf_counter() - t0
+        ref_times = []
+        for _ in range(max(1, repeats // 2)):
+            t0 = time.perf_counter()
+            y_ref = net.forward_reference(x)
+            ref_times.append(time.perf_counter() - t0)
+        t_ref = min(ref_times)
     ours = min(times)
     vox = size * size
     return {
@@ -158,8 +165,8 @@ def main() -> None:
         _worker(impl, *map(int, nums))
         return
 
-    size, repeats = (256, 2) if args.quick else (512, 3)
-    patch, batch, steps = (96, 2, 2) if args.quick else (256, 4, 3)
+    size, repeats = (256, 6) if args.quick else (512, 6)
+    patch, batch, steps = (96, 2, 5) if args.quick else (256, 4, 5)
     fwd = forward_throughput(size, repeats)
     print("MSD-100 forward (no_grad, CPU)")
     print(table([fwd]))
