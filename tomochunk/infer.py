@@ -69,7 +69,7 @@ import xarray as xr
 
 from .config import DenoiseConfig, replace
 from .errors import ConfigError, InputError, ModelError
-from .filters.halo import Slab, map_z_halo
+from .filters.halo import Slab, ZarrSource, map_z_halo
 from .io.store import check_output_path, open_recon, open_store, write_dataset
 from .progress import current_client, get_logger
 
@@ -207,13 +207,16 @@ def _predict(model: Predictor, x: np.ndarray, tile: int | None, halo: int,
 def _denoise_slab(slab: np.ndarray, info: Slab, *, model: Any, device: str = "cpu",
                   batch_size: int = 4, tile: int | None = None, tile_halo: int = 0,
                   blend: bool = False) -> np.ndarray:
-    """Denoise the core slices ``[info.z0, info.z1)`` of a split slab ``(K, lo:hi, H, W)``."""
+    """Denoise the core slices ``[info.z0, info.z1)`` of a split slab ``(K, lo:hi, H, W)``.
+
+    A slab of ``m * K_model`` splits is merged to the model's ``K_model`` first.
+    """
     from .train.dataset import context_indices, pair_input
 
     net = _worker_model(model, device)
     meta = net.metadata
     context, strategy = int(meta["context"]), str(meta["strategy"])
-    slab = np.asarray(slab, dtype=np.float32)
+    slab = merge_splits(np.asarray(slab, dtype=np.float32), int(meta["n_splits"]))
     n_k = slab.shape[0]
     zs = list(range(info.z0, info.z1))
     idx = [context_indices(z, info.n_z, context) - info.lo for z in zs]
@@ -574,8 +577,11 @@ def denoise(
         log.info("in-plane tiles with a %d px halo < receptive radius %s: blended "
                  "approximation (not exact)", halo, meta.get("receptive_radius"))
     split = ds["split"]
-    data = split.data if isinstance(split.data, da.Array) else da.from_array(split.data)
-    data = merge_splits(data.rechunk({0: -1, 2: -1, 3: -1}), int(meta["n_splits"]))
+    if isinstance(recon, str | os.PathLike):  # each task reads its own slab of the store
+        data: da.Array | ZarrSource = ZarrSource.open(recon, "split")
+    else:
+        data = split.data if isinstance(split.data, da.Array) else da.from_array(split.data)
+        data = data.rechunk({0: -1, 2: -1, 3: -1})
     context = int(meta["context"])
     client = current_client()
     resources = None
@@ -622,6 +628,6 @@ def denoise(
     if out is None:
         return result
     log.info("denoising %s slices of %sx%s with %s (K=%d, context %d), chunk_z=%d",
-             *data.shape[1:], model_desc, int(meta["n_splits"]), context, cfg.chunk_z)
+             *split.shape[1:], model_desc, int(meta["n_splits"]), context, cfg.chunk_z)
     _write(result, out, overwrite=overwrite, attrs=attrs, routed=bool(resources))
     return open_store(out, required=("denoised",), what="denoised store")["denoised"]

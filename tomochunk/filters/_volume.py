@@ -10,19 +10,20 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ConfigError, InputError
-from .halo import Slab, map_z_halo
+from .halo import Slab, ZarrSource, map_z_halo
 
 __all__ = ["Volume", "apply_kernel", "check_volume"]
 
-Volume = np.ndarray | da.Array | xr.DataArray
+#: A volume ``(z, y, x)``: in memory, lazy, labelled, or a store variable read per task.
+Volume = np.ndarray | da.Array | xr.DataArray | ZarrSource
 
 
 def check_volume(vol: Any, what: str = "volume") -> tuple[int, int, int]:
     """Return the ``(z, y, x)`` shape of ``vol``; raise :class:`InputError` if it is not 3D."""
-    if not isinstance(vol, np.ndarray | da.Array | xr.DataArray):
+    if not isinstance(vol, np.ndarray | da.Array | xr.DataArray | ZarrSource):
         raise InputError(
-            f"{what} must be a numpy array, a Dask array or an xarray.DataArray, "
-            f"got {type(vol).__name__}"
+            f"{what} must be a numpy array, a Dask array, an xarray.DataArray or a "
+            f"ZarrSource, got {type(vol).__name__}"
         )
     if vol.ndim != 3:
         raise InputError(
@@ -54,8 +55,13 @@ def apply_kernel(
     numpy in, numpy out: one call on the whole volume when ``chunk_z`` is None, else the
     chunked Dask path computed at once. Dask in: lazy Dask out (``chunk_z`` defaults to the
     first z-chunk). DataArray in: DataArray out, same dims and coords, named ``name``.
+    :class:`ZarrSource` in: lazy Dask out whose tasks read their own slabs (``chunk_z``
+    defaults to 16).
     """
     _check_chunk_z(chunk_z)
+    if isinstance(vol, ZarrSource):
+        return map_z_halo(kernel, vol, halo=halo, chunk_z=chunk_z or 16, dtype=np.float32,
+                          extra=params, name=name)
     if isinstance(vol, xr.DataArray):
         data = apply_kernel(vol.data, kernel, halo=halo, chunk_z=chunk_z, params=params,
                             name=name)

@@ -11,6 +11,7 @@ from ..config import FilterConfig
 from ..errors import InputError
 from ..io.store import check_output_path, open_recon, open_store, write_dataset
 from ..progress import get_logger
+from .halo import ZarrSource
 from .registry import FILTERS
 
 __all__ = ["apply_filter", "filter_params"]
@@ -93,8 +94,11 @@ def apply_filter(
         )
     full = ds["full"]
     params = filter_params(method, cfg)
-    result = fn(full if full.chunks else full.chunk(), **params, chunk_z=cfg.chunk_z)
-    result.attrs = {}
+    if isinstance(recon, xr.Dataset):
+        result = fn(full if full.chunks else full.chunk(), **params, chunk_z=cfg.chunk_z)
+    else:  # every task reads its own slab of the store: no data dependencies between tasks
+        data = fn(ZarrSource.open(recon, "full"), **params, chunk_z=cfg.chunk_z)
+        result = xr.DataArray(data, dims=full.dims, coords=full.coords)
     attrs = {"filter_method": method, "filter_params": {**params, "chunk_z": cfg.chunk_z}}
     for key in ("pixel_size_um", "center", "filter", "algorithm"):
         if key in ds.attrs:

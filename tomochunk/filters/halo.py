@@ -20,7 +20,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-__all__ = ["Slab", "map_z_halo", "z_chunks"]
+__all__ = ["Slab", "ZarrSource", "map_z_halo", "z_chunks"]
 
 
 @dataclass(frozen=True)
@@ -59,21 +59,75 @@ class Slab:
         return self.hi == self.n_z
 
 
+@dataclass(frozen=True)
+class ZarrSource:
+    """A variable of a Zarr store that every task reads its own slab of.
+
+    Tasks that read their input themselves have no data dependencies, so the scheduler
+    spreads them over the workers freely (a halo shared by two chunks otherwise draws both
+    tasks to the worker that read it) and no slab travels between workers.
+
+    Attributes
+    ----------
+    path : str
+        The store.
+    name : str
+        The variable (a Zarr array of the store), z on axis ``-3``.
+    shape : tuple of int
+    version : int
+        Modification time of the array's metadata (part of the task keys, so a rewritten
+        store is read again).
+    """
+
+    path: str
+    name: str
+    shape: tuple[int, ...]
+    version: int = 0
+
+    @classmethod
+    def open(cls, path: Any, name: str) -> ZarrSource:
+        """Describe variable ``name`` of the store at ``path``."""
+        import os
+
+        import zarr
+
+        arr = zarr.open_array(os.path.join(str(path), name), mode="r")
+        meta = os.path.join(str(path), name, "zarr.json")
+        version = os.stat(meta).st_mtime_ns if os.path.exists(meta) else 0
+        return cls(str(path), name, tuple(int(n) for n in arr.shape), version)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Slices ``[lo, hi)`` along z (leading axes whole)."""
+        import os
+
+        import zarr
+
+        arr = zarr.open_array(os.path.join(self.path, self.name), mode="r")
+        return np.asarray(arr[(slice(None),) * (self.ndim - 3) + (slice(lo, hi),)])
+
+
 def z_chunks(n_z: int, chunk_z: int) -> list[tuple[int, int]]:
     """``[(z0, z1), ...]`` covering ``range(n_z)`` in steps of ``chunk_z`` (last may be short)."""
     chunk_z = max(1, int(chunk_z))
     return [(z0, min(z0 + chunk_z, n_z)) for z0 in range(0, n_z, chunk_z)]
 
 
-def _run(fn: Callable[..., np.ndarray], blocks: list[Any], info: Slab, extra: dict[str, Any],
+def _run(fn: Callable[..., np.ndarray], blocks: Any, info: Slab, extra: dict[str, Any],
          dtype: np.dtype) -> np.ndarray:
-    slab = np.block(blocks) if isinstance(blocks, list) else np.asarray(blocks)
+    if isinstance(blocks, ZarrSource):
+        slab = blocks.read(info.lo, info.hi)
+    else:
+        slab = np.block(blocks) if isinstance(blocks, list) else np.asarray(blocks)
     return np.asarray(fn(slab, info, **extra), dtype=dtype)
 
 
 def map_z_halo(
     fn: Callable[..., np.ndarray],
-    arr: da.Array,
+    arr: da.Array | ZarrSource,
     *,
     halo: int,
     chunk_z: int,
@@ -90,8 +144,9 @@ def map_z_halo(
         ``fn(slab, info, **extra) -> core``. ``slab`` is a numpy array whose axis ``-3`` is z
         (any leading axes are passed whole); ``info`` is a :class:`Slab`; the result has shape
         ``(info.z1 - info.z0,) + out_shape[1:]``.
-    arr : dask.array.Array
-        Input with z on axis ``-3`` (``(z, y, x)`` or ``(k, z, y, x)``).
+    arr : dask.array.Array or ZarrSource
+        Input with z on axis ``-3`` (``(z, y, x)`` or ``(k, z, y, x)``); a
+        :class:`ZarrSource` is read slab by slab inside the tasks.
     halo : int
         Slices of halo on each side (clipped at the volume ends).
     chunk_z : int
@@ -123,10 +178,14 @@ def map_z_halo(
     for z0, z1 in z_chunks(n_z, chunk_z):
         lo, hi = max(0, z0 - halo), min(n_z, z1 + halo)
         info = Slab(lo, hi, z0, z1, n_z)
-        slab = arr[lead + (slice(lo, hi),)]
-        # the slab's chunks as delayed parts (no finalize task: stable keys), joined in the task
-        parts = slab.to_delayed().tolist()
-        key = f"{name}-{z0}-{dask.base.tokenize(fn, slab.name, info, extra, dtype)}"
+        if isinstance(arr, ZarrSource):
+            parts, token = arr, arr
+        else:
+            slab = arr[lead + (slice(lo, hi),)]
+            # the slab's chunks as delayed parts (no finalize task: stable keys), joined in
+            # the task
+            parts, token = slab.to_delayed().tolist(), slab.name
+        key = f"{name}-{z0}-{dask.base.tokenize(fn, token, info, extra, dtype)}"
         task = run(fn, parts, info, extra or {}, dtype, dask_key_name=key)
         blocks.append(da.from_delayed(task, (z1 - z0,) + out_shape[1:], dtype=dtype))
     return da.concatenate(blocks, axis=0)
