@@ -125,22 +125,21 @@ def _worker_model(ref: Any, device: str) -> Any:
 
 
 def task_threads() -> int | None:
-    """torch threads for one inference task on this Dask worker (None: not in a worker).
+    """torch threads for one inference task on a Dask worker: 1 (None outside a worker).
 
     A worker with ``N`` threads (:func:`tomochunk.cluster.worker_threads`) runs ``N`` tasks
-    at once, so each task's torch calls get ``N // N = 1`` thread: ``N`` cores busy and no
-    ``N²`` oversubscription (``N`` torch threads per task made a 2-thread worker several
-    times slower in ``benchmarks/inference.py``).
+    at once, so each task's torch calls get one thread: ``N`` cores busy and no ``N²``
+    oversubscription (``N`` torch threads per task made a 2-thread worker several times
+    slower in ``benchmarks/inference.py``). For one task using many cores, start workers
+    with one thread and let the cluster run one task per worker process.
     """
     try:
         from distributed import get_worker
 
-        nthreads = int(get_worker().state.nthreads)
-    except (ImportError, ValueError, AttributeError):
+        get_worker()
+    except (ImportError, ValueError):
         return None
-    from .cluster import worker_threads
-
-    return max(1, worker_threads() // max(1, nthreads))
+    return 1
 
 
 @contextlib.contextmanager
