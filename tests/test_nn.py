@@ -153,6 +153,8 @@ def test_msd_width_dilations_follow_the_paper():
 
 def test_receptive_radii():
     assert receptive_radius(build_network("msd", 5)) == 550
+    assert build_network("msd", 5).alignment == 1
+    assert build_network("unet", 5, depth=3).alignment == 8
     assert receptive_radius(build_network("msd", 5, depth=10)) == 55
     assert receptive_radius(build_network("unet", 5, depth=3, features=4)) == 51
     with pytest.raises(ConfigError, match="does not declare a receptive_radius"):

@@ -374,6 +374,11 @@ class MSDNet(nn.Module):
             "dilations": list(self.dilations),
         }
 
+    @property
+    def alignment(self) -> int:
+        """Shifts under which the network is translation-equivariant: any (1 pixel)."""
+        return 1
+
     def channel_dilations(self) -> list[int]:
         """Dilation of every hidden channel, in order (layer-major)."""
         return list(self._plan.dil)
