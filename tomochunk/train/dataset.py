@@ -221,32 +221,43 @@ def circle_mask(h: int, w: int) -> np.ndarray:
     return (y[:, None] ** 2 + x[None, :] ** 2) <= r * r
 
 
-def estimate_noise_sigma(stack: np.ndarray, mask: np.ndarray | None = None) -> float:
+def estimate_noise_sigma(
+    stack: np.ndarray, mask: np.ndarray | None = None, chunk: int = 8
+) -> float:
     """Noise standard deviation of ONE split reconstruction, from the K splits.
 
     With independent noise of equal variance sigma^2 in each split, the deviation of a split
     from the mean of all K has variance ``sigma^2 (K - 1) / K``, so
     ``sigma^2 = K / (K - 1) * mean_k var(s_k - mean(s))``. For K = 2 this is the standard
     deviation of ``(a - b) / sqrt(2)``. Computed over ``mask`` (default: the inscribed circle
-    of each slice).
+    of each slice), ``chunk`` slices at a time so that memory stays bounded.
 
     Parameters
     ----------
     stack : array, shape (K, Z, H, W) or (K, H, W)
-    mask : bool array broadcastable to one split's trailing (H, W), optional
+    mask : bool array of shape (H, W), optional
+    chunk : int
+        Slices per step.
     """
     stack = np.asarray(stack)
+    if stack.ndim == 3:
+        stack = stack[:, None]
     k = stack.shape[0]
     if k < 2:
         raise InputError("the noise estimate needs at least 2 split reconstructions")
     if mask is None:
         mask = circle_mask(*stack.shape[-2:])
-    mean = stack.mean(axis=0, dtype=np.float64)
-    var = 0.0
-    for i in range(k):
-        d = (stack[i] - mean)[..., mask]
-        var += float(np.var(d, dtype=np.float64))
-    return float(np.sqrt(k / (k - 1) * var / k))
+    s1 = np.zeros(k)
+    s2 = np.zeros(k)
+    n = 0
+    for z0 in range(0, stack.shape[1], chunk):
+        sub = stack[:, z0 : z0 + chunk][..., mask].astype(np.float64)  # (K, z, m)
+        d = sub - sub.mean(axis=0)
+        s1 += d.sum(axis=(1, 2))
+        s2 += (d * d).sum(axis=(1, 2))
+        n += d[0].size
+    var = s2 / n - (s1 / n) ** 2
+    return float(np.sqrt(k / (k - 1) * var.mean()))
 
 
 def check_finite(stack: np.ndarray, z0: int = 0, what: str = "split") -> None:
@@ -307,25 +318,26 @@ class N2IData:
         return [(int(z), k) for z in self.layout.val_slices for k in range(self.n_splits)]
 
     # -- statistics -----------------------------------------------------------------------
-    def norm_stats(self) -> dict[str, dict[str, float]]:
+    def norm_stats(self, chunk: int = 8) -> dict[str, dict[str, float]]:
         """Mean and standard deviation of inputs and targets over the training slices.
 
-        Taken over every training slice (the centre slices, all K pairings); the input
-        statistics are those of the paired input (for X:1 the mean of K-1 splits, whose noise
-        is lower than a single split's).
+        Taken over every training slice (the centre slices, all K pairings), ``chunk``
+        slices at a time; the input statistics are those of the paired input (for X:1 the
+        mean of K-1 splits, whose noise is lower than a single split's).
         """
         lo, hi = self.layout.train
         r0 = self.layout.read[0]
-        sub = self.slab[:, lo - r0 : hi - r0]
         out = {}
         for name, fn in (("input", pair_input), ("output", pair_target)):
             s = s2 = 0.0
             n = 0
-            for k in range(self.n_splits):
-                v = fn(sub, k, self.strategy).astype(np.float64)
-                s += float(v.sum())
-                s2 += float((v * v).sum())
-                n += v.size
+            for z0 in range(lo - r0, hi - r0, chunk):
+                sub = self.slab[:, z0 : min(z0 + chunk, hi - r0)]
+                for k in range(self.n_splits):
+                    v = fn(sub, k, self.strategy).astype(np.float64)
+                    s += float(v.sum())
+                    s2 += float((v * v).sum())
+                    n += v.size
             mean = s / n
             std = float(np.sqrt(max(s2 / n - mean * mean, 0.0)))
             if not std > 0:

@@ -81,6 +81,7 @@ HASH_FIELDS = (
     "val_fraction",
     "val_end",
     "seed",
+    "max_train_slices",
 )
 
 #: Reconstruction attributes copied into the model metadata.
@@ -140,6 +141,11 @@ def _check_config(cfg: TrainConfig) -> None:
     for name in ("patch_size", "batch_size", "patches_per_epoch", "epochs"):
         if getattr(cfg, name) < 1:
             problems.append(f"{name} must be >= 1 (got {getattr(cfg, name)})")
+    if cfg.max_train_slices is not None and cfg.max_train_slices < cfg.context:
+        problems.append(
+            f"max_train_slices must be >= context ({cfg.context}) or null "
+            f"(got {cfg.max_train_slices})"
+        )
     if not cfg.lr > 0:
         problems.append(f"lr must be > 0 (got {cfg.lr})")
     if cfg.patience is not None and cfg.patience < 1:
@@ -176,7 +182,7 @@ def inspect_recon(ds: xr.Dataset, cfg: TrainConfig, where: str = "reconstruction
             f"{where} holds {k} split reconstruction(s); Noise2Inverse needs K >= 2: re-run "
             "'tomochunk recon' with --splits 2 or more"
         )
-    layout = slab_layout(n_z, cfg.context, cfg.val_fraction, cfg.val_end)
+    layout = slab_layout(n_z, cfg.context, cfg.val_fraction, cfg.val_end, cfg.max_train_slices)
     side = min(h, w)
     patch = cfg.patch_size
     if patch > side:
@@ -424,6 +430,8 @@ def fit(
                  stopper.best)
 
     steps = math.ceil(cfg.patches_per_epoch / cfg.batch_size)
+    # whole validation slices per forward pass: as many voxels as one training batch
+    val_batch = max(1, (cfg.batch_size * patch * patch) // (data.shape[0] * data.shape[1]))
     t_start = time.perf_counter()
     last_seconds = 0.0
     from tqdm.auto import tqdm
@@ -465,7 +473,7 @@ def fit(
                 total += float(loss.detach()) * n
                 count += n
             train_loss = total / count
-            val = validation_loss(network, data, norm, cfg.loss, cfg.batch_size, device)
+            val = validation_loss(network, data, norm, cfg.loss, val_batch, device)
             if not math.isfinite(train_loss) or not math.isfinite(val):
                 raise ConfigError(
                     f"training diverged at epoch {epoch} (train loss {train_loss}, validation "
@@ -516,20 +524,28 @@ def fit(
 
 
 @contextlib.contextmanager
-def _torch_session(threads: int | None) -> Iterator[None]:
-    """Set torch threads and deterministic algorithms for this training; restore afterwards."""
+def _torch_session(threads: int | None, device: torch.device) -> Iterator[None]:
+    """Set torch's thread count (and deterministic CUDA algorithms); restore afterwards.
+
+    CPU training is deterministic for a given thread count without further settings, so
+    :func:`torch.use_deterministic_algorithms` (whose first call imports torch's compiler
+    stack, seconds) is only switched on for CUDA, with ``warn_only``.
+    """
     from ..cluster import worker_threads
 
     old_threads = torch.get_num_threads()
-    old_det = torch.are_deterministic_algorithms_enabled()
-    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.set_num_threads(worker_threads(threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    cuda = device.type == "cuda"
+    if cuda:
+        old_det = torch.are_deterministic_algorithms_enabled()
+        old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
         torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        if cuda:
+            torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
 
 
 def _build(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -572,7 +588,8 @@ def _metadata(
         "context": cfg.context,
         "n_splits": info.n_splits,
         "strategy": cfg.strategy,
-        "angles_per_split": aps if aps is None or isinstance(aps, int) else _json_safe(aps),
+        # recon stores one count per split (a list); the model keeps the mean count per split
+        "angles_per_split": None if aps is None else int(round(float(np.mean(aps)))),
         "filter": info.attrs.get("filter"),
         "pixel_size_um": info.pixel_size_um,
         "noise_sigma": float(sigma),
@@ -592,8 +609,8 @@ def _train_here(
     recon: xr.Dataset | Path, model_dir: Path | None, cfg: TrainConfig, overwrite: bool
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any], torch.nn.Module]:
     """Train in this process (the body of the Dask task); returns state, metadata, history."""
-    with _torch_session(cfg.threads):
-        device = _resolve_device(cfg.device)
+    device = _resolve_device(cfg.device)
+    with _torch_session(cfg.threads, device):
         ds = xr.open_zarr(str(recon), consolidated=False, chunks=None) if isinstance(
             recon, Path) else recon
         info = inspect_recon(ds, cfg, str(recon) if isinstance(recon, Path) else "recon dataset")
