@@ -416,7 +416,7 @@ def fit(
     start = 1
     if resume_from is not None:
         network.load_state_dict(resume_from["state_dict"])
-        opt.load_state_dict(_to_device(resume_from["optimizer"], device))
+        opt.load_state_dict(resume_from["optimizer"])  # casts the state to the params' device
         best_state = resume_from["best_state_dict"]
         history = json.loads(resume_from["history_json"])
         stopper = EarlyStopping(
