@@ -7,7 +7,6 @@ LocalCluster with worker processes, and a hard-killed training process for resum
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -478,22 +477,47 @@ def test_bad_config_values(recon):
 
 @pytest.fixture(scope="module")
 def dask_client():
-    """One LocalCluster (one single-threaded worker process) shared by the Dask tests."""
+    """A LocalCluster worker plus a ``dask worker`` process that advertises ``GPU=1``.
+
+    Both are single-threaded worker processes; the "GPU" worker has no GPU (device="cpu"
+    runs there), it only lets the tests see that training is routed to it.
+    """
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
-        yield client
+        gpu = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
+             "--nthreads", "1", "--resources", "GPU=1", "--name", "gpu-worker",
+             "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            client.wait_for_workers(2, timeout=60)
+            yield client
+        finally:
+            gpu.terminate()
+            gpu.wait(timeout=30)
 
 
 @pytest.mark.cluster
-def test_training_as_a_dask_task_equals_in_process(tmp_path, recon, dask_client):
+def test_training_as_a_dask_task_on_the_gpu_worker_equals_in_process(tmp_path, recon,
+                                                                      dask_client):
+    from distributed import get_task_stream
+
+    from tomochunk.cluster import gpu_resources
+
+    assert gpu_resources(dask_client) == {"GPU": 1}
+    gpu_addr = next(a for a, w in dask_client.scheduler_info()["workers"].items()
+                    if w["name"] == "gpu-worker")
     local, _ = _model_dir(tmp_path, recon, "local", epochs=1)
-    remote = T.train(recon, tmp_path / "remote", client=dask_client, **{**TINY, "epochs": 1})
-    # the worker (another process) ran it, read the store and wrote the model directory
-    assert os.getpid() not in dask_client.run(os.getpid).values()
-    assert _weights_equal(remote, local, 1e-6)
-    assert _weights_equal(T.load_model(tmp_path / "remote"), local, 1e-6)
+    for i in range(2):
+        with get_task_stream(dask_client) as ts:
+            remote = T.train(recon, tmp_path / f"remote{i}", client=dask_client,
+                             **{**TINY, "epochs": 1})
+        # one task, run by the worker that advertises the GPU (another process), which read
+        # the store and wrote the model directory itself
+        assert [t["worker"] for t in ts.data] == [gpu_addr]
+        assert _weights_equal(remote, local, 1e-6)
+        assert _weights_equal(T.load_model(tmp_path / f"remote{i}"), local, 1e-6)
     # errors raised in the task reach the caller with their type and message
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="device 'cuda' was requested"):
