@@ -53,6 +53,7 @@ __all__ = [
     "fit",
     "FitResult",
     "EarlyStopping",
+    "validation_loss",
     "HASH_FIELDS",
     "RECON_ATTRS",
     "training_hash",
@@ -713,6 +714,15 @@ def train(
     other value larger than the slice is an error. Validation slab: the
     ``max(1, round(val_fraction * Z))`` slices at one end of z (``val_end``), separated from
     the training slices by ``context // 2`` unused slices.
+
+    Resume (``resume=True``) continues from ``MODEL/checkpoint.pt`` (written atomically after
+    every epoch) when its configuration hash (:data:`HASH_FIELDS` and the data shape) matches,
+    and reaches the weights of an uninterrupted run; ``epochs``, ``max_minutes``,
+    ``patience``, ``device`` and ``threads`` may change. Without a ``MODEL`` directory it
+    starts afresh. ``overwrite=True`` removes an existing directory once the input checks
+    have passed. ``MODEL/model.pt`` is written last, so a directory without it is an
+    unfinished training. On CPU the result is bit-for-bit reproducible for a given seed and
+    thread count.
 
     References
     ----------
