@@ -56,9 +56,33 @@ def worker_pids(tmp: Path) -> list[int]:
 
 
 def kill(pid: int) -> None:
-    """SIGKILL a process and its children (a dask worker's nanny spawns the real worker)."""
+    """SIGKILL one process (ignored when it is already gone)."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+def worker_processes(client, tmp: Path) -> dict[str, tuple[int, int]]:
+    """``{address: (worker pid, nanny pid)}`` of the workers started in ``tmp``.
+
+    ``dask worker`` runs a nanny (the pid in ``workers.pid``) that spawns the real worker
+    process; killing the worker alone makes the nanny start a new one.
+    """
+    import psutil
+
+    nannies = set(worker_pids(tmp))
+    out = {}
+    for addr, pid in client.run(os.getpid).items():
+        ppid = psutil.Process(pid).ppid()
+        assert ppid in nannies, f"worker {addr} (pid {pid}) is not a child of a nanny {nannies}"
+        out[addr] = (pid, ppid)
+    return out
+
+
+def kill_worker(pids: tuple[int, int]) -> None:
+    """SIGKILL a nanny first (so it cannot restart its worker), then its worker."""
+    worker, nanny = pids
+    kill(nanny)
+    kill(worker)
 
 
 def wait_for_workers(

@@ -8,122 +8,155 @@ store marked complete.
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 
 import tomochunk as tc
 from tomochunk.cluster import connect
+from tomochunk.errors import InputError
 from tomochunk.io import store
 
-from .cluster_utils import local_cluster
+from .cluster_utils import kill_worker, local_cluster, wait_until, worker_processes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 PRE = tc.PreprocessConfig(stripe="none", center=31.5)
+N_Z = 48
 
 
 def _scan(tmp: Path) -> Path:
     from tomochunk.io.ingest import ingest
     from tomochunk.phantom import ScanSpec, simulate_scan
 
-    scan, _ = simulate_scan(ScanSpec(n_z=48, n_xy=64, n_angles=360, photons=2000, seed=3,
+    scan, _ = simulate_scan(ScanSpec(n_z=N_Z, n_xy=64, n_angles=360, photons=2000, seed=3,
                                      ring_defects=0))
     path = tmp / "scan.zarr"
     ingest(scan, path, config=tc.IngestConfig(rows_per_chunk=2))
     return path
 
 
-def _kill_one_worker_when(client, pred, timeout: float = 120.0) -> threading.Thread:
-    """Background thread: when ``pred()`` holds, SIGKILL one worker and its nanny."""
+def _chunk_files(store_dir: Path, var: str) -> list[Path]:
+    """Chunk files of ``var`` in a Zarr v3 store (default layout ``<var>/c/<i>/<j>/...``)."""
+    root = store_dir / var / "c"
+    return [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else []
 
-    def target() -> None:
+
+def _written(tmp: Path, name: str, var: str) -> int:
+    """Chunk files of ``var`` written so far in the partial (temporary) stores of ``name``."""
+    return sum(len(_chunk_files(d, var)) for d in tmp.glob(f".{name}.partial-*"))
+
+
+class _Killer(threading.Thread):
+    """SIGKILL one busy worker (with its nanny) once ``at`` chunk files of ``var`` exist.
+
+    Records how many chunks were written at that moment and which tasks the worker was
+    running, so the test can check that the kill really fell in the middle of the job.
+    """
+
+    def __init__(self, client, tmp: Path, name: str, var: str, at: int,
+                 timeout: float = 300.0) -> None:
+        super().__init__(daemon=True)
+        self.client, self.tmp, self.name, self.var, self.at = client, tmp, name, var, at
+        self.timeout = timeout
+        self.procs = worker_processes(client, tmp)  # before the job: pids of both workers
+        self.victim: str | None = None
+        self.lost: list[str] = []
+        self.written_at_kill = -1
+
+    def run(self) -> None:
         t0 = time.time()
-        while time.time() - t0 < timeout:
-            if pred():
-                pids = client.run(os.getpid)
-                victim = sorted(pids.values())[0]
-                proc = psutil.Process(victim)
-                parent = proc.parent()
-                if parent is not None and "python" in (parent.name() or ""):
-                    os.kill(parent.pid, signal.SIGKILL)  # the nanny: no restart
-                os.kill(victim, signal.SIGKILL)
-                return
-            time.sleep(0.02)
-
-    th = threading.Thread(target=target, daemon=True)
-    th.start()
-    return th
+        while time.time() - t0 < self.timeout:
+            if _written(self.tmp, self.name, self.var) >= self.at:
+                busy = {a: ks for a, ks in self.client.processing().items() if ks}
+                if busy:
+                    self.victim = max(sorted(busy), key=lambda a: len(busy[a]))
+                    self.lost = list(busy[self.victim])
+                    self.written_at_kill = _written(self.tmp, self.name, self.var)
+                    kill_worker(self.procs[self.victim])
+                    return
+            time.sleep(0.01)
 
 
-def _chunks_written(path_glob: str, tmp: Path, var: str) -> int:
-    n = 0
-    for d in tmp.glob(path_glob):
-        n += sum(1 for p in (d / var / "c").rglob("*") if p.is_file()) if (d / var).exists() else 0
-    return n
+def _run_with_kill(client, tmp: Path, name: str, var: str, n_chunks: int, job) -> _Killer:
+    killer = _Killer(client, tmp, name, var, at=max(2, n_chunks // 6))
+    killer.start()
+    job()
+    killer.join(timeout=5)
+    assert killer.victim is not None, "the worker was never killed: the job was too fast"
+    # the kill fell in the middle: chunks were still missing and the worker was running tasks
+    assert killer.written_at_kill < n_chunks, killer.written_at_kill
+    assert killer.lost, "the killed worker was running no task"
+    # the job finished on the one remaining worker (the nanny did not restart the dead one)
+    assert wait_until(lambda: len(client.scheduler_info()["workers"]) == 1, timeout=20)
+    assert killer.victim not in client.scheduler_info()["workers"]
+    return killer
 
 
 def test_worker_killed_during_reconstruction(tmp_path):
+    from tomochunk.recon.volume import reconstruct
+
     scan = _scan(tmp_path)
     rcfg = tc.ReconConfig(rows_per_block=2)
+    n_blocks = N_Z // rcfg.rows_per_block
     with local_cluster(tmp_path, 2) as sf, connect(tc.ClusterConfig(scheduler_file=str(sf))) as c:
-        from tomochunk.recon.volume import reconstruct
-
         reconstruct(scan, tmp_path / "ref.zarr", preprocess=PRE, config=rcfg)
-        th = _kill_one_worker_when(
-            c, lambda: _chunks_written(".faulty.zarr.partial-*", tmp_path, "full") >= 3)
-        reconstruct(scan, tmp_path / "faulty.zarr", preprocess=PRE, config=rcfg)
-        th.join(timeout=1)
-        assert not th.is_alive(), "the worker was never killed: the job was too fast"
-        assert len(c.scheduler_info()["workers"]) == 1
+        assert len(_chunk_files(tmp_path / "ref.zarr", "full")) == n_blocks
+        _run_with_kill(c, tmp_path, "faulty.zarr", "full", n_blocks, lambda: reconstruct(
+            scan, tmp_path / "faulty.zarr", preprocess=PRE, config=rcfg))
+    ref = store.open_store(tmp_path / "ref.zarr")
+    faulty = store.open_store(tmp_path / "faulty.zarr")
     for var in ("full", "split"):
-        np.testing.assert_array_equal(store.open_store(tmp_path / "ref.zarr")[var].values,
-                                      store.open_store(tmp_path / "faulty.zarr")[var].values)
+        a, b = ref[var].values, faulty[var].values
+        assert a.shape == b.shape and np.isfinite(a).all() and a.std() > 0
+        assert a.tobytes() == b.tobytes(), f"{var} differs after a worker was killed"
 
 
 def test_worker_killed_during_inference(tmp_path):
-    scan = _scan(tmp_path)
     from tomochunk.infer import denoise
     from tomochunk.recon.volume import reconstruct
     from tomochunk.train.n2i import train
 
+    scan = _scan(tmp_path)
     rec = tmp_path / "recon.zarr"
     reconstruct(scan, rec, preprocess=PRE, config=tc.ReconConfig(rows_per_block=8))
     train(rec, tmp_path / "model", config=tc.TrainConfig(
         depth=6, context=3, patch_size=32, batch_size=2, patches_per_epoch=4, epochs=1,
         patience=None))
     dcfg = tc.DenoiseConfig(chunk_z=2)
+    n_chunks = len(range(0, N_Z, dcfg.chunk_z))
     with local_cluster(tmp_path, 2) as sf, connect(tc.ClusterConfig(scheduler_file=str(sf))) as c:
         denoise(rec, tmp_path / "model", tmp_path / "ref.zarr", config=dcfg)
-        th = _kill_one_worker_when(
-            c, lambda: _chunks_written(".faulty.zarr.partial-*", tmp_path, "denoised") >= 3)
-        denoise(rec, tmp_path / "model", tmp_path / "faulty.zarr", config=dcfg)
-        th.join(timeout=1)
-        assert not th.is_alive(), "the worker was never killed: the job was too fast"
-    np.testing.assert_array_equal(store.open_store(tmp_path / "ref.zarr")["denoised"].values,
-                                  store.open_store(tmp_path / "faulty.zarr")["denoised"].values)
+        assert len(_chunk_files(tmp_path / "ref.zarr", "denoised")) == n_chunks
+        _run_with_kill(c, tmp_path, "faulty.zarr", "denoised", n_chunks, lambda: denoise(
+            rec, tmp_path / "model", tmp_path / "faulty.zarr", config=dcfg))
+    a = store.open_store(tmp_path / "ref.zarr")["denoised"].values
+    b = store.open_store(tmp_path / "faulty.zarr")["denoised"].values
+    assert a.shape == (N_Z, 64, 64) and np.isfinite(a).all() and a.std() > 0
+    assert a.tobytes() == b.tobytes(), "denoised differs after a worker was killed"
 
 
 def test_bad_block_fails_the_job_naming_block_and_cause(tmp_path):
-    scan = _scan(tmp_path)
-    # corrupt one chunk of the raw projections on disk (rows 10-11: chunk index 5)
-    chunk = next(p for p in (scan / "projections" / "c").rglob("*")
-                 if p.is_file() and p.relative_to(scan / "projections" / "c").parts[1] == "5")
-    chunk.write_bytes(b"garbage" * 10)
     from tomochunk.recon.volume import reconstruct
 
+    scan = _scan(tmp_path)
+    # corrupt one chunk of the raw projections on disk: (angle, row, col) chunks of 2 rows,
+    # so row-chunk index 5 holds detector rows 10-11
+    chunks = [p for p in _chunk_files(scan, "projections")
+              if p.relative_to(scan / "projections" / "c").parts[1] == "5"]
+    assert len(chunks) == 1
+    chunks[0].write_bytes(b"garbage" * 10)
     out = tmp_path / "recon.zarr"
     with local_cluster(tmp_path, 2) as sf, connect(tc.ClusterConfig(scheduler_file=str(sf))):
-        with pytest.raises(Exception, match=r"rows 10[-–:]1[12]") as err:
+        with pytest.raises(InputError) as err:
             reconstruct(scan, out, preprocess=PRE, config=tc.ReconConfig(rows_per_block=2))
-    assert "decod" in str(err.value).lower() or "codec" in str(err.value).lower() or \
-        "corrupt" in str(err.value).lower() or "error" in str(err.value).lower()
+    msg = str(err.value)
+    assert msg.startswith(f"block rows 10-11 of {scan}: cannot read the raw data ("), msg
+    assert "decompress" in msg.lower(), msg  # the cause: the codec could not decode the chunk
+    assert "damaged" in msg and "ingest" in msg, msg  # the problem and the fix
     assert not out.exists()
     assert not store.is_complete(out)
     assert not list(tmp_path.glob(".recon.zarr.partial-*"))

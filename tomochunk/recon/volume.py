@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,14 @@ import numpy as np
 import xarray as xr
 
 from ..config import PreprocessConfig, ReconConfig, replace, to_dict
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, TomochunkError
 from ..io import store
 from ..progress import current_client, get_logger
 from .filters import check_filter
 from .registry import RECONSTRUCTORS
 from .split import angles_per_split, check_splits, full_is_mean_of_splits, split_indices
 
-__all__ = ["reconstruct", "reconstruct_sinograms", "check_center"]
+__all__ = ["BlockError", "reconstruct", "reconstruct_sinograms", "check_center"]
 
 _log = get_logger("recon")
 
@@ -184,29 +184,87 @@ def reconstruct_sinograms(
     return out
 
 
+class BlockError(TomochunkError, RuntimeError):
+    """A block task failed on something other than a tomochunk error (message: rows, cause)."""
+
+
+@dataclass(frozen=True)
+class _RowSource:
+    """A ``(n, row, col)`` array of a Zarr store that a block task reads its own rows of.
+
+    The read happens inside the block task, so a damaged chunk fails that task with the
+    block's rows named, and no raw rows travel between workers. ``version`` (the array
+    metadata's mtime) is part of the task key, so a rewritten store is read again.
+    """
+
+    path: str
+    name: str
+    version: int
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], name: str) -> _RowSource:
+        meta = Path(path) / name / "zarr.json"
+        return cls(str(path), name, meta.stat().st_mtime_ns if meta.exists() else 0)
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Rows ``[lo, hi)`` (all angles/frames and columns)."""
+        import zarr
+
+        return np.asarray(zarr.open_array(os.path.join(self.path, self.name), mode="r")[:, lo:hi])
+
+
+def _load(data: Any, rows: tuple[int, int]) -> np.ndarray | None:
+    if data is None:
+        return None
+    return data.read(*rows) if isinstance(data, _RowSource) else np.asarray(data)
+
+
+def _block_failed(err: Exception, rows: tuple[int, int], source: str, stage: str) -> Exception:
+    """``err`` re-raised with the block's detector rows and the scan named in the message."""
+    where = f"block rows {rows[0]}-{rows[1] - 1} of {source}"
+    if stage == "read":
+        return InputError(
+            f"{where}: cannot read the raw data ({type(err).__name__}: {err}); the scan store "
+            "is damaged (corrupt or truncated chunk): re-create it with tomochunk ingest"
+        )
+    if isinstance(err, TomochunkError):
+        try:
+            return type(err)(f"{where}: {err}")
+        except TypeError:  # an error class with another constructor: keep its type's meaning
+            pass
+    return BlockError(f"{where}: {type(err).__name__}: {err}")
+
+
 def _block_task(
-    proj: np.ndarray,
-    flat: np.ndarray | None,
-    dark: np.ndarray | None,
+    proj: np.ndarray | _RowSource,
+    flat: np.ndarray | _RowSource | None,
+    dark: np.ndarray | _RowSource | None,
     theta: np.ndarray,
     center: float | np.ndarray,
     preprocess: PreprocessConfig,
     config: ReconConfig,
-    row_offset: int,
+    rows: tuple[int, int],
     halo: tuple[int, int],
     nthreads: int,
+    source: str,
 ) -> np.ndarray:
+    """Read (when given a :class:`_RowSource`), preprocess and reconstruct rows ``rows``.
+
+    ``rows`` includes the ``halo`` rows. Any exception is re-raised naming the block's own
+    detector rows, the scan and the cause (:func:`_block_failed`).
+    """
     from ..preprocess import preprocess_block
 
-    att, _report = preprocess_block(
-        np.asarray(proj),
-        None if flat is None else np.asarray(flat),
-        None if dark is None else np.asarray(dark),
-        preprocess,
-        row_offset=row_offset,
-        row_halo=halo,
-    )
-    return reconstruct_sinograms(att, theta, center, config, nthreads=nthreads)
+    own = (rows[0] + halo[0], rows[1] - halo[1])
+    try:
+        p, f, d = (_load(x, rows) for x in (proj, flat, dark))
+    except Exception as err:  # noqa: BLE001 - re-raised with the block named
+        raise _block_failed(err, own, source, "read") from err
+    try:
+        att, _report = preprocess_block(p, f, d, preprocess, row_offset=rows[0], row_halo=halo)
+        return reconstruct_sinograms(att, theta, center, config, nthreads=nthreads)
+    except Exception as err:  # noqa: BLE001 - re-raised with the block named
+        raise _block_failed(err, own, source, "process") from err
 
 
 def _as_dataset(scan: xr.Dataset | str | os.PathLike[str]) -> tuple[xr.Dataset, str]:
@@ -277,7 +335,10 @@ def reconstruct(
     InputError
         Centre outside the detector, more splits than angles or fewer than 2 angles per
         subset, a bad scan layout; NaN/inf in the projections beyond what preprocessing
-        in-fills (raised by the block that meets them, naming the detector rows).
+        in-fills, or a damaged chunk of the scan store (raised by the block task that meets
+        them: the message names the block's detector rows ``a-b``, the scan and the cause).
+    BlockError
+        Any other failure inside a block task, with the same rows and cause in its message.
 
     Warns
     -----
@@ -315,9 +376,18 @@ def reconstruct(
 
     rpb = min(config.rows_per_block, n_rows)
     halo = required_row_halo(preprocess)
-    p_data = _dask(proj, rpb)
-    f_data = _dask(ds["flat"].transpose("flat", "row", "col"), rpb) if has_flat else None
-    d_data = _dask(ds["dark"].transpose("dark", "row", "col"), rpb) if has_flat else None
+    names = ("projections", "flat", "dark") if has_flat else ("projections",)
+    if not isinstance(scan, xr.Dataset) and all(
+        ds[v].dims == (v if v != "projections" else "angle", "row", "col") for v in names
+    ):
+        p_data, f_data, d_data = (
+            _RowSource.open(scan, v) if v in names else None
+            for v in ("projections", "flat", "dark")
+        )
+    else:
+        p_data = _dask(proj, rpb)
+        f_data = _dask(ds["flat"].transpose("flat", "row", "col"), rpb) if has_flat else None
+        d_data = _dask(ds["dark"].transpose("dark", "row", "col"), rpb) if has_flat else None
     starts = list(range(0, n_rows, rpb))
     nthreads = config.threads or _threads_per_task(len(starts))
     k = config.splits
@@ -328,16 +398,18 @@ def reconstruct(
         rows = slice(r0 - top, r1 + bottom)
         c = center if np.ndim(center) == 0 else center[r0:r1]
         task = dask.delayed(_block_task, pure=True)(
-            p_data[:, rows, :],
-            None if f_data is None else f_data[:, rows, :],
-            None if d_data is None else d_data[:, rows, :],
+            *(
+                x if x is None or isinstance(x, _RowSource) else x[:, rows, :]
+                for x in (p_data, f_data, d_data)
+            ),
             theta,
             c,
             preprocess,
             config,
-            r0 - top,
+            (rows.start, rows.stop),
             (top, bottom),
             nthreads,
+            source,
         )
         blocks.append(da.from_delayed(task, shape=(k + 1, r1 - r0, n_det, n_det), dtype=np.float32))
     stack = da.concatenate(blocks, axis=1)
