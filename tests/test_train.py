@@ -7,6 +7,7 @@ LocalCluster with worker processes, and a hard-killed training process for resum
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -509,15 +510,27 @@ def test_training_as_a_dask_task_on_the_gpu_worker_equals_in_process(tmp_path, r
     gpu_addr = next(a for a, w in dask_client.scheduler_info()["workers"].items()
                     if w["name"] == "gpu-worker")
     local, _ = _model_dir(tmp_path, recon, "local", epochs=1)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("tomochunk.train")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
     for i in range(2):
+        lines.clear()
         with get_task_stream(dask_client) as ts:
             remote = T.train(recon, tmp_path / f"remote{i}", client=dask_client,
                              **{**TINY, "epochs": 1})
+        # the epoch that ran on the worker is reported here
+        assert any(line.startswith("epoch 1: train loss") for line in lines), lines
         # one task, run by the worker that advertises the GPU (another process), which read
         # the store and wrote the model directory itself
         assert [t["worker"] for t in ts.data] == [gpu_addr]
         assert _weights_equal(remote, local, 1e-6)
         assert _weights_equal(T.load_model(tmp_path / f"remote{i}"), local, 1e-6)
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
     # errors raised in the task reach the caller with their type and message
     if not torch.cuda.is_available():
         with pytest.raises(InputError, match="device 'cuda' was requested"):

@@ -25,7 +25,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -366,6 +366,36 @@ def _to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+class EpochReporter:
+    """Per-epoch progress bar (train/validation loss in its postfix) and log line.
+
+    Used in the training process, or on the client, fed with the epoch records a Dask
+    training task publishes as worker events.
+    """
+
+    def __init__(self, epochs: int, done: int = 0):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=epochs, initial=min(done, epochs), desc="training", unit="epoch",
+                        disable=not progress_enabled())
+
+        self.last = done
+
+    def __call__(self, rec: dict[str, Any]) -> None:
+        if rec["epoch"] <= self.last:
+            return
+        self.last = rec["epoch"]
+        self.bar.update(max(0, rec["epoch"] - self.bar.n))
+        self.bar.set_postfix(train=f"{rec['train_loss']:.4g}", val=f"{rec['val_loss']:.4g}",
+                             best=rec["best_epoch"])
+        log.info("epoch %d: train loss %.5g, validation loss %.5g%s (%.1f s)", rec["epoch"],
+                 rec["train_loss"], rec["val_loss"],
+                 " (best)" if rec["best_epoch"] == rec["epoch"] else "", rec["seconds"])
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def fit(
     network: torch.nn.Module,
     data: N2IData,
@@ -378,6 +408,7 @@ def fit(
     resume_from: dict[str, Any] | None = None,
     config_hash_: str = "",
     config_fields: dict[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> FitResult:
     """Train ``network`` on ``data`` (Adam, MSE or L1) with validation and early stopping.
 
@@ -405,6 +436,9 @@ def fit(
         A checkpoint to continue from.
     config_hash_, config_fields
         Stored in the checkpoint so that resume can detect a changed configuration.
+    on_epoch : callable, optional
+        Called after every epoch (and its checkpoint) with ``{"epoch", "train_loss",
+        "val_loss", "seconds", "best_epoch"}``; default: an :class:`EpochReporter`.
     """
     device = torch.device(device)
     patch = patch or cfg.patch_size
@@ -435,15 +469,15 @@ def fit(
     val_batch = max(1, (cfg.batch_size * patch * patch) // (data.shape[0] * data.shape[1]))
     t_start = time.perf_counter()
     last_seconds = 0.0
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=cfg.epochs, initial=min(start - 1, cfg.epochs), desc="training",
-               unit="epoch", disable=not progress_enabled())
+    reporter = EpochReporter(cfg.epochs, start - 1) if on_epoch is None else None
+    on_epoch = on_epoch or reporter
     stopped = "epochs"
     epoch = start
     # torch's global RNG is seeded per epoch inside fork_rng (restored afterwards), so a
     # network with random layers would also resume exactly; patches come from numpy.
-    with torch.random.fork_rng(devices=[]), contextlib.closing(bar):
+    with torch.random.fork_rng(devices=[]), contextlib.ExitStack() as stack:
+        if reporter is not None:
+            stack.callback(reporter.close)
         while True:
             if stopper.should_stop:
                 stopped = "early_stop"
@@ -507,12 +541,7 @@ def fit(
                     },
                     checkpoint_path,
                 )
-            bar.update(1)
-            bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val:.4g}",
-                            best=stopper.best_epoch)
-            log.info("epoch %d: train loss %.5g, validation loss %.5g%s (%.1f s)", epoch,
-                     train_loss, val, " (best)" if stopper.best_epoch == epoch else "",
-                     last_seconds)
+            on_epoch({**history["epochs"][-1], "best_epoch": stopper.best_epoch})
             epoch += 1
     history["stopped"] = stopped
     log.info("training stopped (%s) after epoch %d; best epoch %d (validation loss %.5g)",
@@ -607,7 +636,11 @@ def _metadata(
 
 
 def _train_here(
-    recon: xr.Dataset | Path, model_dir: Path | None, cfg: TrainConfig, overwrite: bool
+    recon: xr.Dataset | Path,
+    model_dir: Path | None,
+    cfg: TrainConfig,
+    overwrite: bool,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any], torch.nn.Module]:
     """Train in this process (the body of the Dask task); returns state, metadata, history."""
     device = _resolve_device(cfg.device)
@@ -639,7 +672,7 @@ def _train_here(
         result = fit(
             net, data, cfg, norm=norm, patch=info.patch, device=device,
             checkpoint_path=model_dir / CHECKPOINT_FILE if model_dir else None,
-            resume_from=ckpt, config_hash_=h, config_fields=fields_,
+            resume_from=ckpt, config_hash_=h, config_fields=fields_, on_epoch=on_epoch,
         )
         meta["best_epoch"] = result.history["best_epoch"]
         if model_dir is not None:
@@ -650,14 +683,61 @@ def _train_here(
 
 
 def _train_task(
-    recon_path: str, model_dir: str | None, cfg_dict: dict[str, Any], overwrite: bool
+    recon_path: str,
+    model_dir: str | None,
+    cfg_dict: dict[str, Any],
+    overwrite: bool,
+    topic: str | None = None,
 ) -> dict[str, Any]:
-    """The Dask task: train from the store at ``recon_path``; return CPU weights + metadata."""
+    """The Dask task: train from the store at ``recon_path``; return CPU weights + metadata.
+
+    Every epoch's record is published as a worker event on ``topic`` so the client can show
+    progress.
+    """
+    on_epoch = None
+    if topic is not None:
+        from distributed import get_worker
+
+        worker = get_worker()
+
+        def on_epoch(rec: dict[str, Any]) -> None:
+            worker.log_event(topic, rec)
+
     cfg = from_dict(TrainConfig, cfg_dict)
     state, meta, history, _ = _train_here(
-        Path(recon_path), Path(model_dir) if model_dir else None, cfg, overwrite
+        Path(recon_path), Path(model_dir) if model_dir else None, cfg, overwrite, on_epoch
     )
     return {"state_dict": state, "metadata": meta, "history": history}
+
+
+def _submit(client: Any, path: Path, model_dir: Path | None, cfg: TrainConfig,
+            overwrite: bool) -> dict[str, Any]:
+    """Run :func:`_train_task` on the cluster, showing its epochs here as they finish."""
+    import uuid
+
+    from ..cluster import gpu_resources
+
+    resources = gpu_resources(client)
+    log.info("training as one Dask task%s", " on a GPU worker" if resources else "")
+    topic = f"tomochunk-train-{uuid.uuid4().hex}"
+    reporter = EpochReporter(cfg.epochs)
+    client.subscribe_topic(topic, lambda event: reporter(event[1]))
+    try:
+        future = client.submit(
+            _train_task, str(path.resolve()),
+            str(model_dir.resolve()) if model_dir else None,
+            to_dict(cfg), overwrite, topic, resources=resources, pure=False,
+        )
+        payload = future.result()
+    finally:
+        client.unsubscribe_topic(topic)
+        reporter.close()
+    # events still in flight when the result arrived: report them from the history
+    for rec in payload["history"]["epochs"]:
+        if rec["epoch"] > reporter.last:
+            log.info("epoch %d: train loss %.5g, validation loss %.5g (%.1f s)",
+                     rec["epoch"], rec["train_loss"], rec["val_loss"], rec["seconds"])
+    return payload
 
 
 def _model_from_payload(payload: dict[str, Any]) -> TrainedModel:
@@ -738,15 +818,6 @@ def train(
         _check_model_dir(model_dir, cfg, info, overwrite)
     client = client if client is not None else (current_client() if path else None)
     if client is not None and path is not None:
-        from ..cluster import gpu_resources
-
-        resources = gpu_resources(client)
-        log.info("training as one Dask task%s", " on a GPU worker" if resources else "")
-        future = client.submit(
-            _train_task, str(path.resolve()),
-            str(model_dir.resolve()) if model_dir else None,
-            to_dict(cfg), overwrite, resources=resources, pure=False,
-        )
-        return _model_from_payload(future.result())
+        return _model_from_payload(_submit(client, path, model_dir, cfg, overwrite))
     state, meta, history, net = _train_here(path or ds, model_dir, cfg, overwrite)
     return TrainedModel(net, meta, history)
