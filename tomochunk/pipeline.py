@@ -14,17 +14,19 @@ last checkpoint), and re-does every downstream stage when an upstream configurat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import xarray as xr
+from distributed import WorkerPlugin
 
 from . import __version__
 from .config import (
@@ -40,7 +42,7 @@ from .errors import ConfigError, InputError, OutputExistsError
 from .io import store
 from .progress import get_logger
 
-__all__ = ["run", "demo", "demo_config", "RunResult", "STAGES", "apply_overrides"]
+__all__ = ["run", "demo", "demo_config", "DEMO_SCAN", "RunResult", "STAGES", "apply_overrides"]
 
 log = get_logger("pipeline")
 
@@ -148,24 +150,111 @@ def _claim_run_dir(run_dir: Path, input_id: str, overwrite: bool) -> dict[str, A
     return record
 
 
-def _setup_logging(run_dir: Path, quiet: bool, verbose: bool) -> logging.Handler:
+def _levels(quiet: bool, verbose: bool) -> tuple[int, int]:
+    """(console level, log-file level) for the command-line flags."""
+    console = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    return console, logging.DEBUG if verbose else logging.INFO
+
+
+def _set_levels(console: int, file: int, children: list[str]) -> None:
+    """Level the ``tomochunk`` loggers so the log file gets ``file`` and up, the bars follow
+    the console.
+
+    Progress bars are drawn while the ``tomochunk`` logger shows INFO
+    (:func:`tomochunk.progress.progress_enabled`); with ``--quiet`` it is set to WARNING and
+    its ``children`` (the stage modules' loggers) to ``file`` so the log stays complete.
+    """
     root = logging.getLogger("tomochunk")
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-               for h in root.handlers):
+    root.setLevel(max(console, file))
+    for name in children:
+        logging.getLogger(name).setLevel(file if console > file else logging.NOTSET)
+
+
+def _child_loggers() -> list[str]:
+    return sorted(n for n in logging.Logger.manager.loggerDict if n.startswith("tomochunk."))
+
+
+@contextlib.contextmanager
+def _run_logging(run_dir: Path, quiet: bool, verbose: bool) -> Iterator[None]:
+    """Console at the chosen level, the whole log into ``run_dir/tomochunk.log``.
+
+    A nested use (``demo`` calling ``run``) keeps the outer set-up.
+    """
+    root = logging.getLogger("tomochunk")
+    log_file = (run_dir / "tomochunk.log").resolve()
+    if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == log_file
+           for h in root.handlers):
+        yield
+        return
+    console, file = _levels(quiet, verbose)
+    saved_level, saved_propagate = root.level, root.propagate
+    saved = {h: h.level for h in root.handlers}
+    streams = [h for h in root.handlers if not isinstance(h, logging.FileHandler)]
+    if not streams:
         sh = logging.StreamHandler()
         sh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
         root.addHandler(sh)
-    for h in root.handlers:
-        if not isinstance(h, logging.FileHandler):
-            h.setLevel(level)
-    root.setLevel(logging.DEBUG)
-    root.propagate = False
-    fh = logging.FileHandler(run_dir / "tomochunk.log")
-    fh.setLevel(logging.DEBUG)
+        streams = [sh]
+    for h in streams:
+        h.setLevel(console)
+    fh = logging.FileHandler(log_file)
+    fh.setLevel(file)
     fh.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     root.addHandler(fh)
-    return fh
+    root.propagate = False
+    _set_levels(console, file, _child_loggers())
+    try:
+        yield
+    finally:
+        for h in list(root.handlers):
+            if h not in saved:
+                root.removeHandler(h)
+                if h is fh:
+                    fh.close()
+        for h, lvl in saved.items():
+            h.setLevel(lvl)
+        _set_levels(logging.NOTSET, logging.NOTSET, _child_loggers())
+        root.setLevel(saved_level)
+        root.propagate = saved_propagate
+
+
+class _WorkerLogLevel(WorkerPlugin):
+    """Worker plugin: level the ``tomochunk`` loggers of every worker like this process's.
+
+    Together with :meth:`distributed.Client.forward_logging`, what tasks log (training epochs
+    with their losses, per-block reports) reaches the console and the run's log file, and
+    the workers' progress bars (training epochs) follow ``--quiet``.
+    """
+
+    name = "tomochunk-log-level"
+
+    def __init__(self, console: int, file: int, children: list[str]) -> None:
+        self.console, self.file, self.children = console, file, children
+
+    def setup(self, worker: Any) -> None:
+        _set_levels(self.console, self.file, self.children)
+
+
+@contextlib.contextmanager
+def _forward_worker_logs(client: Any, quiet: bool, verbose: bool) -> Iterator[None]:
+    """Forward the workers' ``tomochunk`` log records to this process while in the block."""
+    console, file = _levels(quiet, verbose)
+    try:
+        client.register_plugin(_WorkerLogLevel(console, file, _child_loggers()),
+                               name=_WorkerLogLevel.name)
+        client.forward_logging("tomochunk", level=file)
+    except Exception as exc:  # noqa: BLE001 - logging from workers is a convenience
+        log.debug("worker log forwarding unavailable: %s", exc)
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            client.unforward_logging("tomochunk")
+            client.unregister_worker_plugin(_WorkerLogLevel.name)
+        except Exception as exc:  # noqa: BLE001 - the cluster may be gone already
+            log.debug("could not stop worker log forwarding: %s", exc)
 
 
 # --------------------------------------------------------------------------------------
@@ -178,6 +267,7 @@ class _Stage:
     output: Path
     hash: str
     action: Callable[[], str]  # runs the stage, returns a one-line summary
+    resumable: bool = False  # an interrupted output is kept and continued (training)
 
     def complete(self) -> bool:
         if self.name == "train":
@@ -201,6 +291,7 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
     from .io.ingest import ingest
     from .recon.volume import reconstruct
     from .report import make_report
+    from .train.modelfile import CHECKPOINT_FILE
     from .train.n2i import train
 
     scan, recon = run_dir / "scan.zarr", run_dir / "recon.zarr"
@@ -222,16 +313,19 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
         return _volume_summary(recon, "full", time.perf_counter() - t0)
 
     def do_train() -> str:
+        # _execute keeps the model folder only when it holds an interrupted training of this
+        # very configuration: continue it from its checkpoint, else train afresh
         t0 = time.perf_counter()
-        resume = (model / "checkpoint.pt").exists()
+        resume = (model / CHECKPOINT_FILE).exists()
         if resume:
             log.info("train: resuming from the last checkpoint in %s", model)
-        tcfg = from_dict(type(cfg.train), {**to_dict(cfg.train), "resume": resume})
-        m = train(recon, model, config=tcfg, overwrite=not resume)
+        m = train(recon, model, config=replace(cfg.train, resume=resume), overwrite=True)
         hist = getattr(m, "history", None) or {}
-        n_ep = len(hist.get("epochs", []))
-        best = hist.get("best_epoch")
-        return f"{n_ep} epochs in {time.perf_counter() - t0:.1f} s (best epoch {best})"
+        epochs = hist.get("epochs", [])
+        seconds = time.perf_counter() - t0
+        last = f", final validation loss {epochs[-1]['val_loss']:.4g}" if epochs else ""
+        return (f"{len(epochs)} epochs ({hist.get('stopped')}) in {seconds:.1f} s, best epoch "
+                f"{hist.get('best_epoch')}{last}")
 
     def do_denoise() -> str:
         t0 = time.perf_counter()
@@ -241,7 +335,7 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
     stages = [
         _Stage("ingest", scan, h_ingest, do_ingest),
         _Stage("recon", recon, h_recon, do_recon),
-        _Stage("train", model, h_train, do_train),
+        _Stage("train", model, h_train, do_train, resumable=True),
         _Stage("denoise", den, h_denoise, do_denoise),
     ]
     for method in cfg.filters.methods:
@@ -267,7 +361,14 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
 
 
 def _execute(stages: list[_Stage], run_dir: Path, record: dict[str, Any]) -> None:
+    """Run the stages in order, skipping those recorded as done with an unchanged hash.
+
+    ``record["started"]`` holds the hash of each stage that was started but not finished: a
+    resumable stage (training) whose interrupted output has that hash is continued; every
+    other unfinished output is removed and its stage re-done.
+    """
     done = record.setdefault("stages", {})
+    started = record.setdefault("started", {})
     for st in stages:
         prev = done.get(st.name)
         if prev and prev.get("hash") == st.hash and st.complete():
@@ -275,25 +376,21 @@ def _execute(stages: list[_Stage], run_dir: Path, record: dict[str, Any]) -> Non
             continue
         if prev and prev.get("hash") != st.hash:
             log.info("%s: configuration changed upstream or here, re-doing", st.name)
+        elif prev:
+            log.info("%s: output incomplete or missing, re-doing", st.name)
         done.pop(st.name, None)
-        _write_run(run_dir, record)
         store.remove_stale_partials(st.output)
-        if st.output.exists() and st.name != "train":
-            # an output that is not recorded as done is stale (interrupted or outdated)
+        keep = st.resumable and started.get(st.name) == st.hash
+        if st.output.exists() and not keep:
             shutil.rmtree(st.output) if st.output.is_dir() else st.output.unlink()
-        elif st.name == "train" and st.output.exists() and not (
-            prev is None and (st.output / "checkpoint.pt").exists()
-            and record.get("train_hash_started") == st.hash
-        ):
-            shutil.rmtree(st.output)
-        if st.name == "train":
-            record["train_hash_started"] = st.hash
-            _write_run(run_dir, record)
+        started[st.name] = st.hash
+        _write_run(run_dir, record)
         log.info("%s: starting", st.name)
         t0 = time.perf_counter()
         summary = st.action()
         seconds = time.perf_counter() - t0
         done[st.name] = {"hash": st.hash, "seconds": round(seconds, 3), "summary": summary}
+        started.pop(st.name, None)
         _write_run(run_dir, record)
         log.info("%s: %s", st.name, summary)
 
@@ -346,21 +443,21 @@ def run(
     record["config"] = to_dict(cfg)
     _write_run(run_dir, record)
     save_config(cfg, run_dir / "config.yaml")
-    fh = _setup_logging(run_dir, quiet, verbose)
-    t0 = time.perf_counter()
-    try:
-        log.info("tomochunk %s run of %s into %s", __version__, record["input"], run_dir)
-        stages = _stages(input, run_dir, cfg)
-        from .cluster import connect
+    stages = _stages(input, run_dir, cfg)
+    from .cluster import connect
 
-        with connect(cfg.cluster):
+    t0 = time.perf_counter()
+    with _run_logging(run_dir, quiet, verbose):
+        log.info("tomochunk %s run of %s into %s", __version__, record["input"], run_dir)
+        with connect(cfg.cluster) as client, _forward_worker_logs(client, quiet, verbose):
             _execute(stages, run_dir, record)
         log.info("run complete in %.1f s; report: %s", time.perf_counter() - t0,
                  run_dir / "report" / "index.html")
-    finally:
-        logging.getLogger("tomochunk").removeHandler(fh)
-        fh.close()
     return RunResult(run_dir, record["stages"], run_dir / "report" / "index.html")
+
+
+#: :class:`tomochunk.phantom.ScanSpec` overrides of the ``demo`` preset used by :func:`demo`.
+DEMO_SCAN: dict[str, Any] = {}
 
 
 def demo_config() -> RunConfig:
@@ -388,26 +485,48 @@ def demo(
     verbose: bool = False,
     config: RunConfig | None = None,
     size: str = "demo",
+    spec: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Run the whole pipeline on the built-in synthetic scan (truth known, so PSNR/SSIM too)."""
+    """Run the whole pipeline on the built-in synthetic scan (truth known, so PSNR/SSIM too).
+
+    Parameters
+    ----------
+    out : path
+        The run directory (``truth.zarr`` is written next to the stage outputs).
+    cluster, overwrite, quiet, verbose
+        As for :func:`run`.
+    config : RunConfig, optional
+        Default :func:`demo_config`.
+    size : {"demo", "test", "bench"}
+        The :func:`tomochunk.phantom.demo_spec` preset.
+    spec : mapping, optional
+        :class:`tomochunk.phantom.ScanSpec` fields overriding the preset (default
+        :data:`DEMO_SCAN` for the ``demo`` preset).
+    """
     from .phantom import demo_spec, simulate_scan
 
-    spec = demo_spec(size)
-    scan, truth = simulate_scan(spec)
+    overrides = dict(DEMO_SCAN if spec is None and size == "demo" else spec or {})
+    scan_spec = demo_spec(size, **overrides)
     run_dir = Path(out)
     cfg = config or demo_config()
-    truth_path = run_dir / "truth.zarr"
-    record = _claim_run_dir(run_dir, _input_id(scan), overwrite)
+    input_id = f"in-memory:tomochunk.phantom:{scan_spec.to_json()}"  # as _input_id(scan)
+    record = _claim_run_dir(run_dir, input_id, overwrite)
     _write_run(run_dir, record)
-    if not store.is_complete(truth_path):
-        store.remove_stale_partials(truth_path)
-        if truth_path.exists():
-            shutil.rmtree(truth_path)
-        coords = {}
-        ds = xr.Dataset({"truth": (("z", "y", "x"), truth)}, coords=coords).chunk({"z": 16})
-        store.write_dataset(ds, truth_path, attrs={"phantom_spec": scan.attrs.get("phantom_spec")},
-                            label="writing truth.zarr")
-    if cfg.report.truth is None:
-        cfg.report.truth = str(truth_path)
-    return run(scan, run_dir, config=cfg, cluster=cluster, overwrite=False, quiet=quiet,
-               verbose=verbose)
+    truth_path = run_dir / "truth.zarr"
+    with _run_logging(run_dir, quiet, verbose):
+        t0 = time.perf_counter()
+        scan, truth = simulate_scan(scan_spec)
+        log.info("demo: simulated a %d-angle scan of %s voxels in %.1f s", scan_spec.n_angles,
+                 "x".join(map(str, truth.shape)), time.perf_counter() - t0)
+        if not store.is_complete(truth_path):
+            store.remove_stale_partials(truth_path)
+            if truth_path.exists():
+                shutil.rmtree(truth_path)
+            ds = xr.Dataset({"truth": (("z", "y", "x"), truth)}).chunk({"z": 16})
+            store.write_dataset(ds, truth_path,
+                                attrs={"phantom_spec": scan.attrs.get("phantom_spec")},
+                                label="writing truth.zarr")
+        if cfg.report.truth is None:
+            cfg.report.truth = str(truth_path)
+        return run(scan, run_dir, config=cfg, cluster=cluster, overwrite=False, quiet=quiet,
+                   verbose=verbose)
