@@ -174,8 +174,8 @@ def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str
 @click.option("--center-method", type=click.Choice(["vo", "registration"]), default="vo",
               show_default=True)
 @click.option("--filter", "filter_", default="shepp", show_default=True)
-@click.option("--stripe", type=click.Choice(["fw", "sorting", "none"]), default="fw",
-              show_default=True)
+@click.option("--stripe", type=click.Choice(["sorting", "fw", "none"]), default="sorting",
+              show_default=True, help="Ring removal (Vo 2018 sorting, Muench 2009 wavelet).")
 @click.option("--backend", default="native", show_default=True)
 @click.option("--pad", type=click.Choice(["zero", "edge", "none"]), default="zero",
               show_default=True, help="Detector padding; 'edge' for ROI/local tomography.")

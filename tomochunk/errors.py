@@ -14,6 +14,7 @@ __all__ = [
     "IncompleteStoreError",
     "ModelError",
     "BackendUnavailableError",
+    "BlockError",
 ]
 
 
@@ -43,3 +44,10 @@ class ModelError(TomochunkError, ValueError):
 
 class BackendUnavailableError(TomochunkError, ImportError):
     """A registered backend exists but its optional dependency is not importable."""
+
+
+class BlockError(TomochunkError, RuntimeError):
+    """A chunk/block task failed on something other than a tomochunk error.
+
+    The message names the block (detector rows or slices, and the store) and the cause.
+    """

@@ -52,13 +52,17 @@ def compute(*collections: Any, label: str = "computing") -> tuple[Any, ...]:
     show = progress_enabled()
     if client is not None:
         futures = client.compute(list(collections))
-        if show:
-            from distributed.diagnostics.progressbar import progress
+        try:
+            if show:
+                from distributed.diagnostics.progressbar import progress
 
-            print(f"{label}:", file=sys.stderr)
-            progress(futures, notebook=False)
-            print(file=sys.stderr)
-        results = tuple(client.gather(futures))
+                print(f"{label}:", file=sys.stderr)
+                progress(futures, notebook=False)
+                print(file=sys.stderr)
+            results = tuple(client.gather(futures))
+        except BaseException:
+            _stop_running(client, futures)
+            raise
     elif show:
         from dask.diagnostics import ProgressBar
 
@@ -69,6 +73,31 @@ def compute(*collections: Any, label: str = "computing") -> tuple[Any, ...]:
         results = dask.compute(*collections)
     log.info("%s done in %.1f s", label, time.perf_counter() - t0)
     return results
+
+
+def _executing(dask_worker: Any) -> list[str]:
+    return [str(ts.key) for ts in dask_worker.state.executing]
+
+
+def _stop_running(client: Any, futures: Any, timeout: float = 60.0) -> None:
+    """Cancel a failed computation and wait until none of its tasks still runs.
+
+    Dask cannot interrupt a running task, so tasks of a failed job that are already running
+    on other workers would otherwise go on writing chunks into an output the caller removes
+    next (leaving a stale partial store behind).
+    """
+    try:
+        client.cancel(futures, force=True)
+        keys: set[str] = set()
+        for _ in range(2):
+            keys |= {k for ks in client.run(_executing).values() for k in ks}
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        while keys and time.monotonic() - t0 < timeout:
+            keys &= {k for ks in client.run(_executing).values() for k in ks}
+            time.sleep(0.05)
+    except Exception:  # noqa: BLE001 - best effort: the original error is what matters
+        get_logger("progress").debug("could not wait for the failed job's tasks", exc_info=True)
 
 
 def tqdm(iterable: Iterable[T], **kwargs: Any) -> Iterator[T]:

@@ -116,13 +116,39 @@ def z_chunks(n_z: int, chunk_z: int) -> list[tuple[int, int]]:
     return [(z0, min(z0 + chunk_z, n_z)) for z0 in range(0, n_z, chunk_z)]
 
 
+def _chunk_failed(err: Exception, info: Slab, blocks: Any, stage: str) -> Exception:
+    """``err`` with the chunk's slices (and store) named in the message."""
+    from ..errors import BlockError, InputError, TomochunkError
+
+    where = f"slices {info.z0}-{info.z1 - 1}"
+    if isinstance(blocks, ZarrSource):
+        where += f" of {blocks.path}/{blocks.name}"
+    if stage == "read":
+        return InputError(
+            f"{where}: cannot read the data ({type(err).__name__}: {err}); the store is damaged "
+            "(corrupt or truncated chunk): re-create it with the stage that wrote it"
+        )
+    if isinstance(err, TomochunkError):
+        try:
+            return type(err)(f"{where}: {err}")
+        except TypeError:
+            pass
+    return BlockError(f"{where}: {type(err).__name__}: {err}")
+
+
 def _run(fn: Callable[..., np.ndarray], blocks: Any, info: Slab, extra: dict[str, Any],
          dtype: np.dtype) -> np.ndarray:
-    if isinstance(blocks, ZarrSource):
-        slab = blocks.read(info.lo, info.hi)
-    else:
-        slab = np.block(blocks) if isinstance(blocks, list) else np.asarray(blocks)
-    return np.asarray(fn(slab, info, **extra), dtype=dtype)
+    try:
+        if isinstance(blocks, ZarrSource):
+            slab = blocks.read(info.lo, info.hi)
+        else:
+            slab = np.block(blocks) if isinstance(blocks, list) else np.asarray(blocks)
+    except Exception as err:
+        raise _chunk_failed(err, info, blocks, "read") from err
+    try:
+        return np.asarray(fn(slab, info, **extra), dtype=dtype)
+    except Exception as err:
+        raise _chunk_failed(err, info, blocks, "compute") from err
 
 
 def map_z_halo(

@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from ..config import PreprocessConfig, ReconConfig, replace, to_dict
-from ..errors import ConfigError, InputError, TomochunkError
+from ..errors import BlockError, ConfigError, InputError, TomochunkError
 from ..io import store
 from ..progress import current_client, get_logger
 from .filters import check_filter
@@ -182,10 +182,6 @@ def reconstruct_sinograms(
     else:
         out[0] = fn(att, theta, center, config, nthreads=nthreads)
     return out
-
-
-class BlockError(TomochunkError, RuntimeError):
-    """A block task failed on something other than a tomochunk error (message: rows, cause)."""
 
 
 @dataclass(frozen=True)
