@@ -61,6 +61,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "train": ("tomochunk.train.n2i", "train"),
     "load_model": ("tomochunk.train.modelfile", "load_model"),
     "TrainedModel": ("tomochunk.train.modelfile", "TrainedModel"),
+    "save_model": ("tomochunk.train.modelfile", "save_model"),
     "denoise": ("tomochunk.infer", "denoise"),
     "apply_filter": ("tomochunk.filters", "apply_filter"),
     "make_report": ("tomochunk.report", "make_report"),
