@@ -15,6 +15,7 @@ __all__ = [
     "ModelError",
     "BackendUnavailableError",
     "BlockError",
+    "located",
 ]
 
 
@@ -51,3 +52,19 @@ class BlockError(TomochunkError, RuntimeError):
 
     The message names the block (detector rows or slices, and the store) and the cause.
     """
+
+
+def located(err: Exception, where: str) -> TomochunkError:
+    """``err`` as a tomochunk error whose message starts with ``where``.
+
+    Used by chunk and block tasks so that a failure names the block (detector rows or
+    slices, and the store) and the cause. Tomochunk errors keep their type; any other
+    error becomes a :class:`BlockError` naming the original type. The result carries a
+    single message, so it survives pickling between Dask processes.
+    """
+    if isinstance(err, TomochunkError):
+        try:
+            return type(err)(f"{where}: {err}")
+        except TypeError:  # an error class with another constructor
+            pass
+    return BlockError(f"{where}: {type(err).__name__}: {err}")

@@ -118,7 +118,7 @@ def z_chunks(n_z: int, chunk_z: int) -> list[tuple[int, int]]:
 
 def _chunk_failed(err: Exception, info: Slab, blocks: Any, stage: str) -> Exception:
     """``err`` with the chunk's slices (and store) named in the message."""
-    from ..errors import BlockError, InputError, TomochunkError
+    from ..errors import InputError, located
 
     where = f"slices {info.z0}-{info.z1 - 1}"
     if isinstance(blocks, ZarrSource):
@@ -128,12 +128,7 @@ def _chunk_failed(err: Exception, info: Slab, blocks: Any, stage: str) -> Except
             f"{where}: cannot read the data ({type(err).__name__}: {err}); the store is damaged "
             "(corrupt or truncated chunk): re-create it with the stage that wrote it"
         )
-    if isinstance(err, TomochunkError):
-        try:
-            return type(err)(f"{where}: {err}")
-        except TypeError:
-            pass
-    return BlockError(f"{where}: {type(err).__name__}: {err}")
+    return located(err, where)
 
 
 def _run(fn: Callable[..., np.ndarray], blocks: Any, info: Slab, extra: dict[str, Any],

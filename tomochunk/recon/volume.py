@@ -31,7 +31,7 @@ import numpy as np
 import xarray as xr
 
 from ..config import PreprocessConfig, ReconConfig, replace, to_dict
-from ..errors import BlockError, ConfigError, InputError, TomochunkError
+from ..errors import BlockError, ConfigError, InputError, located
 from ..io import store
 from ..progress import current_client, get_logger
 from .filters import check_filter
@@ -223,12 +223,7 @@ def _block_failed(err: Exception, rows: tuple[int, int], source: str, stage: str
             f"{where}: cannot read the raw data ({type(err).__name__}: {err}); the scan store "
             "is damaged (corrupt or truncated chunk): re-create it with tomochunk ingest"
         )
-    if isinstance(err, TomochunkError):
-        try:
-            return type(err)(f"{where}: {err}")
-        except TypeError:  # an error class with another constructor: keep its type's meaning
-            pass
-    return BlockError(f"{where}: {type(err).__name__}: {err}")
+    return located(err, where)
 
 
 def _block_task(
