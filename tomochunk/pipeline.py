@@ -235,9 +235,21 @@ class _WorkerLogLevel(WorkerPlugin):
         _set_levels(self.console, self.file, self.children)
 
 
+class _OwnProcessFilter(logging.Filter):
+    """Pass warnings, and other records only when logged by this process."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.process == os.getpid()
+
+
 @contextlib.contextmanager
-def _forward_worker_logs(client: Any, quiet: bool, verbose: bool) -> Iterator[None]:
-    """Forward the workers' ``tomochunk`` log records to this process while in the block."""
+def _forward_worker_logs(client: Any, quiet: bool, verbose: bool, local: bool) -> Iterator[None]:
+    """Forward the workers' ``tomochunk`` log records to this process while in the block.
+
+    They all go to the log file. On the console, a local cluster's workers draw their own
+    progress bars (training epochs with losses) on this terminal, so their INFO records are
+    left out there unless ``verbose``; a remote cluster's are shown.
+    """
     console, file = _levels(quiet, verbose)
     try:
         client.register_plugin(_WorkerLogLevel(console, file, _child_loggers()),
@@ -247,9 +259,16 @@ def _forward_worker_logs(client: Any, quiet: bool, verbose: bool) -> Iterator[No
         log.debug("worker log forwarding unavailable: %s", exc)
         yield
         return
+    streams = [h for h in logging.getLogger("tomochunk").handlers
+               if not isinstance(h, logging.FileHandler)] if local and not verbose else []
+    only_own = _OwnProcessFilter()
+    for h in streams:
+        h.addFilter(only_own)
     try:
         yield
     finally:
+        for h in streams:
+            h.removeFilter(only_own)
         try:
             client.unforward_logging("tomochunk")
             client.unregister_worker_plugin(_WorkerLogLevel.name)
@@ -449,7 +468,8 @@ def run(
     t0 = time.perf_counter()
     with _run_logging(run_dir, quiet, verbose):
         log.info("tomochunk %s run of %s into %s", __version__, record["input"], run_dir)
-        with connect(cfg.cluster) as client, _forward_worker_logs(client, quiet, verbose):
+        local = not (cfg.cluster.scheduler or cfg.cluster.scheduler_file)
+        with connect(cfg.cluster) as client, _forward_worker_logs(client, quiet, verbose, local):
             _execute(stages, run_dir, record)
         log.info("run complete in %.1f s; report: %s", time.perf_counter() - t0,
                  run_dir / "report" / "index.html")
