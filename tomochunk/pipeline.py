@@ -171,6 +171,12 @@ def _set_levels(console: int, file: int, children: list[str]) -> None:
 
 
 def _child_loggers() -> list[str]:
+    """The ``tomochunk.*`` loggers, after importing every stage module (which creates them)."""
+    import importlib
+
+    for name in ("cluster", "filters", "infer", "io.ingest", "phantom", "recon.volume",
+                 "report", "train.n2i"):
+        importlib.import_module(f"tomochunk.{name}")
     return sorted(n for n in logging.Logger.manager.loggerDict if n.startswith("tomochunk."))
 
 
