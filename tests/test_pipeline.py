@@ -133,6 +133,12 @@ def test_run_resumes_after_kills_and_equals_uninterrupted_run(tmp_path):
     ref = tmp_path / "ref"
     res = _run_cli(["run", str(src), "--out", str(ref), *args], timeout=600)
     assert res.returncode == 0, res.stderr
+    # --quiet: no log lines and no progress bars on the console, the full log in RUN_DIR
+    assert " INFO " not in res.stderr and "training:" not in res.stderr, res.stderr[-2000:]
+    log = (ref / "tomochunk.log").read_text()
+    for line in ("dashboard: http", "recon: full 12x48x48 in", "epoch 4: train loss",
+                 "train: 4 epochs", "denoise: denoised 12x48x48 in", "run complete in"):
+        assert line in log, line
 
     run = tmp_path / "run"
 
@@ -164,6 +170,10 @@ def test_run_resumes_after_kills_and_equals_uninterrupted_run(tmp_path):
     assert "ingest: complete and configuration unchanged, skipping" in res.stderr
     assert "recon: complete and configuration unchanged, skipping" in res.stderr
     assert "resuming from the last checkpoint" in res.stderr
+    # without --quiet: the dashboard link, per-stage progress bars and one-line summaries
+    for text in ("dashboard: http", "training:", "denoising:", "train: 4 epochs",
+                 "denoise: denoised 12x48x48 in"):
+        assert text in res.stderr, text
     for name, var in (("recon.zarr", "full"), ("recon.zarr", "split"),
                       ("denoised.zarr", "denoised"), ("median.zarr", "median")):
         _stores_equal(ref / name, run / name, var)

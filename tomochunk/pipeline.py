@@ -463,6 +463,10 @@ def run(
         cfg.cluster = cluster
     if not isinstance(input, xr.Dataset) and not Path(input).exists():
         raise InputError(f"input {input} does not exist; give a scan file or folder")
+    from .io.ingest import open_reader
+
+    with open_reader(input, cfg.ingest):  # format and layout, from headers: fail early
+        pass
     run_dir = Path(out)
     record = _claim_run_dir(run_dir, _input_id(input), overwrite)
     record["config"] = to_dict(cfg)
