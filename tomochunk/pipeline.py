@@ -477,7 +477,9 @@ def run(
 
     t0 = time.perf_counter()
     with _run_logging(run_dir, quiet, verbose):
-        log.info("tomochunk %s run of %s into %s", __version__, record["input"], run_dir)
+        what = (f"an in-memory scan ({input.attrs.get('source', 'dataset')})"
+                if isinstance(input, xr.Dataset) else record["input"])
+        log.info("tomochunk %s run of %s into %s", __version__, what, run_dir)
         local = not (cfg.cluster.scheduler or cfg.cluster.scheduler_file)
         with connect(cfg.cluster) as client, _forward_worker_logs(client, quiet, verbose, local):
             _execute(stages, run_dir, record)
@@ -548,10 +550,7 @@ def demo(
     _write_run(run_dir, record)
     truth_path = run_dir / "truth.zarr"
     with _run_logging(run_dir, quiet, verbose):
-        t0 = time.perf_counter()
         scan, truth = simulate_scan(scan_spec)
-        log.info("demo: simulated a %d-angle scan of %s voxels in %.1f s", scan_spec.n_angles,
-                 "x".join(map(str, truth.shape)), time.perf_counter() - t0)
         if not store.is_complete(truth_path):
             store.remove_stale_partials(truth_path)
             if truth_path.exists():
