@@ -158,6 +158,8 @@ def training_step(impl: str, depth: int, size: int, batch: int, steps: int) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (CI, busy machines)")
+    parser.add_argument("--forward-only", action="store_true",
+                        help="only the forward throughput (writes results/train_forward.json)")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -171,6 +173,11 @@ def main() -> None:
     fwd = forward_throughput(size, repeats)
     print("MSD-100 forward (no_grad, CPU)")
     print(table([fwd]))
+    if args.forward_only:
+        write_json("train_forward", {"forward": fwd, "goal": {
+            "forward_speedup_min": 10.0,
+            "met": fwd["speedup"] >= 10.0 and fwd["max_abs_diff"] < 1e-4}})
+        return
 
     rows = []
     for depth in (25, 50, 100):
