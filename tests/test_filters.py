@@ -91,7 +91,7 @@ def test_median_bad_radius(radius):
 
 def test_median_radius_error_names_fix():
     with pytest.raises(ConfigError, match=r"use a radius <= 9"):
-        median(np.zeros((19, 30, 30), np.float32), 10)
+        median(np.zeros((4, 19, 30), np.float32), 10)
     with pytest.raises(ConfigError, match=r"must be >= 1 voxel"):
         median(np.zeros((19, 30, 30), np.float32), 0)
 
@@ -285,3 +285,20 @@ def test_cli_filter(recon_store, tmp_path, tcp_cluster):
     assert res.exit_code == 2 and "already exists" in res.output
     res = CliRunner().invoke(main, [*args[:6], "0", "--scheduler", tcp_cluster, "--overwrite"])
     assert res.exit_code == 2 and "radius must be >= 1" in res.output
+
+
+@pytest.mark.parametrize("n_z", [1, 2, 3])
+def test_thin_volumes_thinner_than_the_footprint(n_z):
+    """A few detector rows (the tooth has 2): z thinner than the footprint still works and
+    chunked equals whole (the reflecting boundary of scipy / scikit-image)."""
+    import scipy.ndimage as ndi
+
+    from tomochunk.filters import footprint_array, median, nlm
+
+    vol = np.random.default_rng(n_z).random((n_z, 24, 24)).astype(np.float32)
+    ref = ndi.median_filter(vol, footprint=footprint_array(2, "ball"), mode="reflect")
+    for chunk_z in (None, 1):
+        np.testing.assert_array_equal(median(vol, radius=2, chunk_z=chunk_z), ref)
+    whole = nlm(vol, sigma=0.1)
+    assert whole.shape == vol.shape
+    np.testing.assert_allclose(nlm(vol, sigma=0.1, chunk_z=1), whole, atol=1e-5)

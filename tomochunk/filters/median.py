@@ -26,16 +26,20 @@ def footprint_array(radius: int, footprint: Literal["ball", "cube"] = "ball") ->
 
 
 def check_radius(radius: int, shape: tuple[int, ...], what: str = "radius") -> int:
-    """Validate a filter radius against the volume shape (footprint must fit in the volume)."""
+    """Validate a filter radius against the volume shape.
+
+    The footprint (2*radius+1 voxels) must fit inside a slice; along z a volume may be
+    thinner than the footprint (a few detector rows): the reflecting boundary handles it.
+    """
     if not isinstance(radius, int | np.integer) or isinstance(radius, bool):
         raise ConfigError(f"{what} must be an integer number of voxels, got {radius!r}")
     if radius < 1:
         raise ConfigError(f"{what} must be >= 1 voxel, got {radius}; use e.g. --radius 2")
-    largest = (min(shape) - 1) // 2
+    largest = (min(shape[-2:]) - 1) // 2
     if radius > largest:
         raise ConfigError(
             f"{what} {radius} is larger than the volume of shape {tuple(shape)} allows "
-            f"(the footprint of 2*radius+1 voxels must fit along every axis): use a radius "
+            f"(the footprint of 2*radius+1 voxels must fit inside a slice): use a radius "
             f"<= {largest}"
         )
     return int(radius)

@@ -26,10 +26,10 @@ def check_nlm_params(patch_size: int, patch_distance: int, h: float,
         raise ConfigError(f"h (strength relative to the noise sigma) must be > 0, got {h!r}")
     if sigma is not None and not sigma >= 0:
         raise ConfigError(f"sigma must be >= 0 or None (estimate it), got {sigma!r}")
-    if patch_size > min(shape):
+    if patch_size > min(shape[-2:]):
         raise ConfigError(
-            f"patch_size {patch_size} is larger than the volume of shape {tuple(shape)}; "
-            f"use a patch_size <= {min(shape)}"
+            f"patch_size {patch_size} is larger than the slices of the volume of shape "
+            f"{tuple(shape)}; use a patch_size <= {min(shape[-2:])}"
         )
 
 
@@ -45,7 +45,8 @@ def _nlm_kernel(slab: np.ndarray, info: Slab, *, patch_size: int, patch_distance
         slab.astype(np.float32, copy=False), patch_size=patch_size,
         patch_distance=patch_distance, h=h * s, sigma=s, fast_mode=True, channel_axis=None,
     )
-    return out[info.core]
+    # scikit-image drops a z axis of length 1 (it then filters the slice in 2D)
+    return np.reshape(out, slab.shape)[info.core]
 
 
 def nlm(
