@@ -30,7 +30,7 @@ def make_model(path: Path, depth: int, context: int, noise: float) -> object:
     import torch
 
     from tomochunk.nn.registry import build_network
-    from tomochunk.train.modelfile import FORMAT_VERSION, TrainedModel
+    from tomochunk.training.modelfile import FORMAT_VERSION, TrainedModel
 
     torch.manual_seed(0)
     net = build_network("msd", context, 1, depth=depth)

@@ -56,7 +56,7 @@ def make_scan(tmp: Path, n_z: int, n_xy: int, n_angles: int, name: str = "scan.z
 
 
 def make_model(tmp: Path, recon: Path) -> Path:
-    from tomochunk.train.n2i import train
+    from tomochunk.training.n2i import train
 
     path = tmp / "model"
     if not path.exists():

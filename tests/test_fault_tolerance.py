@@ -122,7 +122,7 @@ def test_worker_killed_during_reconstruction(tmp_path):
 def test_worker_killed_during_inference(tmp_path):
     from tomochunk.infer import denoise
     from tomochunk.recon.volume import reconstruct
-    from tomochunk.train.n2i import train
+    from tomochunk.training.n2i import train
 
     scan = _scan(tmp_path)
     rec = tmp_path / "recon.zarr"

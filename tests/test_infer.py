@@ -28,8 +28,8 @@ from tomochunk.infer import (
 )
 from tomochunk.io.store import is_complete, write_dataset
 from tomochunk.nn.registry import build_network
-from tomochunk.train.dataset import estimate_noise_sigma
-from tomochunk.train.modelfile import FORMAT_VERSION, TrainedModel, denoise_volume_inprocess
+from tomochunk.training.dataset import estimate_noise_sigma
+from tomochunk.training.modelfile import FORMAT_VERSION, TrainedModel, denoise_volume_inprocess
 
 SHAPE = (13, 24, 24)  # 13 slices: chunk_z 4 leaves a last chunk of 1 slice < halo 2
 
@@ -284,8 +284,8 @@ def _phantom_splits(seed: int, noise: float, k: int = 2) -> tuple[np.ndarray, np
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A real (tiny) model trained by tomochunk.train on phantom seed 1."""
-    from tomochunk.train import n2i
+    """A real (tiny) model trained by tomochunk.training on phantom seed 1."""
+    from tomochunk.training import n2i
 
     root = tmp_path_factory.mktemp("transfer")
     splits, _ = _phantom_splits(seed=1, noise=0.1)
@@ -304,7 +304,7 @@ def test_transfer_same_family_other_seed_no_warning(trained):
                       chunk_z=4, strict=True)
     meta = json.loads((trained / "model" / "metadata.json").read_text())
     assert abs(out.attrs["noise_sigma_scan"] - meta["noise_sigma"]) < 0.1 * meta["noise_sigma"]
-    from tomochunk.train.modelfile import load_model
+    from tomochunk.training.modelfile import load_model
 
     ref = denoise_array(splits_b, load_model(trained / "model"))
     np.testing.assert_allclose(out.values, ref, atol=1e-5)
@@ -402,7 +402,7 @@ def test_transfer_on_simulated_and_reconstructed_scans(tmp_path):
     from tomochunk.phantom import simulate_scan
     from tomochunk.phantom.spec import ScanSpec
     from tomochunk.recon.volume import reconstruct
-    from tomochunk.train import n2i
+    from tomochunk.training import n2i
 
     pre = PreprocessConfig(stripe="none", center=23.5)
 

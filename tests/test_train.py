@@ -18,12 +18,12 @@ import torch
 import xarray as xr
 from click.testing import CliRunner
 
-import tomochunk.train as T
+import tomochunk.training as T
 from tomochunk.errors import ConfigError, InputError, ModelError, OutputExistsError
 from tomochunk.io.store import write_dataset
-from tomochunk.train import dataset as D
-from tomochunk.train import modelfile as MF
-from tomochunk.train import n2i
+from tomochunk.training import dataset as D
+from tomochunk.training import modelfile as MF
+from tomochunk.training import n2i
 
 # a tiny but real MSDNet run: a fraction of a second per epoch on one core
 TINY = dict(network="msd", depth=4, width=1, patch_size=24, batch_size=4, patches_per_epoch=8,
@@ -284,7 +284,7 @@ def test_hard_killed_training_resumes_to_the_same_weights(tmp_path, recon, strai
     path = tmp_path / "model"
     script = textwrap.dedent(f"""
         import logging, os, signal
-        import tomochunk.train as T
+        import tomochunk.training as T
 
         class KillAfterEpoch2(logging.Handler):
             def emit(self, record):

@@ -58,10 +58,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "find_center": ("tomochunk.preprocess", "find_center"),
     "preprocess_block": ("tomochunk.preprocess", "preprocess_block"),
     "reconstruct": ("tomochunk.recon.volume", "reconstruct"),
-    "train": ("tomochunk.train.n2i", "train"),
-    "load_model": ("tomochunk.train.modelfile", "load_model"),
-    "TrainedModel": ("tomochunk.train.modelfile", "TrainedModel"),
-    "save_model": ("tomochunk.train.modelfile", "save_model"),
+    "train": ("tomochunk.training.n2i", "train"),
+    "load_model": ("tomochunk.training.modelfile", "load_model"),
+    "TrainedModel": ("tomochunk.training.modelfile", "TrainedModel"),
+    "save_model": ("tomochunk.training.modelfile", "save_model"),
     "denoise": ("tomochunk.infer", "denoise"),
     "apply_filter": ("tomochunk.filters", "apply_filter"),
     "make_report": ("tomochunk.report", "make_report"),
@@ -81,6 +81,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "metrics": ("tomochunk.metrics", None),
     "phantom": ("tomochunk.phantom", None),
     "report": ("tomochunk.report", None),
+    "training": ("tomochunk.training", None),
     "pipeline": ("tomochunk.pipeline", None),
 }
 

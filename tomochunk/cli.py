@@ -224,7 +224,7 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
 @_errors
 def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
     """Train a Noise2Inverse model on the split volumes of RECON.zarr."""
-    fn = _api("train.n2i", "train", "train")
+    fn = _api("training.n2i", "train", "train")
     fields = {f: kw.pop(f) for f in list(kw) if f in cfgmod.TrainConfig.__dataclass_fields__}
     tcfg = cfgmod.from_dict(cfgmod.TrainConfig, fields)
     with _session(kw):

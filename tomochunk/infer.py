@@ -11,7 +11,7 @@ Chunking
 The volume is cut along z into chunks of ``chunk_z`` slices, whole slices by default. A chunk
 needs ``context // 2`` more slices on each side; they are read from the neighbouring chunks
 (:func:`tomochunk.filters.halo.map_z_halo`), and at the volume ends the context is mirrored
-with :func:`tomochunk.train.dataset.context_indices`, exactly as in training. Every output
+with :func:`tomochunk.training.dataset.context_indices`, exactly as in training. Every output
 slice therefore sees the same input as in whole-volume inference (:func:`denoise_array`):
 chunked == whole to float rounding, for any ``chunk_z``.
 
@@ -91,7 +91,7 @@ PIXEL_SIZE_RTOL = 1e-3
 
 
 class Predictor(Protocol):
-    """What inference needs of a model (:class:`tomochunk.train.modelfile.TrainedModel`)."""
+    """What inference needs of a model (:class:`tomochunk.training.modelfile.TrainedModel`)."""
 
     metadata: dict[str, Any]
 
@@ -103,7 +103,7 @@ class Predictor(Protocol):
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str, device: str, mtime_ns: int) -> Any:
-    from .train.modelfile import load_model
+    from .training.modelfile import load_model
 
     return load_model(path, device=device)
 
@@ -210,7 +210,7 @@ def _denoise_slab(slab: np.ndarray, info: Slab, *, model: Any, device: str = "cp
 
     A slab of ``m * K_model`` splits is merged to the model's ``K_model`` first.
     """
-    from .train.dataset import context_indices, pair_input
+    from .training.dataset import context_indices, pair_input
 
     net = _worker_model(model, device)
     meta = net.metadata
@@ -314,11 +314,11 @@ def merge_splits(split: Any, k_model: int) -> Any:
 def estimate_split_noise(split: Any, n_slices: int = 8) -> float:
     """Noise std of ONE split reconstruction from ``n_slices`` evenly spaced slices.
 
-    Uses :func:`tomochunk.train.dataset.estimate_noise_sigma` (for K = 2,
+    Uses :func:`tomochunk.training.dataset.estimate_noise_sigma` (for K = 2,
     ``std((a - b) / sqrt 2)`` over the inscribed circle), as training does for the model's
     ``noise_sigma``; only the sampled slices are read.
     """
-    from .train.dataset import estimate_noise_sigma
+    from .training.dataset import estimate_noise_sigma
 
     n_z = split.shape[1]
     zs = np.unique(np.linspace(0, n_z - 1, min(n_slices, n_z)).round().astype(int))
@@ -484,7 +484,7 @@ def _open(recon: Any) -> tuple[xr.Dataset, str]:
 def _model_ref(model: Any) -> tuple[Any, Mapping[str, Any], str]:
     """``(what tasks receive, metadata, description)``; a path is validated here once."""
     if isinstance(model, str | os.PathLike):
-        from .train.modelfile import load_model
+        from .training.modelfile import load_model
 
         loaded = load_model(model, device="cpu")  # validates the file before any work
         return str(Path(model).resolve()), loaded.metadata, str(model)

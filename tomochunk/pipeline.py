@@ -316,8 +316,8 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
     from .io.ingest import ingest
     from .recon.volume import reconstruct
     from .report import make_report
-    from .train.modelfile import CHECKPOINT_FILE
-    from .train.n2i import train
+    from .training.modelfile import CHECKPOINT_FILE
+    from .training.n2i import train
 
     scan, recon = run_dir / "scan.zarr", run_dir / "recon.zarr"
     model, den = run_dir / "model", run_dir / "denoised.zarr"

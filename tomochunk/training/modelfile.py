@@ -265,8 +265,8 @@ class TrainedModel:
         ----------
         x : float32 array or tensor, shape (B, context, H, W)
             Un-normalised network inputs (for X:1 the mean of the other K-1 splits), in the
-            data's units; build them with :func:`tomochunk.train.dataset.context_indices`
-            and :func:`tomochunk.train.dataset.pair_input`.
+            data's units; build them with :func:`tomochunk.training.dataset.context_indices`
+            and :func:`tomochunk.training.dataset.pair_input`.
 
         Returns
         -------
@@ -372,8 +372,8 @@ def denoise_volume_inprocess(
     """Denoise a whole volume in memory (the reference for chunked inference).
 
     For every pairing k (0..K-1) the network input is built as in training
-    (:func:`~tomochunk.train.dataset.pair_input` of the ``context`` slices from
-    :func:`~tomochunk.train.dataset.context_indices`), and the K predictions are averaged
+    (:func:`~tomochunk.training.dataset.pair_input` of the ``context`` slices from
+    :func:`~tomochunk.training.dataset.context_indices`), and the K predictions are averaged
     (Hendriksen et al. 2020, Eq. 9).
 
     Parameters

@@ -6,7 +6,7 @@ independent, so a network trained to map one reconstruction to another learns th
 only. Flenner et al. (2022, J. Synchrotron Rad. 29, 230) feed the network 2.5D input: the
 slice and its neighbours along z as channels.
 
-Everything here is numpy; the training loop (:mod:`tomochunk.train.n2i`) turns batches into
+Everything here is numpy; the training loop (:mod:`tomochunk.training.n2i`) turns batches into
 tensors. The functions that define what the network sees (:func:`context_indices`,
 :func:`pair_input`, :func:`pair_target`) are public, because inference must build its input
 exactly as training did.
