@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -232,7 +231,9 @@ def _memory_child(scan: str, out: str) -> None:
     t0 = time.perf_counter()
     reconstruct(scan, out, stripe="none", center="auto", rows_per_block=8)
     dt = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    # VmHWM: this process image's peak (ru_maxrss would carry the forked parent's peak)
+    peak = next(int(line.split()[1]) for line in open("/proc/self/status")
+                if line.startswith("VmHWM:")) / 1024
     print(json.dumps({"peak_rss_mb": peak, "baseline_rss_mb": base, "recon_s": dt}))
 
 
@@ -244,6 +245,8 @@ def main() -> None:
     ap.add_argument("--limit", type=float, default=None,
                     help="skip a peer predicted to take longer than this per slice (s)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "recon.json"))
+    ap.add_argument("--memory-only", action="store_true",
+                    help="only the volume peak-memory part; updates 'memory' in --out")
     ap.add_argument("--_memory-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._memory_child:
@@ -257,6 +260,13 @@ def main() -> None:
         sizes, limit, n_slices = [(512, 900), (1024, 1800), (2048, 1500)], args.limit or 120.0, 8
         ns, mem_n, mem_slices = [256, 512, 1024, 2048], 256, [64, 256]
 
+    if args.memory_only:
+        mem = memory(mem_n, mem_slices)
+        result = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+        result["memory"] = mem
+        Path(args.out).write_text(json.dumps(result, indent=2))
+        print(f"wrote {args.out}")
+        return
     print(f"per-slice time and accuracy (threads={args.threads}):", flush=True)
     table = speed_table(sizes, args.threads, limit, n_slices)
     print("native scaling (angles = N):", flush=True)
