@@ -115,7 +115,8 @@ def scaling(args: argparse.Namespace) -> None:
         for stage in args.stages.split(","):
             base = None
             for n in workers:
-                r = run_stage(stage, n, tmp, scan, recon, model)
+                r = run_stage(stage, n, tmp, scan, recon, model,
+                              scheduler_file=args.scheduler_file)
                 base = base or r["seconds"] * workers[0]
                 r.update(kind="strong", slices=n_z, size=n_xy,
                          speedup=base / r["seconds"] / workers[0] if n else 1.0)
@@ -131,7 +132,8 @@ def scaling(args: argparse.Namespace) -> None:
                 if stage != "recon":
                     reconstruct(scan_n, recon_n, preprocess=PRE,
                                 config=tc.ReconConfig(rows_per_block=4))
-                r = run_stage(stage, n, tmp, scan_n, recon_n, model)
+                r = run_stage(stage, n, tmp, scan_n, recon_n, model,
+                              scheduler_file=args.scheduler_file)
                 base = base or r["seconds"]
                 r.update(kind="weak", slices=n_z * n, size=n_xy, speedup=base / r["seconds"])
                 r["efficiency"] = r["speedup"]
@@ -149,40 +151,45 @@ def scaling(args: argparse.Namespace) -> None:
 
 def memory_bound(args: argparse.Namespace) -> None:
     """Reconstruct + median-filter a volume larger than the workers' memory limit."""
+    from tomochunk.cluster import connect
+    from tomochunk.filters import apply_filter
+    from tomochunk.recon.volume import reconstruct
+
     tmp = Path(tempfile.mkdtemp(prefix="tc-membound-", dir=args.tmp))
     n_z, n_xy, n_ang = args.slices, args.size, args.angles
     vol_gib = n_z * n_xy * n_xy * 4 / 2**30
     print(f"volume {n_z}x{n_xy}x{n_xy} float32 = {vol_gib:.2f} GiB (full), "
-          f"{vol_gib * 3:.2f} GiB with the 2 splits; workers limited to {args.worker_memory}")
+          f"{vol_gib * 3:.2f} GiB with the 2 splits; workers limited to {args.worker_memory}",
+          flush=True)
     rows = []
     try:
         scan = make_scan(tmp, n_z, n_xy, n_ang)
-        r = run_stage("recon", args.n_workers, tmp, scan, None, None,
-                      memory_limit=args.worker_memory)
-        # keep the recon store for the median: run again into a kept path
-        from tomochunk.cluster import connect
-        from tomochunk.filters import apply_filter
-        from tomochunk.recon.volume import reconstruct
-
         recon = tmp / "recon.zarr"
         ccfg = tc.ClusterConfig(n_workers=args.n_workers, threads_per_worker=1,
                                 memory_limit=args.worker_memory)
-        with connect(ccfg):
-            reconstruct(scan, recon, preprocess=PRE, config=tc.ReconConfig(rows_per_block=4))
-        r.update(volume_gib=vol_gib)
-        rows.append(r)
-        with connect(ccfg) as client, worker_peak_memory(client) as peaks:
-            t0 = time.perf_counter()
-            apply_filter(recon, tmp / "median.zarr", method="median",
-                         config=tc.FilterConfig(radius=2, chunk_z=8))
-            secs = time.perf_counter() - t0
-        rows.append({"stage": "median", "workers": args.n_workers, "seconds": secs,
-                     "peak_mem_per_worker_mib": max(peaks.values()) / 2**20,
-                     "chunk": "8 slices", "volume_gib": vol_gib})
+        with connect(ccfg) as client:
+            client.wait_for_workers(args.n_workers)
+            with worker_peak_memory(client) as peaks:
+                t0 = time.perf_counter()
+                reconstruct(scan, recon, preprocess=PRE, config=tc.ReconConfig(rows_per_block=4))
+                secs = time.perf_counter() - t0
+            rows.append({"stage": "recon", "workers": args.n_workers, "seconds": secs,
+                         "peak_mem_per_worker_mib": max(peaks.values()) / 2**20,
+                         "chunk": "4 rows", "volume_gib": vol_gib * 3})
+            print(table(rows[-1:]), flush=True)
+            with worker_peak_memory(client) as peaks:
+                t0 = time.perf_counter()
+                apply_filter(recon, tmp / "median.zarr", method="median",
+                             config=tc.FilterConfig(radius=2, chunk_z=8))
+                secs = time.perf_counter() - t0
+            rows.append({"stage": "median", "workers": args.n_workers, "seconds": secs,
+                         "peak_mem_per_worker_mib": max(peaks.values()) / 2**20,
+                         "chunk": "8 slices", "volume_gib": vol_gib})
         disk = sum(p.stat().st_size for p in recon.rglob("*") if p.is_file()) / 2**30
         print(table(rows, ["stage", "workers", "seconds", "peak_mem_per_worker_mib", "chunk",
                            "volume_gib"]))
-        print(f"recon.zarr on disk: {disk:.2f} GiB (compressed)")
+        print(f"recon.zarr on disk: {disk:.2f} GiB (compressed); volume_gib = float32 size of "
+              "what the stage wrote")
         write_json("memory_bound", {"rows": rows, "recon_on_disk_gib": disk,
                                     "worker_memory": args.worker_memory, "args": vars(args)})
     finally:
@@ -205,6 +212,9 @@ def main() -> None:
     ap.add_argument("--worker-memory", default="1GiB")
     ap.add_argument("--n-workers", type=int, default=2)
     ap.add_argument("--tmp", default=None, help="scratch folder (default: system temp)")
+    ap.add_argument("--scheduler-file", default=None,
+                    help="run on an existing cluster (e.g. SLURM); --workers then names the "
+                         "worker count(s) to wait for; scratch (--tmp) must be shared")
     args = ap.parse_args()
     np.seterr(all="ignore")
     if args.memory_bound:

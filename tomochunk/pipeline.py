@@ -344,7 +344,13 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
         resume = (model / CHECKPOINT_FILE).exists()
         if resume:
             log.info("train: resuming from the last checkpoint in %s", model)
-        m = train(recon, model, config=replace(cfg.train, resume=resume), overwrite=True)
+        threads = cfg.train.threads
+        if threads is None and not (cfg.cluster.scheduler or cfg.cluster.scheduler_file):
+            # a LocalCluster runs the stages one after another, so the training task (one
+            # task on a one-thread worker) may use every core of this machine
+            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        m = train(recon, model, config=replace(cfg.train, resume=resume, threads=threads),
+                  overwrite=True)
         hist = getattr(m, "history", None) or {}
         epochs = hist.get("epochs", [])
         seconds = time.perf_counter() - t0
