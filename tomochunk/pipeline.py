@@ -175,7 +175,7 @@ def _child_loggers() -> list[str]:
     import importlib
 
     for name in ("cluster", "filters", "infer", "io.ingest", "phantom", "recon.volume",
-                 "report", "train.n2i"):
+                 "report", "training.n2i"):
         importlib.import_module(f"tomochunk.{name}")
     return sorted(n for n in logging.Logger.manager.loggerDict if n.startswith("tomochunk."))
 
