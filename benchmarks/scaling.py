@@ -27,7 +27,15 @@ from _common import table, worker_peak_memory, write_json  # noqa: E402
 import tomochunk as tc  # noqa: E402
 from tomochunk.io import store  # noqa: E402
 
-PRE = tc.PreprocessConfig(stripe="none")
+PRE = tc.PreprocessConfig(stripe="none")  # centre found automatically (serial, on the client)
+
+
+def _pre(args: argparse.Namespace, n_xy: int) -> tc.PreprocessConfig:
+    """Preprocessing of the benchmark: ``--center fixed`` gives the phantom's known centre,
+    so only the parallel part of the stage is timed (auto centre finding runs on the client)."""
+    if args.center == "fixed":
+        return tc.PreprocessConfig(stripe="none", center=(n_xy - 1) / 2)
+    return PRE
 
 
 def make_scan(tmp: Path, n_z: int, n_xy: int, n_angles: int, name: str = "scan.zarr") -> Path:
@@ -102,6 +110,8 @@ def run_stage(stage: str, n_workers: int, tmp: Path, scan: Path, recon: Path | N
 def scaling(args: argparse.Namespace) -> None:
     workers = [int(w) for w in args.workers.split(",")]
     n_z, n_xy, n_ang = (16, 128, 180) if args.quick else (args.slices, args.size, args.angles)
+    global PRE
+    PRE = _pre(args, n_xy)
     tmp = Path(tempfile.mkdtemp(prefix="tc-scaling-", dir=args.tmp))
     rows = []
     try:
@@ -157,6 +167,8 @@ def memory_bound(args: argparse.Namespace) -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="tc-membound-", dir=args.tmp))
     n_z, n_xy, n_ang = args.slices, args.size, args.angles
+    global PRE
+    PRE = _pre(args, n_xy)
     vol_gib = n_z * n_xy * n_xy * 4 / 2**30
     print(f"volume {n_z}x{n_xy}x{n_xy} float32 = {vol_gib:.2f} GiB (full), "
           f"{vol_gib * 3:.2f} GiB with the 2 splits; workers limited to {args.worker_memory}",
@@ -212,6 +224,8 @@ def main() -> None:
     ap.add_argument("--worker-memory", default="1GiB")
     ap.add_argument("--n-workers", type=int, default=2)
     ap.add_argument("--tmp", default=None, help="scratch folder (default: system temp)")
+    ap.add_argument("--center", choices=["auto", "fixed"], default="auto",
+                    help="auto: find the centre in every run (serial); fixed: the known one")
     ap.add_argument("--scheduler-file", default=None,
                     help="run on an existing cluster (e.g. SLURM); --workers then names the "
                          "worker count(s) to wait for; scratch (--tmp) must be shared")
