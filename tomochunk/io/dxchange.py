@@ -10,6 +10,7 @@ than 2*pi. Rows are read as hyperslabs straight from the file, one block at a ti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,27 @@ from .readers import (
     open_hdf5,
 )
 
-__all__ = ["DXchangeReader", "HDF5_SUFFIXES"]
+__all__ = ["DXchangeReader", "HDF5_SUFFIXES", "sniff_hdf5"]
 
 log = get_logger("io.dxchange")
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".nxs", ".cxi")
+
+
+def sniff_hdf5(path: Path, predicate: Callable[[Any], bool]) -> bool:
+    """True when ``path`` is an HDF5 file (by suffix) that opens and satisfies ``predicate``.
+
+    Format sniffing never raises: an unreadable file is simply not this format.
+    """
+    import h5py
+
+    if not path.is_file() or path.suffix.lower() not in HDF5_SUFFIXES:
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(predicate(f))
+    except Exception:  # noqa: BLE001 - sniffing never raises
+        return False
 
 DATA = "/exchange/data"
 WHITE = "/exchange/data_white"
@@ -63,13 +80,7 @@ class DXchangeReader(ScanReader):
     def sniff(cls, path: Path) -> bool:
         import h5py
 
-        if not path.is_file() or path.suffix.lower() not in HDF5_SUFFIXES:
-            return False
-        try:
-            with h5py.File(path, "r") as f:
-                return isinstance(f.get(DATA), h5py.Dataset)
-        except Exception:  # noqa: BLE001 - sniffing never raises
-            return False
+        return sniff_hdf5(path, lambda f: isinstance(f.get(DATA), h5py.Dataset))
 
     def _open(self) -> ScanLayout:
         import h5py

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..progress import get_logger
-from .dxchange import HDF5_SUFFIXES
+from .dxchange import sniff_hdf5
 from .readers import (
     READERS,
     ArraySpec,
@@ -115,15 +115,7 @@ class NexusReader(ScanReader):
 
     @classmethod
     def sniff(cls, path: Path) -> bool:
-        import h5py
-
-        if not path.is_file() or path.suffix.lower() not in HDF5_SUFFIXES:
-            return False
-        try:
-            with h5py.File(path, "r") as f:
-                return find_nxtomo_entry(f) is not None
-        except Exception:  # noqa: BLE001 - sniffing never raises
-            return False
+        return sniff_hdf5(path, lambda f: find_nxtomo_entry(f) is not None)
 
     def _open(self) -> ScanLayout:
         path = Path(self.source)
