@@ -52,6 +52,60 @@ def test_median_chunked_equals_scipy_exactly(radius, footprint, chunk_z):
     np.testing.assert_array_equal(out, ref)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 27, 33, 64, 123, 125])
+def test_selection_network_picks_the_rank(n):
+    from tomochunk.filters.selection import oddeven_merge_sort, selection_network
+
+    rng = np.random.default_rng(n)
+    # ties (rounded values) and distinct values, many random orders at once
+    x = np.round(rng.normal(size=(n, 3000)), 1 if n > 8 else 3)
+    ref = np.sort(x, axis=0)
+    w = list(x.copy())
+    for a, b in oddeven_merge_sort(n):
+        w[a], w[b] = np.minimum(w[a], w[b]), np.maximum(w[a], w[b])
+    np.testing.assert_array_equal(np.array(w), ref)
+    for rank in {0, n // 2, n - 1}:
+        w = list(x.copy())
+        for a, b, need_min, need_max in selection_network(n, rank):
+            lo, hi = np.minimum(w[a], w[b]), np.maximum(w[a], w[b])
+            if need_min:
+                w[a] = lo
+            if need_max:
+                w[b] = hi
+        np.testing.assert_array_equal(w[rank], ref[rank])
+    assert len(selection_network(33, 16)) < len(oddeven_merge_sort(33))
+
+
+@pytest.mark.parametrize("shape", [(6, 17, 23), (1, 5, 5), (2, 9, 6), (3, 8, 40)])
+@pytest.mark.parametrize("fp_shape,rank", [((5, 5, 5), None), ((3, 3, 3), 0), ((1, 3, 5), 14),
+                                           ((3, 1, 1), 2)])
+def test_rank_filter_equals_scipy(shape, fp_shape, rank):
+    from tomochunk.filters import rank_filter
+
+    rng = np.random.default_rng(sum(shape))
+    vol = rng.normal(size=shape).astype(np.float32)
+    fp = footprint_array(2, "ball") if fp_shape == (5, 5, 5) else np.ones(fp_shape, bool)
+    if fp.shape[1] > shape[1] or fp.shape[2] > shape[2]:
+        pytest.skip("footprint wider than the slice")
+    rank = int(fp.sum()) // 2 if rank is None else rank
+    ref = ndi.rank_filter(vol, rank, footprint=fp, mode="reflect")
+    # tiny blocks: several blocks per slice, the last one partial
+    for block in (7, 65536):
+        np.testing.assert_array_equal(rank_filter(vol, fp, rank, block_voxels=block), ref)
+    np.testing.assert_array_equal(rank_filter(vol, fp, rank, z_range=(shape[0] - 1, shape[0])),
+                                  ref[-1:])
+
+
+def test_median_engines_agree_and_bad_engine():
+    vol, _ = _phantom()
+    vol64 = vol.astype(np.float64)  # computed in float32 either way: same values
+    ref = median(vol64, 2, engine="scipy")
+    np.testing.assert_array_equal(median(vol64, 2, engine="network"), ref)
+    np.testing.assert_array_equal(median(vol, 2, chunk_z=4, engine="scipy"), ref)
+    with pytest.raises(ConfigError, match="valid engines are: auto, network, scipy"):
+        median(vol, 2, engine="numba")
+
+
 def test_median_input_chunks_differ_from_task_chunks():
     vol, _ = _phantom()
     ref = ndi.median_filter(vol, footprint=footprint_array(2, "ball"))

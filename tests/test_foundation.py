@@ -68,6 +68,25 @@ def test_atomic_store_complete_and_no_overwrite(tmp_path):
     assert store.open_store(out)["v"].values[1, 1] == 10
 
 
+def test_float_volumes_stored_with_lz4_exactly(tmp_path):
+    import zarr
+    from zarr.codecs import BloscCodec, ZstdCodec
+
+    rng = np.random.default_rng(0)
+    vol = rng.normal(size=(4, 16, 16)).astype("f4")
+    ds = xr.Dataset({"full": (("z", "y", "x"), vol), "n": (("z",), np.arange(4))}).chunk()
+    store.write_dataset(ds, tmp_path / "r.zarr")
+    (comp,) = zarr.open_array(str(tmp_path / "r.zarr" / "full")).compressors
+    assert isinstance(comp, BloscCodec) and comp.cname.value == "lz4"
+    assert comp.shuffle.value == "bitshuffle"
+    # integers keep Zarr's default; an explicit compressor in the encoding is kept
+    assert not isinstance(zarr.open_array(str(tmp_path / "r.zarr" / "n")).compressors[0],
+                          BloscCodec)
+    np.testing.assert_array_equal(store.open_store(tmp_path / "r.zarr")["full"].values, vol)
+    ds["full"].encoding["compressors"] = (ZstdCodec(level=3),)
+    assert "full" not in store.float_encoding(ds)
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     out = tmp_path / "b.zarr"
 

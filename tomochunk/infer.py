@@ -512,12 +512,13 @@ def _write(result: xr.DataArray, out: str | os.PathLike[str], *, overwrite: bool
         return
     import zarr
 
-    from .io.store import atomic_store
+    from .io.store import atomic_store, float_encoding
     from .progress import compute
 
     with atomic_store(out, overwrite=overwrite, attrs=attrs) as tmp:
-        result.to_dataset().to_zarr(str(tmp), mode="w", zarr_format=3, consolidated=False,
-                                    compute=False)  # metadata and coordinates only
+        ds = result.to_dataset()
+        ds.to_zarr(str(tmp), mode="w", zarr_format=3, consolidated=False, compute=False,
+                   encoding=float_encoding(ds))  # metadata and coordinates only
         target = zarr.open_array(str(tmp / str(result.name)), mode="r+")
         stored = da.store(result.data, target, lock=False, compute=False)
         with dask.config.set({"optimization.fuse.active": False}):

@@ -1,6 +1,7 @@
 """Baseline filters of reconstructed volumes, chunked along z with an exact halo.
 
-- :func:`median`: 3D median (ball/cube footprint), equal to :func:`scipy.ndimage.median_filter`.
+- :func:`median`: 3D median (ball/cube footprint), equal to :func:`scipy.ndimage.median_filter`
+  (an exact selection network, :func:`rank_filter`, 4-8x faster for small footprints).
 - :func:`nlm`: 3D non-local means (scikit-image) with a per-chunk noise estimate.
 - :func:`iternlm`: iterative, z-adaptive NLM after Bruns et al. (2017).
 - :func:`apply_filter`: ``recon.zarr`` -> ``<method>.zarr`` (``tomochunk filter``).
@@ -18,6 +19,7 @@ from .iternlm import iternlm, iternlm_array, iternlm_halo, slice_noise
 from .median import check_radius, footprint_array, median
 from .nlm import nlm, nlm_halo
 from .registry import FILTERS
+from .selection import rank_filter
 
 __all__ = [
     "FILTERS",
@@ -33,6 +35,7 @@ __all__ = [
     "median",
     "nlm",
     "nlm_halo",
+    "rank_filter",
     "slice_noise",
     "z_chunks",
 ]
