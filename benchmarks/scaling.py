@@ -156,7 +156,11 @@ def scaling(args: argparse.Namespace) -> None:
     print()
     print(table(rows, COLS))
     print("\nspeedup = T1/TN (strong; efficiency = speedup/N); weak: T1/TN with N x the volume")
-    write_json("scaling" + ("-quick" if args.quick else ""), {"rows": rows, "args": vars(args)})
+    stages = args.stages.split(",")
+    name = "scaling" + ("-quick" if args.quick else "")
+    if set(stages) != {"recon", "inference", "median"}:  # a partial run keeps the full one
+        name += "-" + "-".join(stages)
+    write_json(name, {"rows": rows, "args": vars(args)})
 
 
 def memory_bound(args: argparse.Namespace) -> None:
