@@ -49,11 +49,10 @@ def check_radius(radius: int, shape: tuple[int, ...], what: str = "radius") -> i
 ENGINES = ("auto", "network", "scipy")
 
 
-def _median_kernel(slab: np.ndarray, info: Slab, *, fp: np.ndarray, engine: str) -> np.ndarray:
-    n = int(fp.sum())
-    if engine == "network" or (engine == "auto" and n <= MAX_NETWORK_SIZE):
+def _median_kernel(slab: np.ndarray, info: Slab, *, fp: np.ndarray, network: bool) -> np.ndarray:
+    if network:
         core = info.core
-        return rank_filter(slab, fp, n // 2, z_range=(core.start, core.stop))
+        return rank_filter(slab, fp, int(fp.sum()) // 2, z_range=(core.start, core.stop))
     return ndi.median_filter(slab, footprint=fp, mode="reflect")[info.core]
 
 
@@ -103,8 +102,9 @@ def median(
     if engine not in ENGINES:
         raise ConfigError(f"unknown median engine {engine!r}; valid engines are: "
                           f"{', '.join(ENGINES)}")
+    network = engine == "network" or (engine == "auto" and int(fp.sum()) <= MAX_NETWORK_SIZE)
     return apply_kernel(
-        vol, _median_kernel, halo=radius, chunk_z=chunk_z, params={"fp": fp, "engine": engine},
+        vol, _median_kernel, halo=radius, chunk_z=chunk_z, params={"fp": fp, "network": network},
         name="median",
         attrs={"filter": "median", "radius": radius, "footprint": footprint},
     )
