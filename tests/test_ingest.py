@@ -336,8 +336,8 @@ def test_nexus_missing_angles_and_bad_key(tmp_path):
          r"1 angle\(s\) are not finite \(the first is angle 2 = nan\)"),
         (np.r_[0, 15, 15, np.arange(45, 180, 15)],
          r"angles 1 and 2 are equal \(15 deg; 1 duplicate\(s\)"),
-        (np.r_[0, 30, 15, np.arange(45, 180, 15)],
-         r"not monotonic: angle 2 = 15 deg follows angle 1 = 30 deg"),
+        (np.r_[0, 30, 15, 45, 30, np.arange(75, 180, 15)],
+         r"angles 1 and 4 are equal \(30 deg; 1 duplicate\(s\)"),
     ],
 )
 def test_bad_angles(tmp_path, theta, match):

@@ -107,6 +107,18 @@ class PreprocessConfig:
         Automatic centre method: Vo's Fourier metric or 0/180 degree registration.
     center_per_slice : bool
         Find a centre for every detector row instead of one global centre.
+    paganin : bool
+        Paganin (TIE-Hom) single-distance phase retrieval of every projection before ``-log``
+        (propagation-based phase contrast). Off by default.
+    paganin_energy_kev : float
+        X-ray energy in keV (sets the wavelength, 12.398 / E Angstrom).
+    paganin_distance_m : float
+        Sample-to-detector propagation distance in metres.
+    paganin_pixel_um : float or None
+        Detector pixel size in micrometres; None: the scan's ``pixel_size_um``.
+    paganin_delta_beta : float
+        Ratio delta/beta of the refractive index decrement to the absorption index
+        (dimensionless; larger = stronger low-pass).
     """
 
     flat_reduce: Literal["mean", "median"] = "mean"
@@ -122,6 +134,11 @@ class PreprocessConfig:
     center: float | Literal["auto"] = "auto"
     center_method: Literal["vo", "registration"] = "vo"
     center_per_slice: bool = False
+    paganin: bool = False
+    paganin_energy_kev: float = 20.0
+    paganin_distance_m: float = 0.1
+    paganin_pixel_um: float | None = None
+    paganin_delta_beta: float = 100.0
 
 
 @dataclass
@@ -151,6 +168,11 @@ class ReconConfig:
         distributed cluster, else the cores shared among the concurrent tasks. Results are
         bit-identical for any block size when this is fixed (float32 sums in finufft
         depend on the thread count at the 1e-5 level).
+    half_acquisition : bool
+        Offset-axis 360-degree scan: stitch each projection with its opposite (180 degrees
+        later, same split) into a double-width 180-degree sinogram, blended linearly over
+        the overlap; ``center: auto`` then finds the axis and overlap by matching opposite
+        projections (Vo's 360-degree method). The volume is ``round(2 c) + 1`` pixels wide.
     """
 
     splits: int = 2
@@ -163,6 +185,7 @@ class ReconConfig:
     tomopy_convention: bool = False
     rows_per_block: int = 8
     threads: int | None = None
+    half_acquisition: bool = False
 
 
 @dataclass
@@ -206,6 +229,10 @@ class TrainConfig:
     max_train_slices : int or None
         Train on at most this many slices (the ones next to the validation slab; None: all),
         which bounds the memory of the training task for large volumes.
+    val_gap : int or None
+        Few-slice scans (too few slices for a validation slab): pixels between the training
+        columns and the held-out validation columns (``val_fraction`` of the width at the
+        ``val_end`` side: bottom = right); None: the network's receptive radius.
     """
 
     network: str = "msd"
@@ -230,6 +257,7 @@ class TrainConfig:
     threads: int | None = None
     resume: bool = False
     max_train_slices: int | None = None
+    val_gap: int | None = None
 
 
 @dataclass

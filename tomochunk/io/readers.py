@@ -315,13 +315,18 @@ def angles_to_radians(
 
 
 def check_theta(theta: Any, n_projections: int, *, what: str = "angles") -> np.ndarray:
-    """Check one finite, strictly monotonic angle (radians) per projection.
+    """Check one finite angle (radians) per projection, no two equal.
+
+    The angles keep their acquisition order. Monotonic (increasing or decreasing) and
+    interleaved orders (golden-angle, several interlaced sweeps) are all accepted:
+    reconstruction sorts by angle where it needs to and splits by acquisition order
+    (:mod:`tomochunk.recon.order`).
 
     Raises
     ------
     InputError
-        On a count mismatch, a non-finite value, a duplicate or a change of direction; the
-        message names the first offending angle (in degrees) and the fix.
+        On a count mismatch, a non-finite value or a duplicate; the message names the first
+        offending angle (in degrees) and the fix.
     """
     theta = np.asarray(theta, dtype=np.float64)
     if theta.ndim != 1:
@@ -339,25 +344,22 @@ def check_theta(theta: Any, n_projections: int, *, what: str = "angles") -> np.n
             "fix or remove them (and their projections)"
         )
     if theta.size >= 2:
-        d = np.diff(theta)
-        direction = np.sign(theta[-1] - theta[0]) or np.sign(d[0]) or 1.0
-        wrong = np.flatnonzero(d * direction <= 0)
-        if wrong.size:
-            i = int(wrong[0])
-            a, b = np.rad2deg(theta[i]), np.rad2deg(theta[i + 1])
-            if d[i] == 0:
-                dup = int(np.count_nonzero(d == 0))
-                raise InputError(
-                    f"{what}: angles {i} and {i + 1} are equal ({a:.6g} deg; {dup} duplicate(s) "
-                    "in all); every projection needs its own angle. If the list includes "
-                    "flat/dark frames, give only the projection angles or add an image_key "
-                    "column (0 projection, 1 flat, 2 dark)"
-                )
+        order = np.argsort(theta, kind="stable")
+        same = np.flatnonzero(np.diff(theta[order]) == 0)
+        if same.size:
+            pairs = sorted((int(min(order[p], order[p + 1])), int(max(order[p], order[p + 1])))
+                           for p in same)
+            i, j = pairs[0]
             raise InputError(
-                f"{what}: angles are not monotonic: angle {i + 1} = {b:.6g} deg follows angle "
-                f"{i} = {a:.6g} deg; angles must be strictly increasing or decreasing (sort "
-                "the projections by angle)"
+                f"{what}: angles {i} and {j} are equal ({np.rad2deg(theta[i]):.6g} deg; "
+                f"{same.size} duplicate(s) in all); every projection needs its own angle. If "
+                "the list includes flat/dark frames, give only the projection angles or add an "
+                "image_key column (0 projection, 1 flat, 2 dark)"
             )
+        d = np.diff(theta)
+        if not (np.all(d > 0) or np.all(d < 0)):
+            log.info("%s: the angles are not monotonic (an interleaved or golden-angle "
+                     "acquisition); kept in acquisition order", what)
     return theta
 
 

@@ -55,9 +55,21 @@ SOURCE = "tomochunk.phantom"
 _SUB_ROWS = 8  # sub-rows per voxel when rasterising the truth
 
 
+#: Golden ratio fraction ``(sqrt(5) - 1) / 2`` of the golden-angle order.
+GOLDEN = (np.sqrt(5.0) - 1.0) / 2.0
+
+
 def angles(spec: ScanSpec) -> np.ndarray:
-    """Projection angles: ``n_angles`` evenly over ``[0, pi)``, radians, float64."""
-    return np.arange(spec.n_angles, dtype=np.float64) * (np.pi / spec.n_angles)
+    """Projection angles in acquisition order, radians, float64.
+
+    ``ordered``: ``n_angles`` evenly over ``[0, arc)``; ``golden``: ``arc * frac(i * GOLDEN)``
+    (``arc`` = ``spec.arc_deg`` in radians).
+    """
+    arc = np.deg2rad(spec.arc_deg)
+    i = np.arange(spec.n_angles, dtype=np.float64)
+    if spec.angle_order == "golden":
+        return arc * np.mod(i * GOLDEN, 1.0)
+    return i * (arc / spec.n_angles)
 
 
 def make_truth(spec: ScanSpec) -> np.ndarray:
@@ -162,7 +174,9 @@ def simulate_scan(
         raw counts (``spec.dtype``), coordinate ``theta(angle)`` (radians, float64) and
         attrs ``pixel_size_um``, ``source`` (``"tomochunk.phantom"``), ``phantom_spec``
         (JSON of ``spec``), ``phantom_center`` (the rotation axis column,
-        ``(n_xy - 1) / 2``), ``phantom_ring_columns`` and ``phantom_ring_gains``.
+        ``(n_xy - 1) / 2``), ``phantom_ring_columns`` and ``phantom_ring_gains``. A
+        half-acquisition spec (``detector_cols``) keeps only the first ``detector_cols``
+        detector columns.
     truth : ndarray
         ``(n_z, n_xy, n_xy)`` float32 attenuation per pixel (:func:`make_truth`).
     """
@@ -187,6 +201,9 @@ def simulate_scan(
                           spec, rng)
     flats = _counts(np.broadcast_to(open_beam + dark, (spec.n_flats, *dark.shape)), spec, rng)
     darks = _counts(np.broadcast_to(dark, (spec.n_darks, *dark.shape)), spec, rng)
+    if spec.n_cols < spec.n_xy:  # half acquisition: the detector sees columns 0..n_cols-1
+        proj, flats, darks = (a[..., : spec.n_cols] for a in (proj, flats, darks))
+        ring = ring[: spec.n_cols]
     defective = np.flatnonzero(ring != 1.0)
     ds = xr.Dataset(
         {

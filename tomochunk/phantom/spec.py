@@ -101,6 +101,18 @@ class ScanSpec:
         height; in-plane the detector integration is exact.
     dtype : {"float32", "uint16"}
         Storage type of the raw counts.
+    arc_deg : float
+        Rotation range in degrees: 180 (default) or 360. The ``n_angles`` angles of an
+        ordered scan are spread evenly over ``[0, arc)``.
+    angle_order : {"ordered", "golden"}
+        ``ordered``: angle ``i`` is ``i * arc / n_angles``. ``golden``: angle ``i`` is
+        ``arc * frac(i * (sqrt(5) - 1) / 2)`` (golden-angle acquisition: every prefix of the
+        sequence covers the arc nearly evenly; stored in acquisition order).
+    detector_cols : int or None
+        Half acquisition (offset axis): the detector has only this many columns, the first
+        ``detector_cols`` of the ``n_xy`` field, so the rotation axis ``(n_xy - 1) / 2``
+        lies near its right edge and each projection sees a bit more than half the object;
+        needs ``arc_deg = 360``. None: the full ``n_xy`` columns (a normal scan).
     """
 
     n_z: int = 32
@@ -124,6 +136,9 @@ class ScanSpec:
     noise: bool = True
     supersample: int = 4
     dtype: str = "float32"
+    arc_deg: float = 180.0
+    angle_order: str = "ordered"
+    detector_cols: int | None = None
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str, fix: str) -> ConfigError:
@@ -165,6 +180,19 @@ class ScanSpec:
             raise bad("pixel_size_um", "is not a positive number", "pass e.g. 0.05")
         if self.kind not in KINDS:
             raise bad("kind", "is not a known phantom kind", f"use one of {', '.join(KINDS)}")
+        if self.arc_deg not in (180.0, 360.0):
+            raise bad("arc_deg", "is not 180 or 360", "pass arc_deg=180 or arc_deg=360")
+        if self.angle_order not in ("ordered", "golden"):
+            raise bad("angle_order", "is not a known order", "use 'ordered' or 'golden'")
+        if self.detector_cols is not None:
+            if isinstance(self.detector_cols, bool) or not isinstance(self.detector_cols, int) \
+                    or not self.n_xy // 2 + 2 <= self.detector_cols <= self.n_xy:
+                raise bad("detector_cols", f"is not an integer in [{self.n_xy // 2 + 2}, "
+                          f"n_xy = {self.n_xy}]",
+                          "pass a bit more than half the field width, or None")
+            if self.arc_deg != 360.0:
+                raise bad("detector_cols", "needs a 360 degree scan (half acquisition)",
+                          "pass arc_deg=360")
         if self.dtype not in ("float32", "uint16"):
             raise bad("dtype", "is not a supported count type", "use 'float32' or 'uint16'")
         if self.dtype == "uint16" and not self.noise:
@@ -183,6 +211,11 @@ class ScanSpec:
     def center(self) -> float:
         """Detector column (and volume x/y index) of the rotation axis: ``(n_xy - 1) / 2``."""
         return (self.n_xy - 1) / 2.0
+
+    @property
+    def n_cols(self) -> int:
+        """Detector columns: ``detector_cols`` in half acquisition, else ``n_xy``."""
+        return self.n_xy if self.detector_cols is None else int(self.detector_cols)
 
     @property
     def mu(self) -> float:

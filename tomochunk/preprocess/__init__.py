@@ -11,6 +11,7 @@ from .center import (
     half_turn_indices,
     opposite_pair,
 )
+from .center360 import find_center_360, find_overlap_360
 from .median import median_filter_projections, median_filter_slices
 from .normalize import (
     check_flat_dark,
@@ -21,6 +22,7 @@ from .normalize import (
     normalize,
     reduce_stack,
 )
+from .paganin import paganin_filter, paganin_halo, retrieve_phase
 from .pipeline import preprocess_block, preprocess_scan, remove_stripes, required_row_halo
 from .stripe import fw_level, remove_stripe_fw, remove_stripe_sorting
 
@@ -41,8 +43,13 @@ __all__ = [
     "find_center_vo",
     "find_center_registration",
     "find_center",
+    "find_center_360",
+    "find_overlap_360",
     "half_turn_indices",
     "opposite_pair",
+    "paganin_filter",
+    "paganin_halo",
+    "retrieve_phase",
     "preprocess_block",
     "preprocess_scan",
     "required_row_halo",

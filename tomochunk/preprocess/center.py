@@ -368,7 +368,9 @@ def _attenuation(scan: xr.Dataset, angles: np.ndarray | slice, rows: np.ndarray,
     if "flat" in scan and "dark" in scan:
         flat = np.asarray(scan["flat"].isel(row=rows).values)
         dark = np.asarray(scan["dark"].isel(row=rows).values)
-    att, _ = preprocess_block(proj, flat, dark, replace(config, projection_median=0))
+    # rows may be far apart: no filter that couples rows (the median, Paganin) here
+    att, _ = preprocess_block(proj, flat, dark, replace(config, projection_median=0,
+                                                        paganin=False))
     return att
 
 

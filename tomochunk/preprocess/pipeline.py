@@ -39,6 +39,7 @@ from .normalize import (
     normalize,
     reduce_stack,
 )
+from .paganin import paganin_halo, resolve_paganin, retrieve_phase
 from .stripe import remove_stripe_fw, remove_stripe_sorting
 
 __all__ = ["preprocess_block", "preprocess_scan", "remove_stripes", "required_row_halo"]
@@ -47,11 +48,12 @@ _log = get_logger("preprocess")
 
 
 def required_row_halo(config: PreprocessConfig) -> int:
-    """Detector rows a block needs above and below itself for ``config`` (the median radius).
+    """Detector rows a block needs above and below itself for ``config``: the projection
+    median's radius plus the Paganin kernel's reach (:func:`paganin_halo`).
 
-    Every step but the projection median treats detector rows independently.
+    Every other step treats detector rows independently.
     """
-    return int(config.projection_median)
+    return int(config.projection_median) + paganin_halo(config)
 
 
 def remove_stripes(sino_block: np.ndarray, config: PreprocessConfig) -> np.ndarray:
@@ -171,6 +173,8 @@ def preprocess_block(
             "%d NaN/inf values in detector rows %d..%d replaced by the median of their finite "
             "neighbours in their row", report["nonfinite_filled"], first, last,
         )
+    if config.paganin:  # on every row, halo included: it couples rows
+        att = retrieve_phase(att, config)
     if config.projection_median > 0:
         att = median_filter_projections(att, config.projection_median, row_halo=(top, bottom))
     else:
@@ -224,6 +228,7 @@ def preprocess_scan(
         )
         check_flat_dark(flat_img, dark_img, projections_shape=proj.shape)
     n_ang, n_rows, n_cols = proj.shape
+    config = resolve_paganin(config, scan.attrs.get("pixel_size_um"))
     halo = required_row_halo(config)
     blocks = []
     for r0 in range(0, n_rows, rows_per_block):

@@ -33,10 +33,18 @@ import xarray as xr
 from ..config import PreprocessConfig, ReconConfig, replace, to_dict
 from ..errors import BlockError, ConfigError, InputError, located
 from ..io import store
+from ..preprocess.paganin import resolve_paganin
 from ..progress import current_client, get_logger
 from .filters import check_filter
+from .order import by_angle, order_name, weight_factors
 from .registry import RECONSTRUCTORS
 from .split import angles_per_split, check_splits, full_is_mean_of_splits, split_indices
+from .stitch import (
+    opposite_pairs,
+    overlap_width,
+    stitch_half_acquisition,
+    stitched_width,
+)
 
 __all__ = ["BlockError", "reconstruct", "reconstruct_sinograms", "check_center"]
 
@@ -169,10 +177,22 @@ def reconstruct_sinograms(
     """
     fn = RECONSTRUCTORS.get(config.backend)
     k = config.splits
-    subsets = split_indices(att.shape[0], k)
+    if config.half_acquisition:  # pairs of opposite projections, each pair in one split
+        att, theta, center = stitch_half_acquisition(att, theta, float(center))
+    subsets = split_indices(att.shape[0], k)  # acquisition order (see recon.order)
+    weighted = config.backend != "native"  # native weights every angle itself
+
+    def run(idx: np.ndarray) -> np.ndarray:
+        idx = by_angle(idx, theta)
+        sino = np.ascontiguousarray(att[idx])
+        factors = weight_factors(theta[idx]) if weighted else None
+        if factors is not None:
+            sino *= factors.astype(np.float32)[:, None, None]
+        return fn(sino, theta[idx], center, config, nthreads=nthreads)
+
     out = None
     for j, idx in enumerate(subsets):
-        rec = fn(np.ascontiguousarray(att[idx]), theta[idx], center, config, nthreads=nthreads)
+        rec = run(idx)
         if out is None:
             out = np.empty((k + 1,) + rec.shape, dtype=np.float32)
         out[1 + j] = rec
@@ -180,7 +200,7 @@ def reconstruct_sinograms(
     if full_is_mean_of_splits(theta, k):
         np.mean(out[1:], axis=0, out=out[0])
     else:
-        out[0] = fn(att, theta, center, config, nthreads=nthreads)
+        out[0] = run(np.arange(att.shape[0]))
     return out
 
 
@@ -348,18 +368,32 @@ def reconstruct(
     _check_config(config)
 
     ds, source = _as_dataset(scan)
+    preprocess = resolve_paganin(preprocess, ds.attrs.get("pixel_size_um"))
     proj = ds["projections"]
     if proj.ndim != 3:
         raise InputError(f"projections must be (angle, row, col), got dims {proj.dims}")
     proj = proj.transpose("angle", "row", "col")
     n_angles, n_rows, n_det = proj.shape
     theta = _check_theta(ds["theta"].values, n_angles)
-    sizes = check_splits(theta, config.splits)
+    # the angles each reconstructed row has: the first of each opposite pair (half acq.)
+    theta_rec = theta[opposite_pairs(theta)[0]] if config.half_acquisition else theta
+    sizes = check_splits(theta_rec, config.splits)
     has_flat = "flat" in ds.variables and "dark" in ds.variables
 
-    from ..preprocess import find_center, required_row_halo
+    from ..preprocess import find_center, find_center_360, required_row_halo
 
-    center = check_center(find_center(ds, preprocess), n_det, n_rows)
+    if config.half_acquisition and preprocess.center == "auto":
+        center = check_center(find_center_360(ds, preprocess), n_det, n_rows)
+    else:
+        center = check_center(find_center(ds, preprocess), n_det, n_rows)
+    n_out = n_det
+    if config.half_acquisition:
+        if isinstance(center, np.ndarray):
+            raise ConfigError("half_acquisition needs one global centre; turn off "
+                              "center_per_slice")
+        n_out = stitched_width(n_det, center)
+        _log.info("half acquisition: axis at column %.2f of %d, overlap %.1f columns, "
+                  "stitched width %d", center, n_det, overlap_width(n_det, center), n_out)
     if isinstance(center, np.ndarray):
         _log.info("per-slice centres %.2f..%.2f", center.min(), center.max())
     else:
@@ -402,7 +436,7 @@ def reconstruct(
             nthreads,
             source,
         )
-        blocks.append(da.from_delayed(task, shape=(k + 1, r1 - r0, n_det, n_det), dtype=np.float32))
+        blocks.append(da.from_delayed(task, shape=(k + 1, r1 - r0, n_out, n_out), dtype=np.float32))
     stack = da.concatenate(blocks, axis=1)
     full = stack[0]
     split = stack[1:].rechunk({0: 1})
@@ -412,8 +446,8 @@ def reconstruct(
     unit = "um" if px else "pixel"
     coords = {
         "z": ("z", np.arange(n_rows) * scale, {"units": unit}),
-        "y": ("y", np.arange(n_det) * scale, {"units": unit}),
-        "x": ("x", np.arange(n_det) * scale, {"units": unit}),
+        "y": ("y", np.arange(n_out) * scale, {"units": unit}),
+        "x": ("x", np.arange(n_out) * scale, {"units": unit}),
     }
     units = {"units": "linear attenuation per pixel"}
     attrs: dict[str, Any] = {
@@ -423,7 +457,9 @@ def reconstruct(
         "n_splits": k,
         "angles_per_split": sizes,
         "stripe": preprocess.stripe,
-        "full_from": "mean_of_splits" if full_is_mean_of_splits(theta, k) else "all_angles",
+        "full_from": "mean_of_splits" if full_is_mean_of_splits(theta_rec, k) else "all_angles",
+        "angle_order": order_name(theta),
+        "half_acquisition": bool(config.half_acquisition),
         "n_angles": n_angles,
         "theta_range_deg": [float(np.degrees(theta.min())), float(np.degrees(theta.max()))],
         "pad": config.pad,
@@ -446,7 +482,7 @@ def reconstruct(
     )
     if out is None:
         return result
-    assert angles_per_split(n_angles, k) == sizes
+    assert angles_per_split(theta_rec.size, k) == sizes
     store.write_dataset(
         result,
         out,
