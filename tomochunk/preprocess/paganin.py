@@ -11,8 +11,8 @@ Angstrom. ``-log(T_retrieved)`` is then the attenuation line integral ``mu t`` t
 reconstruction expects. It is a 2-D filter on each projection, so it couples detector rows:
 its real-space kernel is ``K0(r / L) / (2 pi L^2)`` with ``L = sqrt(pi lambda z delta/beta)
 / (2 pi)`` (a modified Bessel function, decaying like ``exp(-r / L)``), and
-:func:`paganin_halo` rows above and below a block (``L ln(1e6)``, where the kernel has fallen
-below 1e-6 of its near-centre value) make blockwise results equal whole-projection ones.
+:func:`paganin_halo` rows above and below a block (``L (ln(1e6) + 3)``, beyond which less
+than about 1e-6 of the kernel's mass lies) make blockwise results equal whole-projection ones.
 
 Every projection is padded by the halo on all sides with its edge values before the FFT
 (float64), so the filter does not wrap around.
@@ -90,11 +90,13 @@ def paganin_length_px(config: PreprocessConfig) -> float:
 
 
 def paganin_halo(config: PreprocessConfig) -> int:
-    """Rows of halo a block needs on each side: ``ceil(L ln(1 / HALO_TOLERANCE)) + 1``
-    (0 when Paganin is off)."""
+    """Rows of halo a block needs on each side: ``ceil(L (ln(1 / HALO_TOLERANCE) + 3)) + 1``
+    (0 when Paganin is off). The kernel's mass beyond ``R`` falls like
+    ``sqrt(R / L) exp(-R / L)``; the ``+ 3`` covers the square-root factor."""
     if not config.paganin:
         return 0
-    return int(math.ceil(paganin_length_px(config) * math.log(1.0 / HALO_TOLERANCE))) + 1
+    reach = math.log(1.0 / HALO_TOLERANCE) + 3.0
+    return int(math.ceil(paganin_length_px(config) * reach)) + 1
 
 
 def paganin_filter(transmission: np.ndarray, strength_px: float, pad: int) -> np.ndarray:
@@ -105,13 +107,15 @@ def paganin_filter(transmission: np.ndarray, strength_px: float, pad: int) -> np
     """
     t = np.asarray(transmission, dtype=np.float64)
     lead = [(0, 0)] * (t.ndim - 2)
-    padded = np.pad(t, lead + [(pad, pad), (pad, pad)], mode="edge")
-    rows, cols = padded.shape[-2:]
-    m, n = sp_fft.next_fast_len(rows, real=True), sp_fft.next_fast_len(cols, real=True)
+    rows, cols = t.shape[-2:]
+    m = sp_fft.next_fast_len(rows + 2 * pad, real=True)
+    n = sp_fft.next_fast_len(cols + 2 * pad, real=True)
+    # edge values all the way to the FFT length (zeros there would leak into the image)
+    padded = np.pad(t, lead + [(pad, m - rows - pad), (pad, n - cols - pad)], mode="edge")
     fy = sp_fft.fftfreq(m)[:, None]
     fx = sp_fft.rfftfreq(n)[None, :]
     kernel = 1.0 / (1.0 + strength_px * (fx * fx + fy * fy))
-    spec = sp_fft.rfft2(padded, s=(m, n), axes=(-2, -1))
+    spec = sp_fft.rfft2(padded, axes=(-2, -1))
     out = sp_fft.irfft2(spec * kernel, s=(m, n), axes=(-2, -1))
     return out[..., pad : pad + t.shape[-2], pad : pad + t.shape[-1]]
 
