@@ -278,3 +278,55 @@ def test_paganin_reconstruction_blocks_equal_one_block_and_bad_parameters() -> N
     bare.attrs = {}
     with pytest.raises(ConfigError, match="paganin needs the detector pixel size"):
         reconstruct(bare, center=23.5, **{**PAGANIN, "paganin_pixel_um": None})
+
+
+# ---------------------------------------------------------------------------------------
+# few-slice and single-slice scans: in-plane validation
+
+
+def test_few_slices_validate_on_held_out_columns(caplog) -> None:
+    from tomochunk.config import TrainConfig
+    from tomochunk.training.dataset import N2IData, slab_layout
+    from tomochunk.training.validation import network_footprint, plan_layout
+
+    cfg = TrainConfig(depth=4, context=5, val_fraction=0.25, patch_size=16)
+    assert network_footprint(cfg) == 1 + 2 + 3 + 4
+    assert plan_layout(12, 64, 64, cfg) == slab_layout(12, 5, 0.25)  # enough slices: z slab
+    with caplog.at_level("WARNING", logger="tomochunk"):
+        lay = plan_layout(1, 64, 64, cfg)
+    assert "validating on held-out columns 48-63" in caplog.text
+    assert lay.train_cols == (0, 38) and lay.val_cols == (48, 64)  # gap 10 = footprint
+    assert lay.train == lay.val == lay.read == (0, 1)
+    top = plan_layout(3, 64, 64, TrainConfig(depth=4, val_end="top", val_gap=4))
+    assert top.val_cols == (0, 16) and top.train_cols == (20, 64)
+    with pytest.raises(InputError, match="cannot hold .* gap of 550"):
+        plan_layout(1, 64, 64, TrainConfig())  # MSD-100's footprint does not fit 64 px
+    # training patches never read the gap or the validation columns; validation only those
+    slab = np.random.default_rng(0).normal(size=(2, 1, 64, 64)).astype(np.float32)
+    slab[..., 38:] = np.nan
+    data = N2IData(slab, lay)
+    x, y = data.sample_patches(np.random.default_rng(1), 200, 16)
+    assert np.isfinite(x).all() and np.isfinite(y).all()
+    slab[..., 38:] = 1.0
+    slab[..., 48:] = 2.0
+    vx, vy = N2IData(slab, lay).val_pair(0, 0)
+    assert vx.shape == (5, 64, 16) and np.all(vy == 2.0)
+
+
+def test_single_slice_training_learns(tmp_path) -> None:
+    """N2I on one slice of a phantom: the held-out columns' loss falls and the model
+    denoises them."""
+    import torch
+
+    from tomochunk.training import train
+
+    torch.set_num_threads(1)
+    scan, truth = simulate_scan(ScanSpec(n_z=1, n_xy=64, n_angles=90, photons=1000.0,
+                                         ring_defects=0, seed=6))
+    rec = reconstruct(scan, tmp_path / "recon.zarr", stripe="none", center=31.5, threads=1)
+    assert rec.split.shape == (2, 1, 64, 64)
+    model = train(tmp_path / "recon.zarr", tmp_path / "model", depth=4, context=1,
+                  val_fraction=0.25, patch_size=32, batch_size=4, patches_per_epoch=32,
+                  epochs=6, patience=None, seed=0, threads=1, device="cpu")
+    vals = [e["val_loss"] for e in model.history["epochs"]]
+    assert np.isfinite(vals).all() and min(vals) < vals[0]

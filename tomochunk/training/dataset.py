@@ -155,6 +155,10 @@ class SlabLayout:
     val: tuple[int, int]
     gap: int
     read: tuple[int, int]
+    #: In-plane validation (few-slice scans, :mod:`tomochunk.training.validation`): training
+    #: patches lie within columns ``train_cols``, validation uses columns ``val_cols``.
+    train_cols: tuple[int, int] | None = None
+    val_cols: tuple[int, int] | None = None
 
     @property
     def train_slices(self) -> np.ndarray:
@@ -313,6 +317,14 @@ class N2IData:
         centre = self.layout.context // 2
         return pair_input(stack, k, self.strategy), pair_target(stack[:, centre], k, self.strategy)
 
+    def val_pair(self, z: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`pair` restricted to the validation columns (all columns for a z slab)."""
+        x, y = self.pair(z, k)
+        if self.layout.val_cols is None:
+            return x, y
+        c0, c1 = self.layout.val_cols
+        return np.ascontiguousarray(x[..., c0:c1]), np.ascontiguousarray(y[..., c0:c1])
+
     def validation_pairs(self) -> list[tuple[int, int]]:
         """All ``(z, k)``: every validation slice in every pairing."""
         return [(int(z), k) for z in self.layout.val_slices for k in range(self.n_splits)]
@@ -369,13 +381,14 @@ class N2IData:
         y : float32 (n, 1, patch, patch)
         """
         h, w = self.shape
-        if patch > min(h, w):
-            raise InputError(f"patch {patch} is larger than the slice {h}x{w}")
+        x0, x1 = self.layout.train_cols or (0, w)  # in-plane validation keeps its columns
+        if patch > min(h, x1 - x0):
+            raise InputError(f"patch {patch} is larger than the {h}x{x1 - x0} training area")
         lo, hi = self.layout.train
         zs = rng.integers(lo, hi, size=n)
         ks = rng.integers(0, self.n_splits, size=n)
         ys = rng.integers(0, h - patch + 1, size=n)
-        xs = rng.integers(0, w - patch + 1, size=n)
+        xs = rng.integers(x0, x1 - patch + 1, size=n)
         codes = rng.integers(0, N_AUGMENTATIONS, size=n)
         c = self.layout.context
         x = np.empty((n, c, patch, patch), np.float32)

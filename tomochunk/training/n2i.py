@@ -37,7 +37,7 @@ import xarray as xr
 from ..config import TrainConfig, config_hash, from_dict, replace, to_dict
 from ..errors import ConfigError, InputError, ModelError, OutputExistsError
 from ..progress import current_client, get_logger, progress_enabled
-from .dataset import N2IData, SlabLayout, check_finite, slab_layout
+from .dataset import N2IData, SlabLayout, check_finite
 from .modelfile import (
     CHECKPOINT_FILE,
     FORMAT_VERSION,
@@ -47,6 +47,7 @@ from .modelfile import (
     atomic_torch_save,
     write_model_files,
 )
+from .validation import plan_layout, train_width
 
 __all__ = [
     "train",
@@ -183,8 +184,8 @@ def inspect_recon(ds: xr.Dataset, cfg: TrainConfig, where: str = "reconstruction
             f"{where} holds {k} split reconstruction(s); Noise2Inverse needs K >= 2: re-run "
             "'tomochunk recon' with --splits 2 or more"
         )
-    layout = slab_layout(n_z, cfg.context, cfg.val_fraction, cfg.val_end, cfg.max_train_slices)
-    side = min(h, w)
+    layout = plan_layout(n_z, h, w, cfg)  # z slab, or held-out columns of few-slice scans
+    side = min(h, train_width(layout, w))
     patch = cfg.patch_size
     if patch > side:
         if patch != _DEFAULT_PATCH:
@@ -347,7 +348,7 @@ def validation_loss(
     total = 0.0
     with torch.no_grad():
         for i in range(0, len(pairs), batch_size):
-            chunk = [data.pair(z, k) for z, k in pairs[i : i + batch_size]]
+            chunk = [data.val_pair(z, k) for z, k in pairs[i : i + batch_size]]
             x = _normalise(np.stack([c[0] for c in chunk]), norm["input"], device)
             y = _normalise(np.stack([c[1] for c in chunk])[:, None], norm["output"], device)
             total += float(fn(network(x), y, reduction="sum")) / y[0].numel()
