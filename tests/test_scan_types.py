@@ -285,7 +285,7 @@ def test_paganin_reconstruction_blocks_equal_one_block_and_bad_parameters() -> N
 
 
 def test_few_slices_validate_on_held_out_columns(caplog) -> None:
-    from tomochunk.config import TrainConfig
+    from tomochunk.config import TrainConfig, replace
     from tomochunk.training.dataset import N2IData, slab_layout
     from tomochunk.training.validation import network_footprint, plan_layout
 
@@ -293,14 +293,16 @@ def test_few_slices_validate_on_held_out_columns(caplog) -> None:
     assert network_footprint(cfg) == 1 + 2 + 3 + 4
     assert plan_layout(12, 64, 64, cfg) == slab_layout(12, 5, 0.25)  # enough slices: z slab
     with caplog.at_level("WARNING", logger="tomochunk"):
-        lay = plan_layout(1, 64, 64, cfg)
+        lay = plan_layout(1, 64, 64, replace(cfg, context=1))
     assert "validating on held-out columns 48-63" in caplog.text
     assert lay.train_cols == (0, 38) and lay.val_cols == (48, 64)  # gap 10 = footprint
     assert lay.train == lay.val == lay.read == (0, 1)
-    top = plan_layout(3, 64, 64, TrainConfig(depth=4, val_end="top", val_gap=4))
+    top = plan_layout(3, 64, 64, TrainConfig(depth=4, context=3, val_end="top", val_gap=4))
     assert top.val_cols == (0, 16) and top.train_cols == (20, 64)
     with pytest.raises(InputError, match="cannot hold .* gap of 550"):
-        plan_layout(1, 64, 64, TrainConfig())  # MSD-100's footprint does not fit 64 px
+        plan_layout(1, 64, 64, TrainConfig(context=1))  # MSD-100's footprint: too wide
+    with pytest.raises(InputError, match="still needs context <= the 1 slice.*--context 1"):
+        plan_layout(1, 64, 64, cfg)
     # training patches never read the gap or the validation columns; validation only those
     slab = np.random.default_rng(0).normal(size=(2, 1, 64, 64)).astype(np.float32)
     slab[..., 38:] = np.nan
@@ -310,7 +312,7 @@ def test_few_slices_validate_on_held_out_columns(caplog) -> None:
     slab[..., 38:] = 1.0
     slab[..., 48:] = 2.0
     vx, vy = N2IData(slab, lay).val_pair(0, 0)
-    assert vx.shape == (5, 64, 16) and np.all(vy == 2.0)
+    assert vx.shape == (1, 64, 16) and np.all(vy == 2.0)
 
 
 def test_single_slice_training_learns(tmp_path) -> None:
@@ -330,3 +332,79 @@ def test_single_slice_training_learns(tmp_path) -> None:
                   epochs=6, patience=None, seed=0, threads=1, device="cpu")
     vals = [e["val_loss"] for e in model.history["epochs"]]
     assert np.isfinite(vals).all() and min(vals) < vals[0]
+
+
+# ---------------------------------------------------------------------------------------
+# `tomochunk run` end to end on each scan type
+
+RUN = {
+    "preprocess": {"stripe": "none"},
+    "recon": {"rows_per_block": 4},
+    "train": {"network": "msd", "depth": 4, "context": 3, "patch_size": 32, "batch_size": 2,
+              "patches_per_epoch": 8, "epochs": 2, "patience": None, "val_fraction": 0.25},
+    "denoise": {"chunk_z": 4},
+    "filters": {"methods": ["median"], "radius": 1, "chunk_z": 4},
+}
+
+
+def _dxchange(path, spec: ScanSpec):
+    import h5py
+
+    scan, truth = simulate_scan(spec)
+    with h5py.File(path, "w") as f:
+        f["exchange/data"] = scan.projections.values
+        f["exchange/data_white"] = scan.flat.values
+        f["exchange/data_dark"] = scan.dark.values
+        f["exchange/theta"] = np.degrees(scan.theta.values)
+        f["exchange/theta"].attrs["units"] = "degrees"
+    return path, truth
+
+
+def _run(tmp_path, spec: ScanSpec, **sections) -> tuple[xr.Dataset, np.ndarray]:
+    import tomochunk as tc
+    from tomochunk.io import store
+
+    src, truth = _dxchange(tmp_path / "scan.h5", spec)
+    cfg = {k: {**v, **sections.get(k, {})} for k, v in RUN.items()}
+    run = tmp_path / "run"
+    tc.run(src, run, config=cfg, cluster=tc.ClusterConfig(n_workers=1))
+    for name in ("scan.zarr", "recon.zarr", "denoised.zarr", "median.zarr"):
+        assert store.is_complete(run / name), name
+    assert (run / "model" / "model.pt").exists() and (run / "report").exists()
+    den = store.open_store(run / "denoised.zarr")
+    assert all(np.isfinite(np.asarray(den[v])).all() for v in den.data_vars)
+    return store.open_recon(run / "recon.zarr"), truth
+
+
+@pytest.mark.slow
+def test_run_single_slice_scan(tmp_path) -> None:
+    rec, truth = _run(tmp_path, ScanSpec(n_z=1, n_xy=64, n_angles=60, ring_defects=0, seed=7),
+                      train={"context": 1})
+    assert rec.split.shape == (2, 1, 64, 64)
+    assert "validating on held-out columns" in (tmp_path / "run" / "tomochunk.log").read_text()
+
+
+@pytest.mark.slow
+def test_run_half_acquisition_360_phantom(tmp_path) -> None:
+    spec = ScanSpec(n_z=8, n_xy=64, n_angles=160, arc_deg=360.0, detector_cols=40,
+                    photons=5000.0, ring_defects=0, seed=8)
+    rec, truth = _run(tmp_path, spec, recon={"half_acquisition": True})
+    assert rec.full.shape == truth.shape == (8, 64, 64)
+    assert abs(rec.attrs["center"] - 31.5) < 0.5 and rec.attrs["half_acquisition"]
+    assert _psnr(rec.full.values, truth) > 18.0
+
+
+@pytest.mark.slow
+def test_run_golden_angle_phantom(tmp_path) -> None:
+    spec = ScanSpec(n_z=8, n_xy=48, n_angles=60, angle_order="golden", ring_defects=0, seed=9)
+    rec, truth = _run(tmp_path, spec, preprocess={"center": 23.5})
+    assert rec.attrs["angle_order"] == "interleaved" and rec.full.shape == (8, 48, 48)
+    assert _corr(rec.full.values, truth) > 0.8
+
+
+@pytest.mark.slow
+def test_run_with_paganin(tmp_path) -> None:
+    spec = ScanSpec(n_z=8, n_xy=48, n_angles=60, ring_defects=0, seed=10)
+    rec, truth = _run(tmp_path, spec, preprocess={**PAGANIN, "center": 23.5})
+    assert '"paganin": true' in rec.attrs["preprocess"]
+    assert _corr(rec.full.values, truth) > 0.6

@@ -184,19 +184,37 @@ def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str
 @click.option("--rows-per-block", type=int, default=8, show_default=True)
 @click.option("--projection-median", type=int, default=0, show_default=True,
               help="Radius of a median filter on projections before reconstruction (0=off).")
+@click.option("--half-acquisition", is_flag=True,
+              help="Offset-axis 360-degree scan: stitch opposite projections (within splits).")
+@click.option("--paganin", is_flag=True, help="Paganin (TIE-Hom) phase retrieval.")
+@click.option("--paganin-energy-kev", type=float, default=20.0, show_default=True,
+              help="X-ray energy (keV).")
+@click.option("--paganin-distance-m", type=float, default=0.1, show_default=True,
+              help="Propagation distance (m).")
+@click.option("--paganin-pixel-um", type=float, default=None,
+              help="Pixel size (um); default: the scan's pixel_size_um.")
+@click.option("--paganin-delta-beta", type=float, default=100.0, show_default=True,
+              help="delta/beta ratio.")
 @common
 @_errors
 def recon(scan: str, recon: str, splits: int, center: str, center_method: str, filter_: str,
           stripe: str, backend: str, pad: str, circle: bool, tomopy_convention: bool,
-          rows_per_block: int, projection_median: int, overwrite: bool, **kw: Any) -> None:
+          rows_per_block: int, projection_median: int, half_acquisition: bool, paganin: bool,
+          paganin_energy_kev: float, paganin_distance_m: float,
+          paganin_pixel_um: float | None, paganin_delta_beta: float, overwrite: bool,
+          **kw: Any) -> None:
     """Split the projections into K subsets and reconstruct full + every subset."""
     fn = _api("recon.volume", "reconstruct", "recon")
     pre = cfgmod.PreprocessConfig(stripe=stripe, center=_center(center),
                                   center_method=center_method,
-                                  projection_median=projection_median)
+                                  projection_median=projection_median, paganin=paganin,
+                                  paganin_energy_kev=paganin_energy_kev,
+                                  paganin_distance_m=paganin_distance_m,
+                                  paganin_pixel_um=paganin_pixel_um,
+                                  paganin_delta_beta=paganin_delta_beta)
     rcfg = cfgmod.ReconConfig(splits=splits, filter=filter_, backend=backend, pad=pad,
                               circle=circle, tomopy_convention=tomopy_convention,
-                              rows_per_block=rows_per_block)
+                              rows_per_block=rows_per_block, half_acquisition=half_acquisition)
     with _session(kw):
         fn(scan, recon, preprocess=pre, config=rcfg, overwrite=overwrite)
 
@@ -220,6 +238,9 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
+@click.option("--val-gap", type=int, default=None,
+              help="Few-slice scans: pixels between training and validation columns "
+                   "(default: the network's footprint).")
 @common
 @_errors
 def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:

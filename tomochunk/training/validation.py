@@ -58,6 +58,13 @@ def plan_layout(n_z: int, height: int, width: int, cfg: TrainConfig) -> SlabLayo
     except InputError as err:
         if "slices but training with context" not in str(err):
             raise
+        slab_error = str(err)
+    if cfg.context > n_z:
+        raise InputError(
+            f"{slab_error}; validating on held-out columns instead still needs context <= the "
+            f"{n_z} slice(s) (denoising reads that many): use --context "
+            f"{n_z if n_z % 2 else n_z - 1} (train.context)"
+        )
     gap = int(cfg.val_gap) if cfg.val_gap is not None else network_footprint(cfg)
     if gap < 0:
         raise InputError(f"val_gap={gap} must be >= 0 pixels")
@@ -66,10 +73,10 @@ def plan_layout(n_z: int, height: int, width: int, cfg: TrainConfig) -> SlabLayo
     need = min(cfg.patch_size, height, MIN_VAL_COLS * 2)
     if n_train < need:
         raise InputError(
-            f"the reconstruction has {n_z} slice(s), too few for a validation slab, and its "
-            f"{width} columns cannot hold {need} training columns + a gap of {gap} (the "
-            f"network's footprint) + {n_val} validation columns; set train.val_gap smaller "
-            "or use a shallower network (smaller --depth)"
+            f"{slab_error}; validating on held-out columns instead, the {width} columns cannot "
+            f"hold {need} training columns + a gap of {gap} (the network's footprint) + "
+            f"{n_val} validation columns: set train.val_gap smaller or use a shallower "
+            "network (smaller --depth)"
         )
     if cfg.val_end == "bottom":
         train_cols, val_cols = (0, n_train), (width - n_val, width)
