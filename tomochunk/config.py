@@ -108,8 +108,8 @@ class PreprocessConfig:
     center_per_slice : bool
         Find a centre for every detector row instead of one global centre.
     paganin : bool
-        Paganin (TIE-Hom) single-distance phase retrieval of every projection before ``-log``
-        (propagation-based phase contrast). Off by default.
+        Paganin (TIE-Hom) phase retrieval of every projection before -log (phase contrast).
+        Single-distance, homogeneous object; off by default.
     paganin_energy_kev : float
         X-ray energy in keV (sets the wavelength, 12.398 / E Angstrom).
     paganin_distance_m : float
@@ -117,8 +117,7 @@ class PreprocessConfig:
     paganin_pixel_um : float or None
         Detector pixel size in micrometres; None: the scan's ``pixel_size_um``.
     paganin_delta_beta : float
-        Ratio delta/beta of the refractive index decrement to the absorption index
-        (dimensionless; larger = stronger low-pass).
+        delta/beta of the refractive index, dimensionless (larger = stronger low-pass).
     """
 
     flat_reduce: Literal["mean", "median"] = "mean"
@@ -169,9 +168,9 @@ class ReconConfig:
         bit-identical for any block size when this is fixed (float32 sums in finufft
         depend on the thread count at the 1e-5 level).
     half_acquisition : bool
-        Offset-axis 360-degree scan: stitch each projection with its opposite (180 degrees
-        later, same split) into a double-width 180-degree sinogram, blended linearly over
-        the overlap; ``center: auto`` then finds the axis and overlap by matching opposite
+        Offset-axis 360-degree scan: stitch opposite projections (within each split).
+        Each projection and the one 180 degrees later form a double-width 180-degree row,
+        blended linearly over the overlap; ``center: auto`` then finds the axis and overlap by matching opposite
         projections (Vo's 360-degree method). The volume is ``round(2 c) + 1`` pixels wide.
     """
 
@@ -230,9 +229,10 @@ class TrainConfig:
         Train on at most this many slices (the ones next to the validation slab; None: all),
         which bounds the memory of the training task for large volumes.
     val_gap : int or None
-        Few-slice scans (too few slices for a validation slab): pixels between the training
-        columns and the held-out validation columns (``val_fraction`` of the width at the
-        ``val_end`` side: bottom = right); None: the network's receptive radius.
+        Few-slice scans: pixels between training and held-out validation columns.
+        Used when there are too few slices for a validation slab: the validation columns
+        are ``val_fraction`` of the width (at least 16) at the ``val_end`` side (bottom =
+        right). None: the network's receptive radius (its footprint).
     """
 
     network: str = "msd"
