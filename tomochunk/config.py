@@ -170,8 +170,9 @@ class ReconConfig:
     half_acquisition : bool
         Offset-axis 360-degree scan: stitch opposite projections (within each split).
         Each projection and the one 180 degrees later form a double-width 180-degree row,
-        blended linearly over the overlap; ``center: auto`` then finds the axis and overlap by matching opposite
-        projections (Vo's 360-degree method). The volume is ``round(2 c) + 1`` pixels wide.
+        blended linearly over the overlap; ``center: auto`` then finds the axis and overlap
+        by matching opposite projections (Vo's 360-degree method). The volume is
+        ``round(2 c) + 1`` pixels wide (``c``: axis distance from the far detector edge).
     """
 
     splits: int = 2
