@@ -35,6 +35,7 @@ __all__ = ["wavelength_m", "paganin_strength_px", "paganin_length_px", "paganin_
 HC_KEV_M = 12.398419843320026e-10
 #: The kernel tail left out of a block's halo, relative: ``exp(-halo / L)``.
 HALO_TOLERANCE = 1e-6
+_ANGLES_PER_FFT = 8  # projections filtered per FFT call (bounds the padded float64 copies)
 
 
 def wavelength_m(energy_kev: float) -> float:
@@ -124,6 +125,11 @@ def retrieve_phase(att: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     """Paganin retrieval of attenuation projections ``(angle, row, col)`` (``-log`` of the
     transmission): ``-log(filter(exp(-att)))`` in float32, clipped at ``config.log_floor``."""
     pad = paganin_halo(config)
-    filtered = paganin_filter(np.exp(-np.asarray(att, dtype=np.float64)),
-                              paganin_strength_px(config), pad)
-    return (-np.log(np.maximum(filtered, config.log_floor))).astype(np.float32)
+    strength = paganin_strength_px(config)
+    att = np.asarray(att)
+    out = np.empty(att.shape, dtype=np.float32)
+    for a0 in range(0, att.shape[0], _ANGLES_PER_FFT):  # bounded float64 temporaries
+        part = att[a0 : a0 + _ANGLES_PER_FFT]
+        filtered = paganin_filter(np.exp(-part.astype(np.float64)), strength, pad)
+        out[a0 : a0 + part.shape[0]] = -np.log(np.maximum(filtered, config.log_floor))
+    return out
