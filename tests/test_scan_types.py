@@ -109,6 +109,7 @@ def test_half_acquisition_matches_a_full_width_scan() -> None:
     ideal = _recon(clean, half_acquisition=True, center=rec.attrs["center"])
     assert rec.full.shape == truth.shape and rec.attrs["half_acquisition"] is True
     assert abs(rec.attrs["center"] - 31.5) < 0.35
+    assert abs(rec.attrs["overlap_px"] - 16.0) < 0.7  # 2 (39 - 31.5) + 1
     assert rec.attrs["angles_per_split"] == [60, 60]  # 120 pairs, both projections per split
     assert _psnr(ideal.full.values, truth) > 35.0  # stitching + FBP of noise-free data
     p_half, p_ref = _psnr(rec.full.values, truth), _psnr(ref.full.values, truth)

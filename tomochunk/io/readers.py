@@ -8,7 +8,7 @@ Readers register by format name in :data:`READERS` (like xarray's backend engine
 format is one new class and no chain of ``if`` statements. This module also holds the two
 in-memory readers (an :class:`xarray.Dataset` and a ``.npy`` file) and the angle helpers that
 every reader shares: unit detection, layout of angle lists that include flat/dark frames, and
-the monotonicity checks.
+the angle checks (finite, no duplicates; any order).
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ class ScanLayout:
     projections : ArraySpec
         ``(angle, row, col)`` stack of projections.
     theta : numpy.ndarray
-        One angle per projection, float64 radians, strictly monotonic.
+        One angle per projection, float64 radians, distinct, in acquisition order
+        (monotonic or interleaved, e.g. golden-angle).
     flat, dark : ArraySpec or None
         Flat and dark stacks ``(frame, row, col)``, None when the scan has none.
     pixel_size_um : float or None

@@ -335,7 +335,10 @@ def reconstruct(
         ``full`` and ``split`` float32 in linear attenuation per pixel; coords ``z, y, x`` in
         micrometres when the scan has ``pixel_size_um`` (else pixels) and ``split``; attrs
         ``center``, ``filter``, ``algorithm``, ``n_splits``, ``angles_per_split``,
-        ``stripe``, ``full_from``, ``preprocess`` and ``recon`` (config JSON), ``theta_range_deg``.
+        ``stripe``, ``full_from``, ``preprocess`` and ``recon`` (config JSON), ``theta_range_deg``,
+        ``angle_order`` (monotonic or interleaved), ``half_acquisition`` and, for half
+        acquisition, ``overlap_px`` (the columns both projections of a pair see). With
+        ``half_acquisition`` the slices are ``round(2 c) + 1`` pixels wide.
 
     Raises
     ------
@@ -472,6 +475,8 @@ def reconstruct(
     }
     if px:
         attrs["pixel_size_um"] = float(px)
+    if config.half_acquisition:
+        attrs["overlap_px"] = overlap_width(n_det, float(center))
     result = xr.Dataset(
         {
             "full": (("z", "y", "x"), full, units),
