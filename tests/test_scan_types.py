@@ -409,3 +409,23 @@ def test_run_with_paganin(tmp_path) -> None:
     rec, truth = _run(tmp_path, spec, preprocess={**PAGANIN, "center": 23.5})
     assert '"paganin": true' in rec.attrs["preprocess"]
     assert _corr(rec.full.values, truth) > 0.6
+
+
+@pytest.mark.slow  # starts a LocalCluster per command
+def test_cli_flags_reach_the_config(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from tomochunk.cli import main
+    from tomochunk.io.ingest import ingest
+
+    scan, _ = simulate_scan(ScanSpec(n_z=2, n_xy=32, n_angles=20, ring_defects=0))
+    ingest(scan, tmp_path / "scan.zarr")
+    res = CliRunner().invoke(main, ["recon", str(tmp_path / "scan.zarr"), str(tmp_path / "r"),
+                                    "--paganin", "--paganin-distance-m", "-2", "--workers", "1"])
+    assert res.exit_code == 2 and "paganin_distance_m=-2.0 must be a positive number" in res.output
+    res = CliRunner().invoke(main, ["recon", str(tmp_path / "scan.zarr"), str(tmp_path / "r"),
+                                    "--half-acquisition", "--workers", "1"])
+    assert res.exit_code == 2 and "half acquisition needs a 360-degree scan" in res.output
+    assert not (tmp_path / "r").exists()
+    res = CliRunner().invoke(main, ["train", "--help"])
+    assert "--val-gap" in res.output
