@@ -137,7 +137,8 @@ class ReconConfig:
     filter_cutoff, filter_order : float
         Cutoff (fraction of Nyquist) and Butterworth order.
     backend : str
-        native (finufft gridding), astra, tomopy.
+        native (finufft gridding), cufinufft (the same on a GPU), auto (cufinufft on a
+        worker with a GPU, else native), astra, tomopy.
     pad : {"zero", "edge", "none"}
         Padding of detector rows before filtering; ``edge`` for ROI / local tomography.
     circle : bool
