@@ -220,6 +220,10 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True, help="CUDA forward precision (auto: bf16 if it keeps the loss).")
+@click.option("--data-parallel", type=int, default=1, show_default=True,
+              help="Data-parallel processes, one per GPU of the worker (0: all GPUs).")
 @common
 @_errors
 def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
