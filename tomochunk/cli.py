@@ -84,6 +84,8 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--tls-key", default=None, help="Client key for a tls:// scheduler."),
         click.option("--workers", "n_workers", type=int, default=None,
                      help="LocalCluster workers (default: one per core)."),
+        click.option("--gpus", type=int, default=0,
+                     help="Local cluster of one worker per GPU (N GPUs, -1 all; 0: CPU)."),
         click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
         click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors."),
         click.option("--verbose", "-v", is_flag=True, help="Debug logging."),
@@ -101,6 +103,7 @@ def _cluster_cfg(kw: dict[str, Any]) -> cfgmod.ClusterConfig:
         tls_cert=kw.pop("tls_cert"),
         tls_key=kw.pop("tls_key"),
         n_workers=kw.pop("n_workers"),
+        gpus=kw.pop("gpus", 0),
     )
 
 

@@ -338,6 +338,10 @@ class ClusterConfig:
         LocalCluster memory limit per worker ("2GiB").
     tls_ca_file, tls_cert, tls_key : str or None
         Client TLS credentials for ``tls://`` schedulers.
+    gpus : int
+        Start the local cluster as one single-threaded worker per GPU, each with Dask
+        resource GPU=1 (dask-cuda's LocalCUDACluster when installed): this many GPUs, -1 for
+        all visible, 0 for a CPU LocalCluster.
     """
 
     scheduler: str | None = None
@@ -348,6 +352,7 @@ class ClusterConfig:
     tls_ca_file: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    gpus: int = 0
 
 
 @dataclass
