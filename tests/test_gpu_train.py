@@ -152,3 +152,18 @@ def test_cuda_training_bf16_channels_last_and_batch_size(recon) -> None:
     assert b >= 1
     t = C.to_device(np.ones((2, 2), np.float32), torch.device("cuda"))
     assert t.is_cuda
+
+
+def test_autocast_probe_msd_needs_fp32_unet_takes_bf16(recon) -> None:
+    """MSDNet's hand-written backward is float32 only: bf16 is refused before training with a
+    one-line error, and ``auto`` falls back to fp32; the UNet trains under autocast."""
+    from tomochunk.nn.registry import build_network
+
+    cpu = torch.device("cpu")
+    assert "dtype" in C.autocast_error(build_network("msd", 5, 1, depth=3, width=1), 5, cpu)
+    assert C.autocast_error(build_network("unet", 5, 1, depth=2, features=8), 5, cpu) is None
+    with pytest.raises(ConfigError, match="precision bf16 does not work with the msd network"):
+        T.train(recon, None, **{**TINY, "precision": "bf16", "epochs": 1})
+    m = T.train(recon, None, **{**TINY, "network": "unet", "unet_depth": 2, "unet_features": 8,
+                                "precision": "bf16", "epochs": 1, "patch_size": 16})
+    assert np.isfinite(m.history["epochs"][0]["val_loss"])

@@ -64,6 +64,7 @@ __all__ = [
     "RankShard",
     "batch_from_memory",
     "check_cuda_config",
+    "autocast_error",
     "compare_precision",
     "fit_on_devices",
     "max_batch_size",
@@ -199,14 +200,38 @@ def precision_keeps_loss(fp32: list[float], low: list[float], rtol: float = BF16
     return math.isfinite(b) and abs(b - a) <= rtol * abs(a)
 
 
+def autocast_error(network: torch.nn.Module, context: int, device: torch.device,
+                   dtype: torch.dtype = torch.bfloat16) -> str | None:
+    """Why a training step of a copy of ``network`` fails under autocast, or None if it runs.
+
+    (MSDNet's hand-written backward, for one, multiplies its float32 buffer by the bf16
+    output gradient.)
+    """
+    net = AutocastModule(copy.deepcopy(network).to(device), dtype)
+    try:
+        net(torch.zeros(1, context, 16, 16, device=device)).square().mean().backward()
+    except RuntimeError as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
 def _choose_dtype(network: torch.nn.Module, data: Any, norm: dict[str, dict[str, float]],
                   cfg: TrainConfig, patch: int, device: torch.device) -> torch.dtype | None:
     if cfg.precision == "fp32":
         return None
+    if cfg.precision == "auto" and (device.type != "cuda" or not torch.cuda.is_bf16_supported()):
+        return None
+    err = autocast_error(network, cfg.context, device)
+    if err is not None:
+        if cfg.precision == "bf16":
+            raise ConfigError(
+                f"precision bf16 does not work with the {cfg.network} network ({err}); use "
+                "--precision fp32 or auto"
+            )
+        log.info("precision auto: bf16 autocast fails for %s (%s) -> fp32", cfg.network, err)
+        return None
     if cfg.precision == "bf16":
         return torch.bfloat16
-    if device.type != "cuda" or not torch.cuda.is_bf16_supported():
-        return None
     fp32, bf16 = compare_precision(network, data, norm, cfg, patch, device)
     ok = precision_keeps_loss(fp32, bf16)
     log.info("precision auto: %d steps fp32 loss %.4g, bf16 loss %.4g -> %s",
