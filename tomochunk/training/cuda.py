@@ -431,9 +431,13 @@ def fit_data_parallel(
 
     Returns the :class:`~tomochunk.training.n2i.FitResult` of rank 0.
     """
-    from .n2i import FitResult
+    from .n2i import EpochReporter, FitResult
 
     device = torch.device(device)
+    reporter = None
+    if on_epoch is None:  # as fit() does: a progress bar and a log line per epoch
+        done_epochs = int(resume_from["epoch"]) if resume_from is not None else 0
+        reporter = on_epoch = EpochReporter(cfg.epochs, done_epochs)
     threads = 1 if device.type == "cuda" else max(1, torch.get_num_threads() // world)
     with tempfile.TemporaryDirectory(prefix="tomochunk-ddp-") as tmp:
         wd = Path(tmp)
@@ -470,6 +474,8 @@ def fit_data_parallel(
         errors = _wait_all(procs, logs)
         done.set()
         follower.join()
+        if reporter is not None:
+            reporter.close()
         if errors:
             raise RuntimeError("data-parallel training failed: " + " | ".join(errors))
         out = torch.load(wd / "result.pt", map_location="cpu", weights_only=False)
