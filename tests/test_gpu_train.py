@@ -74,9 +74,14 @@ def test_ddp_two_ranks_equals_one_process_and_resumes(tmp_path, recon, single) -
 
 @pytest.mark.slow
 def test_ddp_wall_clock_stop_is_agreed_by_all_ranks(recon) -> None:
-    """A limit smaller than one epoch stops every rank after epoch 1 (no rank hangs)."""
-    m = T.train(recon, None, **{**TINY, "epochs": 50, "data_parallel": 2,
-                                "max_minutes": 1e-6})
+    """A limit smaller than one epoch stops every rank after epoch 1 (no rank hangs); the
+    training task runs in a (daemonic) Dask worker process, which starts the ranks."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        m = T.train(recon, None, client=client, **{**TINY, "epochs": 50, "data_parallel": 2,
+                                                   "max_minutes": 1e-6})
     assert m.history["stopped"] == "max_minutes"
     assert [e["epoch"] for e in m.history["epochs"]] == [1]
 
