@@ -187,10 +187,10 @@ def test_circle_mask_and_nan_rows() -> None:
 
 
 def test_registry_names_and_availability() -> None:
-    assert RECONSTRUCTORS.names() == ["astra", "native", "tomopy"]
+    assert RECONSTRUCTORS.names() == ["astra", "auto", "cufinufft", "native", "tomopy"]
     avail = RECONSTRUCTORS.available()
     assert avail["native"]
-    with pytest.raises(ConfigError, match="valid names are: astra, native, tomopy"):
+    with pytest.raises(ConfigError, match="valid names are: astra, auto, cufinufft, native, "):
         RECONSTRUCTORS.get("fbp")
     if not avail["tomopy"]:
         with pytest.raises(BackendUnavailableError, match="install tomopy"):

@@ -150,7 +150,7 @@ def test_existing_output_is_refused_before_any_work(tmp_path: Path) -> None:
         ({"center": 80.0}, InputError, r"centre of rotation 80.0 is outside the detector "
                                        r"columns 0..63"),
         ({"center": -1.0}, InputError, "outside the detector"),
-        ({"backend": "gridrec"}, ConfigError, "valid names are: astra, native, tomopy"),
+        ({"backend": "gridrec"}, ConfigError, "valid names are: astra, auto, cufinufft, native"),
         ({"filter": "gauss"}, ConfigError, "valid filters are: shepp, ramlak"),
         ({"splits": 91}, InputError, "larger than the number of projection angles"),
         ({"splits": 46}, InputError, "at least 2 angles"),

@@ -84,6 +84,8 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--tls-key", default=None, help="Client key for a tls:// scheduler."),
         click.option("--workers", "n_workers", type=int, default=None,
                      help="LocalCluster workers (default: one per core)."),
+        click.option("--gpus", type=int, default=0,
+                     help="Local cluster of one worker per GPU (N GPUs, -1 all; 0: CPU)."),
         click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
         click.option("--quiet", "-q", is_flag=True, help="Only warnings and errors."),
         click.option("--verbose", "-v", is_flag=True, help="Debug logging."),
@@ -101,6 +103,7 @@ def _cluster_cfg(kw: dict[str, Any]) -> cfgmod.ClusterConfig:
         tls_cert=kw.pop("tls_cert"),
         tls_key=kw.pop("tls_key"),
         n_workers=kw.pop("n_workers"),
+        gpus=kw.pop("gpus", 0),
     )
 
 
@@ -241,6 +244,10 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
 @click.option("--val-gap", type=int, default=None,
               help="Few-slice scans: pixels between training and validation columns "
                    "(default: the network's footprint).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True, help="CUDA forward precision (auto: bf16 if it keeps the loss).")
+@click.option("--data-parallel", type=int, default=1, show_default=True,
+              help="Data-parallel processes, one per GPU of the worker (0: all GPUs).")
 @common
 @_errors
 def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:

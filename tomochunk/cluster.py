@@ -3,7 +3,15 @@
 Library functions compute on whatever Dask scheduler is active (a :class:`distributed.Client`
 made current by :func:`connect`, else Dask's threaded scheduler). The CLI and
 :func:`tomochunk.run` call :func:`connect`, which by default starts a LocalCluster sized to
-the machine (one single-threaded worker process per core).
+the machine (one single-threaded worker process per core), or, with ``gpus``, one
+single-threaded worker per GPU (:func:`gpu_cluster`).
+
+GPU routing: a GPU worker advertises the Dask resource ``GPU=1`` and sees exactly one GPU
+(``CUDA_VISIBLE_DEVICES``), so ``cuda`` in that process is its own GPU. Tasks that need a GPU
+(training, inference; see :func:`gpu_resources`) ask for ``{"GPU": 1}``, so each GPU runs
+one such task at a time and several GPU workers share the chunks. The trained model is loaded
+once per worker process and stays resident on its GPU
+(:func:`tomochunk.infer.load_model_cached`).
 """
 
 from __future__ import annotations
@@ -17,7 +25,14 @@ from .config import ClusterConfig
 from .errors import ConfigError
 from .progress import get_logger
 
-__all__ = ["connect", "gpu_resources", "make_security", "worker_threads"]
+__all__ = [
+    "connect",
+    "gpu_cluster",
+    "gpu_resources",
+    "make_security",
+    "visible_gpus",
+    "worker_threads",
+]
 
 log = get_logger("cluster")
 
@@ -72,6 +87,9 @@ def connect(cfg: ClusterConfig | None = None) -> Iterator[Any]:
             )
         client = Client(cfg.scheduler, security=security, timeout="30s")
         cluster = None
+    elif cfg.gpus:
+        cluster = gpu_cluster(_chosen_gpus(cfg.gpus), memory_limit=cfg.memory_limit or "auto")
+        client = Client(cluster)
     else:
         n = cfg.n_workers or max(1, os.cpu_count() or 1)
         cluster = LocalCluster(
@@ -113,3 +131,73 @@ def worker_threads(default: int | None = None) -> int:
         return max(1, int(get_worker().state.nthreads))
     except (ValueError, ImportError, AttributeError):
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def visible_gpus() -> list[str]:
+    """IDs of the GPUs this process may use (``CUDA_VISIBLE_DEVICES``, else torch's count)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except ImportError:
+        return []
+
+
+def _chosen_gpus(gpus: int) -> list[str]:
+    seen = visible_gpus()
+    if not seen:
+        raise ConfigError(
+            "--gpus was given but no GPU is visible here (CUDA_VISIBLE_DEVICES / torch); "
+            "drop --gpus or install a CUDA build of torch (docs/gpu.md)"
+        )
+    if gpus < 0:
+        return seen
+    if gpus > len(seen):
+        raise ConfigError(f"--gpus {gpus} but only {len(seen)} GPU(s) are visible: {seen}")
+    return seen[:gpus]
+
+
+def gpu_cluster(devices: list[str], *, threads_per_worker: int = 1,
+                memory_limit: str | float = "auto", use_dask_cuda: bool = True) -> Any:
+    """A local cluster with one worker per GPU in ``devices``, each with resource ``GPU=1``.
+
+    Uses ``dask_cuda.LocalCUDACluster`` when it is installed (and ``use_dask_cuda``); else a
+    :class:`distributed.SpecCluster` of nanny workers named ``gpu-<id>``, each started with
+    ``CUDA_VISIBLE_DEVICES=<id>``. Either way ``cuda`` inside a worker is its own GPU.
+    """
+    if not devices:
+        raise ConfigError("gpu_cluster needs at least one GPU id")
+    log.info("starting %d GPU workers (GPUs %s)", len(devices), ",".join(devices))
+    if use_dask_cuda:
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            pass
+        else:
+            log.info("using dask-cuda LocalCUDACluster")
+            return LocalCUDACluster(
+                CUDA_VISIBLE_DEVICES=",".join(devices),
+                threads_per_worker=threads_per_worker,
+                memory_limit=memory_limit,
+                resources={"GPU": 1},
+                dashboard_address=":0",
+            )
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    workers = {
+        f"gpu-{d}": {
+            "cls": Nanny,
+            "options": {
+                "nthreads": threads_per_worker,
+                "resources": {"GPU": 1},
+                "env": {"CUDA_VISIBLE_DEVICES": d},
+                "memory_limit": memory_limit,
+            },
+        }
+        for d in devices
+    }
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
+    return SpecCluster(workers=workers, scheduler=scheduler, name="tomochunk-gpu")

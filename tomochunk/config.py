@@ -153,7 +153,8 @@ class ReconConfig:
     filter_cutoff, filter_order : float
         Cutoff (fraction of Nyquist) and Butterworth order.
     backend : str
-        native (finufft gridding), astra, tomopy.
+        native (finufft gridding), cufinufft (the same on a GPU), auto (cufinufft on a
+        worker with a GPU, else native), astra, tomopy.
     pad : {"zero", "edge", "none"}
         Padding of detector rows before filtering; ``edge`` for ROI / local tomography.
     circle : bool
@@ -234,6 +235,13 @@ class TrainConfig:
         Used when there are too few slices for a validation slab: the validation columns
         are ``val_fraction`` of the width (at least 16) at the ``val_end`` side (bottom =
         right). None: the network's receptive radius (its footprint).
+    precision : {"auto", "fp32", "bf16"}
+        Forward-pass precision on CUDA. auto: bf16 autocast if a 20-step fp32/bf16 comparison
+        keeps the loss within 2%, else fp32 (always fp32 on CPU).
+    data_parallel : int
+        Data-parallel training processes on the node, one per GPU (0: every GPU the worker
+        sees). With device cpu, gloo CPU processes (for testing). batch_size and
+        patches_per_epoch must be multiples of it.
     """
 
     network: str = "msd"
@@ -259,6 +267,8 @@ class TrainConfig:
     resume: bool = False
     max_train_slices: int | None = None
     val_gap: int | None = None
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    data_parallel: int = 1
 
 
 @dataclass
@@ -357,6 +367,10 @@ class ClusterConfig:
         LocalCluster memory limit per worker ("2GiB").
     tls_ca_file, tls_cert, tls_key : str or None
         Client TLS credentials for ``tls://`` schedulers.
+    gpus : int
+        Start the local cluster as one single-threaded worker per GPU, each with Dask
+        resource GPU=1 (dask-cuda's LocalCUDACluster when installed): this many GPUs, -1 for
+        all visible, 0 for a CPU LocalCluster.
     """
 
     scheduler: str | None = None
@@ -367,6 +381,7 @@ class ClusterConfig:
     tls_ca_file: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
+    gpus: int = 0
 
 
 @dataclass

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import finufft
 import numpy as np
@@ -80,6 +81,11 @@ __all__ = [
     "default_center",
     "grid_origin",
     "check_finite",
+    "prepare_fbp",
+    "fbp_pipeline",
+    "FbpInputs",
+    "NumpyOps",
+    "FinufftPlans",
 ]
 
 #: Relative accuracy requested from finufft: the finest that keeps its kernel width at 8
@@ -253,29 +259,196 @@ def _geometry(
     )
 
 
-def _filtered(
-    sino: np.ndarray, centers: np.ndarray, geo: _Geometry, pad: str, workers: int
-) -> np.ndarray:
+class NumpyOps:
+    """The array operations of the gridding pipeline on the host: numpy and ``scipy.fft``.
+
+    :func:`fbp_pipeline` is written against this small interface, so the GPU backend
+    (:mod:`tomochunk.recon.cufinufft_backend`, torch on CUDA) shares every step but the
+    array module and the NUFFT call.
+    """
+
+    def __init__(self, workers: int):
+        self.workers = int(workers)
+
+    def asarray(self, a: np.ndarray) -> Any:
+        return a
+
+    def to_host(self, a: Any) -> np.ndarray:
+        return np.asarray(a)
+
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        return np.empty(shape, dtype=np.float32)
+
+    def rfft(self, a: Any, n: int) -> Any:
+        return sfft.rfft(a, n=n, axis=-1, workers=self.workers)
+
+    def irfft(self, a: Any, n: int) -> Any:
+        return sfft.irfft(a, n=n, axis=-1, workers=self.workers)
+
+    def fft(self, a: Any) -> Any:
+        return sfft.fft(a, axis=-1, workers=self.workers, overwrite_x=True)
+
+    def concat(self, parts: list[Any]) -> Any:
+        return np.concatenate(parts, axis=-1)
+
+    def pack(self, q: Any, n_rows: int) -> Any:
+        """``(angle, row, L)`` real -> ``(pair, angle, L)`` complex, rows ``2i + 1`` imaginary."""
+        n_pairs = (n_rows + 1) // 2
+        packed = np.zeros((n_pairs, q.shape[0], q.shape[-1]), dtype=np.complex64)
+        packed.real = np.moveaxis(q[:, 0::2, :], 1, 0)
+        if n_rows > 1:
+            packed.imag[: n_rows // 2] = np.moveaxis(q[:, 1::2, :], 1, 0)
+        return packed
+
+    def contiguous(self, a: Any) -> Any:
+        return np.ascontiguousarray(a)
+
+
+class FinufftPlans:
+    """Type-1 ``finufft`` plans of one geometry, one per batch size (the native NUFFT)."""
+
+    def __init__(self, geo: _Geometry, eps: float, upsampfac: float, workers: int):
+        self.geo, self.eps, self.upsampfac, self.workers = geo, eps, upsampfac, workers
+        self.plans: dict[int, finufft.Plan] = {}
+
+    def __call__(self, coeffs: np.ndarray) -> np.ndarray:
+        nt = coeffs.shape[0]
+        if nt not in self.plans:
+            plan = finufft.Plan(
+                1,
+                (self.geo.n, self.geo.n),
+                n_trans=nt,
+                eps=max(self.eps, 1e-6),
+                isign=1,
+                dtype="complex64",
+                nthreads=self.workers,
+                upsampfac=self.upsampfac,
+            )
+            plan.setpts(self.geo.x1, self.geo.x2)
+            self.plans[nt] = plan
+        return self.plans[nt].execute(coeffs)
+
+
+def _filtered(sino: Any, centers: np.ndarray, geo: _Geometry, pad: str, ops: Any) -> Any:
     """Filtered projections, axis moved to index 0, cropped to ``L``: (angle, row, L)."""
     n_det = sino.shape[-1]
     if pad == "edge":
-        padded = np.empty(sino.shape[:-1] + (geo.m_pad,), dtype=np.float32)
+        padded = ops.empty(tuple(sino.shape[:-1]) + (geo.m_pad,))
         padded[..., geo.offset : geo.offset + n_det] = sino
         padded[..., : geo.offset] = sino[..., :1]
         padded[..., geo.offset + n_det :] = sino[..., -1:]
-        spec = sfft.rfft(padded, axis=-1, workers=workers)
+        spec = ops.rfft(padded, geo.m_pad)
         del padded
     else:  # zero padding at the end of the row is the same as around it (periodic)
-        spec = sfft.rfft(sino, n=geo.m_pad, axis=-1, workers=workers)
+        spec = ops.rfft(sino, geo.m_pad)
     k = np.arange(spec.shape[-1])
     axis_pos = centers + geo.offset  # (row,)
     shift = np.exp(2j * np.pi * np.outer(axis_pos, k) / geo.m_pad).astype(np.complex64)
-    spec *= geo.filt * shift
-    q = sfft.irfft(spec, n=geo.m_pad, axis=-1, workers=workers)
+    spec *= ops.asarray(geo.filt * shift)
+    q = ops.irfft(spec, geo.m_pad)
     del spec
     half = (geo.length - 1) // 2
     # FFT order around s = 0: s = 0..half, then s = -half..-1.
-    return np.concatenate([q[..., : half + 1], q[..., geo.m_pad - half :]], axis=-1)
+    return ops.concat([q[..., : half + 1], q[..., geo.m_pad - half :]])
+
+
+@dataclass
+class FbpInputs:
+    """A checked sinogram block and everything that does not depend on the device."""
+
+    sino: np.ndarray  # (angle, row, col) float32
+    centers: np.ndarray  # (row,) float64
+    geo: _Geometry
+    pad: str
+    circle: bool
+    tomopy_convention: bool
+    squeeze: bool
+
+
+def prepare_fbp(
+    sino: np.ndarray,
+    theta: np.ndarray,
+    center: float | np.ndarray | None = None,
+    *,
+    n: int | None = None,
+    filter: str = "shepp",
+    filter_cutoff: float = 1.0,
+    filter_order: int = 8,
+    pad: str = "zero",
+    circle: bool = False,
+    tomopy_convention: bool = False,
+) -> FbpInputs:
+    """Check a sinogram block and build its geometry (filter, weights, phases, points)."""
+    sino = np.asarray(sino)
+    squeeze = sino.ndim == 2
+    if squeeze:
+        sino = sino[:, None, :]
+    if sino.ndim != 3:
+        raise InputError(
+            f"sinogram block must have shape (angle, row, col); got shape {sino.shape}"
+        )
+    n_angles, n_rows, n_det = sino.shape
+    theta = np.asarray(theta, dtype=np.float64).ravel()
+    if theta.size != n_angles:
+        raise InputError(
+            f"{theta.size} angles given for a sinogram with {n_angles} projections; "
+            "give one angle (radians) per projection"
+        )
+    check_filter(filter, filter_cutoff, filter_order)
+    check_finite(sino)
+    if center is None:
+        center = default_center(n_det, tomopy_convention)
+    centers = np.broadcast_to(np.asarray(center, dtype=np.float64), (n_rows,)).copy()
+    geo = _geometry(
+        n_det,
+        theta,
+        n=int(n or n_det),
+        filter=filter,
+        cutoff=filter_cutoff,
+        order=filter_order,
+        pad=pad,
+        circle=circle,
+        tomopy_convention=tomopy_convention,
+    )
+    return FbpInputs(
+        sino.astype(np.float32, copy=False), centers, geo, pad, circle, tomopy_convention,
+        squeeze,
+    )
+
+
+def fbp_pipeline(inp: FbpInputs, ops: Any, nufft: Any) -> np.ndarray:
+    """Filter, pack two rows per complex transform, FFT, weight, NUFFT and unpack.
+
+    ``ops`` is the array module (:class:`NumpyOps` or the GPU one) and ``nufft`` maps a
+    ``(n_trans, n_angles * L)`` complex64 coefficient batch to ``(n_trans, n, n)`` images;
+    everything else is this one implementation.
+    """
+    geo = inp.geo
+    n, n_rows = geo.n, inp.sino.shape[1]
+    q = _filtered(ops.asarray(inp.sino), inp.centers, geo, inp.pad, ops)
+    packed = ops.pack(q, n_rows)
+    del q
+    n_pairs = packed.shape[0]
+    coeffs = ops.fft(packed)
+    del packed
+    coeffs *= ops.asarray(geo.factor[None])
+    coeffs = coeffs.reshape(n_pairs, -1)
+
+    out = np.empty((n_rows, n, n), dtype=np.float32)
+    per_pair = coeffs.shape[1] * 8
+    batch = int(max(1, min(n_pairs, _BATCH_BYTES // max(per_pair, 1))))
+    for start in range(0, n_pairs, batch):
+        stop = min(start + batch, n_pairs)
+        nt = stop - start
+        img = nufft(ops.contiguous(coeffs[start:stop]))
+        img = img.reshape(nt, n, n)
+        out[2 * start : 2 * stop : 2] = ops.to_host(img.real)
+        n_odd = min(stop, n_rows // 2) - start
+        if n_odd > 0:
+            out[2 * start + 1 : 2 * (start + n_odd) : 2] = ops.to_host(img.imag[:n_odd])
+    if inp.circle:
+        out[:, ~circle_mask(n, tomopy_convention=inp.tomopy_convention)] = 0.0
+    return out[0] if inp.squeeze else out
 
 
 def nufft_fbp(
@@ -337,82 +510,20 @@ def nufft_fbp(
     >>> nufft_fbp(sino, theta).shape
     (1, 33, 33)
     """
-    sino = np.asarray(sino)
-    squeeze = sino.ndim == 2
-    if squeeze:
-        sino = sino[:, None, :]
-    if sino.ndim != 3:
-        raise InputError(
-            f"sinogram block must have shape (angle, row, col); got shape {sino.shape}"
-        )
-    n_angles, n_rows, n_det = sino.shape
-    theta = np.asarray(theta, dtype=np.float64).ravel()
-    if theta.size != n_angles:
-        raise InputError(
-            f"{theta.size} angles given for a sinogram with {n_angles} projections; "
-            "give one angle (radians) per projection"
-        )
-    check_filter(filter, filter_cutoff, filter_order)
-    check_finite(sino)
-    if center is None:
-        center = default_center(n_det, tomopy_convention)
-    centers = np.broadcast_to(np.asarray(center, dtype=np.float64), (n_rows,)).copy()
-    n = int(n or n_det)
-    workers = int(nthreads or os.cpu_count() or 1)
-    geo = _geometry(
-        n_det,
+    inp = prepare_fbp(
+        sino,
         theta,
+        center,
         n=n,
         filter=filter,
-        cutoff=filter_cutoff,
-        order=filter_order,
+        filter_cutoff=filter_cutoff,
+        filter_order=filter_order,
         pad=pad,
         circle=circle,
         tomopy_convention=tomopy_convention,
     )
-    q = _filtered(sino.astype(np.float32, copy=False), centers, geo, pad, workers)
-
-    # Pack two rows per complex transform.
-    n_pairs = (n_rows + 1) // 2
-    packed = np.zeros((n_pairs, n_angles, geo.length), dtype=np.complex64)
-    packed.real = np.moveaxis(q[:, 0::2, :], 1, 0)
-    if n_rows > 1:
-        packed.imag[: n_rows // 2] = np.moveaxis(q[:, 1::2, :], 1, 0)
-    del q
-    coeffs = sfft.fft(packed, axis=-1, workers=workers, overwrite_x=True)
-    del packed
-    coeffs *= geo.factor[None]
-    coeffs = coeffs.reshape(n_pairs, -1)
-
-    out = np.empty((n_rows, n, n), dtype=np.float32)
-    per_pair = coeffs.shape[1] * 8
-    batch = int(max(1, min(n_pairs, _BATCH_BYTES // max(per_pair, 1))))
-    plans: dict[int, finufft.Plan] = {}
-    for start in range(0, n_pairs, batch):
-        stop = min(start + batch, n_pairs)
-        nt = stop - start
-        if nt not in plans:
-            plan = finufft.Plan(
-                1,
-                (n, n),
-                n_trans=nt,
-                eps=max(eps, 1e-6),
-                isign=1,
-                dtype="complex64",
-                nthreads=workers,
-                upsampfac=upsampfac,
-            )
-            plan.setpts(geo.x1, geo.x2)
-            plans[nt] = plan
-        img = plans[nt].execute(np.ascontiguousarray(coeffs[start:stop]))
-        img = img.reshape(nt, n, n)
-        out[2 * start : 2 * stop : 2] = img.real
-        n_odd = min(stop, n_rows // 2) - start
-        if n_odd > 0:
-            out[2 * start + 1 : 2 * (start + n_odd) : 2] = img.imag[:n_odd]
-    if circle:
-        out[:, ~circle_mask(n, tomopy_convention=tomopy_convention)] = 0.0
-    return out[0] if squeeze else out
+    workers = int(nthreads or os.cpu_count() or 1)
+    return fbp_pipeline(inp, NumpyOps(workers), FinufftPlans(inp.geo, eps, upsampfac, workers))
 
 
 def reconstruct_block(

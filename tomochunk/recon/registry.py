@@ -1,4 +1,5 @@
-"""Reconstruction backends by name: ``native`` (always), ``astra``, ``tomopy`` (optional).
+"""Reconstruction backends by name: ``native`` (always), ``auto``, ``cufinufft``, ``astra``,
+``tomopy`` (optional).
 
 Every backend is a function with the same signature::
 
@@ -18,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .._registry import Registry
-from . import astra_backend, gridrec, tomopy_backend
+from . import astra_backend, cufinufft_backend, gridrec, tomopy_backend
 
 __all__ = ["RECONSTRUCTORS", "Reconstructor"]
 
@@ -42,3 +43,13 @@ RECONSTRUCTORS.register(
     requires="tomopy (conda install -c conda-forge tomopy)",
     description="TomoPy gridrec",
 )(tomopy_backend.reconstruct_block)
+RECONSTRUCTORS.register(
+    "cufinufft",
+    is_available=cufinufft_backend.is_available,
+    requires="a CUDA GPU, a CUDA build of torch and cufinufft (pip install cufinufft)",
+    description="the native gridding FBP on a GPU (torch + cufinufft)",
+)(cufinufft_backend.reconstruct_block)
+RECONSTRUCTORS.register(
+    "auto",
+    description="cufinufft on a worker with a GPU, native elsewhere (decided in each task)",
+)(cufinufft_backend.reconstruct_block_auto)

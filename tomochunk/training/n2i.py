@@ -37,6 +37,7 @@ import xarray as xr
 from ..config import TrainConfig, config_hash, from_dict, replace, to_dict
 from ..errors import ConfigError, InputError, ModelError, OutputExistsError
 from ..progress import current_client, get_logger, progress_enabled
+from .cuda import check_cuda_config, fit_on_devices, to_device
 from .dataset import N2IData, SlabLayout, check_finite
 from .modelfile import (
     CHECKPOINT_FILE,
@@ -329,7 +330,7 @@ def _loss_fn(name: str) -> Any:
 
 
 def _normalise(a: np.ndarray, stats: dict[str, float], device: torch.device) -> torch.Tensor:
-    return torch.from_numpy((a - stats["mean"]) / stats["std"]).to(device, torch.float32)
+    return to_device((a - stats["mean"]) / stats["std"], device)  # pinned on CUDA
 
 
 def validation_loss(
@@ -670,8 +671,8 @@ def _train_here(
             shutil.rmtree(model_dir)  # overwrite=True was checked above
         if model_dir is not None:
             model_dir.mkdir(parents=True, exist_ok=True)
-        result = fit(
-            net, data, cfg, norm=norm, patch=info.patch, device=device,
+        result = fit_on_devices(
+            fit, net, data, cfg, norm=norm, patch=info.patch, device=device,
             checkpoint_path=model_dir / CHECKPOINT_FILE if model_dir else None,
             resume_from=ckpt, config_hash_=h, config_fields=fields_, on_epoch=on_epoch,
         )
@@ -812,6 +813,7 @@ def train(
     """
     cfg = replace(config or TrainConfig(), **overrides)
     _check_config(cfg)
+    check_cuda_config(cfg)
     ds, path = _open_recon(recon)
     info = inspect_recon(ds, cfg, str(path) if path else "recon dataset")
     model_dir = Path(model_path) if model_path is not None else None
