@@ -33,6 +33,7 @@ import xarray as xr
 import zarr
 
 from ..errors import IncompleteStoreError, InputError, OutputExistsError
+from .finalize import finalize_store, restore_index_dims
 
 __all__ = [
     "COMPLETE_ATTR",
@@ -44,6 +45,7 @@ __all__ = [
     "is_complete",
     "read_attrs",
     "open_store",
+    "open_dataset",
     "open_scan",
     "open_recon",
     "remove_stale_partials",
@@ -97,11 +99,6 @@ def remove_stale_partials(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def _write_attrs(path: Path, attrs: Mapping[str, Any]) -> None:
-    group = zarr.open_group(str(path), mode="r+")
-    group.attrs.update(dict(attrs))
-
-
 @contextlib.contextmanager
 def atomic_store(
     path: str | os.PathLike[str],
@@ -139,7 +136,7 @@ def atomic_store(
             if config_hash is not None:
                 final[HASH_ATTR] = config_hash
             final[COMPLETE_ATTR] = True
-            _write_attrs(tmp, final)
+            finalize_store(tmp, final)  # data variables, units, NGFF, consolidated metadata
         elif not tmp.exists():
             raise RuntimeError(f"nothing was written to the temporary output {tmp}")
         if path.exists():
@@ -233,7 +230,7 @@ def open_store(
             f"{what} {path} is incomplete (an interrupted or failed stage wrote it); "
             "re-run the stage that produces it with --overwrite"
         )
-    ds = xr.open_zarr(str(path), consolidated=False, chunks=chunks if chunks is not None else {})
+    ds = open_dataset(path, chunks=chunks if chunks is not None else {})
     missing = [v for v in required if v not in ds.variables]
     if missing:
         raise InputError(
@@ -241,6 +238,21 @@ def open_store(
             f"{', '.join(map(str, ds.data_vars))}. Was it written by the right stage?"
         )
     return ds
+
+
+def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
+    """``xarray.open_zarr`` of a store in the in-memory layout (``split(split, z, y, x)``).
+
+    Reads the consolidated metadata when the store has it (stores written before it was
+    added are read without), and renames the ``<name>_index`` dimensions back
+    (:mod:`tomochunk.io.finalize`). ``chunks=None`` gives NumPy-backed lazy variables.
+    """
+    import json
+
+    root = Path(path) / "zarr.json"
+    consolidated = root.exists() and bool(json.loads(root.read_text()).get("consolidated_metadata"))
+    ds = xr.open_zarr(str(path), consolidated=consolidated, chunks=chunks)
+    return restore_index_dims(ds)
 
 
 def open_scan(path: str | os.PathLike[str]) -> xr.Dataset:
