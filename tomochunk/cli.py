@@ -346,5 +346,30 @@ def backends() -> None:
             click.echo(f"{module}: not built yet")
 
 
+@main.command("export")
+@click.argument("store", type=click.Path())
+@click.option("--out", "out", default=None, type=click.Path(),
+              help="Output file (hdf5, nxtomo) or folder (tiff, raw); default next to STORE.")
+@click.option("--format", "fmt", type=click.Choice(["tiff", "hdf5", "nxtomo", "raw"]),
+              default="tiff", show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "uint16"]), default="float32",
+              show_default=True)
+@click.option("--range", "value_range", default="auto", show_default=True,
+              help="uint16 mapping: 'auto' (min,max) or 'lo,hi'.")
+@click.option("--variable", default=None, help="Variable to export (default: the volume).")
+@common
+@_errors
+def export_cmd(store: str, out: str | None, fmt: str, dtype: str, value_range: str,
+               variable: str | None, overwrite: bool, **kw: Any) -> None:
+    """Export a store's volume to TIFF slices, HDF5, NeXus or raw+NRRD (keeps the pixel size)."""
+    fn = _api("export", "export", "export")
+    remote = bool(kw.get("scheduler") or kw.get("scheduler_file"))  # else local threads
+    with _session(kw, cluster=remote):
+        path = fn(store, out, config=cfgmod.ExportConfig(format=fmt, dtype=dtype,  # type: ignore[arg-type]
+                                                          range=value_range, variable=variable),
+                  overwrite=overwrite)
+        click.echo(f"exported to {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
