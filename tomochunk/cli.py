@@ -371,5 +371,20 @@ def export_cmd(store: str, out: str | None, fmt: str, dtype: str, value_range: s
         click.echo(f"exported to {path}")
 
 
+@main.command("view")
+@click.argument("run_dir", type=click.Path())
+@click.option("--screenshot", default=None, type=click.Path(dir_okay=False),
+              help="Write a PNG of the viewer and exit (headless: run under xvfb-run).")
+@common
+@_errors
+def view_cmd(run_dir: str, screenshot: str | None, overwrite: bool, **kw: Any) -> None:
+    """Open a run's reconstruction, denoised volume and baselines in napari (linked layers)."""
+    fn = _api("view", "view", "view")
+    with _session(kw, cluster=False):
+        path = fn(run_dir, screenshot=screenshot, overwrite=overwrite)
+        if path is not None:
+            click.echo(f"screenshot written to {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
