@@ -12,6 +12,11 @@ Store contract (see ``ARCHITECTURE.md``):
 - ``recon.zarr``: ``full(z,y,x)``, ``split(split,z,y,x)`` float32; attrs ``center``, ``filter``,
   ``algorithm``, ``n_splits``, ``angles_per_split``, ``stripe``.
 - ``denoised.zarr``: ``denoised(z,y,x)``; ``<method>.zarr``: ``<method>(z,y,x)``.
+- On disk (:mod:`tomochunk.io.finalize`): consolidated metadata; ``split``, ``flat`` and
+  ``dark`` indexed by ``<name>_index`` so that ``xarray.open_zarr`` reads them as data
+  variables (:func:`open_dataset` renames them back); ``units`` on every volume; NGFF 0.5
+  ``ome.multiscales`` on each ``(z,y,x)`` volume with its 2x pyramid under ``pyramid/``
+  (:mod:`tomochunk.io.ngff`).
 
 Floating-point volumes are compressed with Blosc LZ4 + bit shuffle (:func:`float_encoding`):
 noisy float32 reconstructions barely compress (measured 1.19x, against 1.09x for Zarr's
