@@ -357,17 +357,22 @@ def backends() -> None:
 @click.option("--range", "value_range", default="auto", show_default=True,
               help="uint16 mapping: 'auto' (min,max) or 'lo,hi'.")
 @click.option("--variable", default=None, help="Variable to export (default: the volume).")
+@click.option("--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
+              help="fsspec option for a URL STORE (s3://...), e.g. endpoint_url=http://h:9000.")
 @common
 @_errors
 def export_cmd(store: str, out: str | None, fmt: str, dtype: str, value_range: str,
-               variable: str | None, overwrite: bool, **kw: Any) -> None:
+               variable: str | None, storage_option: tuple[str, ...], overwrite: bool,
+               **kw: Any) -> None:
     """Export a store's volume to TIFF slices, HDF5, NeXus or raw+NRRD (keeps the pixel size)."""
     fn = _api("export", "export", "export")
+    from .io.urls import parse_storage_options
+
     remote = bool(kw.get("scheduler") or kw.get("scheduler_file"))  # else local threads
     with _session(kw, cluster=remote):
         path = fn(store, out, config=cfgmod.ExportConfig(format=fmt, dtype=dtype,  # type: ignore[arg-type]
                                                           range=value_range, variable=variable),
-                  overwrite=overwrite)
+                  overwrite=overwrite, storage_options=parse_storage_options(storage_option))
         click.echo(f"exported to {path}")
 
 

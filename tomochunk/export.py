@@ -352,6 +352,7 @@ def export(
     *,
     config: ExportConfig | None = None,
     overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Path:
     """Export a store's volume to TIFF, HDF5, NeXus or raw files, chunk-parallel.
@@ -368,6 +369,8 @@ def export(
         ``format``, ``dtype``, ``range``, ``variable``; ``overrides`` apply on top.
     overwrite : bool
         Replace an existing output (only once the new one is complete).
+    storage_options : dict, optional
+        fsspec options when ``store`` is a URL (``s3://...``); the output is a local path.
 
     Returns
     -------
@@ -382,9 +385,13 @@ def export(
     """
     cfg = replace(config or ExportConfig(), **overrides)
     rng = _check(cfg)
+    from .io.urls import is_url
+
+    if out is None and is_url(store):
+        raise ConfigError(f"exporting the remote store {store} needs a local --out path")
     path = Path(out) if out is not None else default_output(store, cfg.format)
     check_output_path(path, overwrite)
-    ds = open_store(store, what="store")
+    ds = open_store(store, what="store", storage_options=storage_options)
     vol = _pick(ds, cfg.variable, str(store))
     px = pixel_size_of(dict(ds.attrs))
     return export_volume(vol, path, fmt=cfg.format, dtype=cfg.dtype, value_range=rng,

@@ -217,8 +217,12 @@ def open_store(
     required: tuple[str, ...] = (),
     what: str = "store",
     chunks: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Open a tomochunk store lazily as an :class:`xarray.Dataset`.
+
+    ``path`` may be an fsspec URL (``s3://bucket/run/denoised.zarr``, ``https://...``,
+    ``file://...``) read with ``storage_options`` (:mod:`tomochunk.io.urls`).
 
     Raises
     ------
@@ -227,7 +231,13 @@ def open_store(
     IncompleteStoreError
         If the store was never marked complete.
     """
-    path = Path(path)
+    from .urls import is_url, local_path
+
+    if is_url(path):
+        ds = _open_remote(str(path), storage_options, require_complete, what, chunks)
+        _check_required(ds, required, what, path)
+        return ds
+    path = Path(local_path(path))
     if not path.exists():
         raise InputError(f"{what} {path} does not exist")
     if require_complete and not is_complete(path):
@@ -236,13 +246,39 @@ def open_store(
             "re-run the stage that produces it with --overwrite"
         )
     ds = open_dataset(path, chunks=chunks if chunks is not None else {})
+    _check_required(ds, required, what, path)
+    return ds
+
+
+def _check_required(ds: xr.Dataset, required: tuple[str, ...], what: str, path: Any) -> None:
     missing = [v for v in required if v not in ds.variables]
     if missing:
         raise InputError(
             f"{what} {path} has no variable(s) {', '.join(missing)}; it holds "
             f"{', '.join(map(str, ds.data_vars))}. Was it written by the right stage?"
         )
-    return ds
+
+
+def _open_remote(url: str, storage_options: Mapping[str, Any] | None, require_complete: bool,
+                 what: str, chunks: Any) -> xr.Dataset:
+    """:func:`open_store` for an fsspec URL: completion and consolidated metadata first."""
+    from .urls import zarr_store
+
+    store = zarr_store(url, storage_options)
+    try:
+        group = zarr.open_group(store, mode="r")
+    except Exception as exc:  # noqa: BLE001 - missing, unreachable or not a Zarr group
+        raise InputError(f"{what} {url} cannot be opened ({type(exc).__name__}: {exc}); check "
+                         "the URL and --storage-option (credentials, endpoint_url)") from exc
+    if require_complete and not group.attrs.get(COMPLETE_ATTR, False):
+        raise IncompleteStoreError(
+            f"{what} {url} is incomplete (an interrupted or failed stage wrote it); "
+            "re-run the stage that produces it with --overwrite"
+        )
+    consolidated = group.metadata.consolidated_metadata is not None
+    ds = xr.open_zarr(store, consolidated=consolidated,
+                      chunks=chunks if chunks is not None else {})
+    return restore_index_dims(ds)
 
 
 def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
