@@ -109,7 +109,7 @@ def add_units(path: str | Path, pixel_size_um: float | None) -> list[str]:
     group = zarr.open_group(str(path), mode="r+")
     done = []
     for name, arr in group.arrays():
-        dims = tuple(arr.metadata.dimension_names or ())
+        dims = tuple(getattr(arr.metadata, "dimension_names", None) or ())
         if "units" in arr.attrs:
             continue
         if arr.dtype.kind == "f" and dims[-3:] == ("z", "y", "x"):

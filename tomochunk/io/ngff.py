@@ -36,7 +36,7 @@ def volume_names(group: zarr.Group) -> list[str]:
     """Root arrays of ``group`` that are float volumes with dims ``(z, y, x)``, sorted."""
     names = []
     for name, arr in group.arrays():
-        dims = tuple(arr.metadata.dimension_names or ())
+        dims = tuple(getattr(arr.metadata, "dimension_names", None) or ())
         if dims == VOLUME_DIMS and arr.dtype.kind == "f":
             names.append(name)
     return sorted(names)

@@ -91,7 +91,7 @@ def write_pyramid(
         raise ValueError(f"{source!r} in {group_path} is not a 3-D array")
     n = level_count(base.shape) if levels is None else int(levels)
     paths = [source]
-    dims = list(base.metadata.dimension_names or ("z", "y", "x"))
+    dims = list(getattr(base.metadata, "dimension_names", None) or ("z", "y", "x"))
     compressors = base.compressors
     prev = da.from_zarr(base)
     for k in range(1, n):
@@ -102,7 +102,8 @@ def write_pyramid(
                                     dimension_names=dims, compressors=compressors,
                                     fill_value=np.float32("nan"), overwrite=True)
         log.info("pyramid level %d of %s: %s", k, source, "x".join(map(str, level.shape)))
-        compute(da.store(level.rechunk(chunks), target, lock=False, compute=False),
+        compute(da.store(level.rechunk(chunks), target,  # type: ignore[arg-type]
+                         lock=False, compute=False),
                 label=f"pyramid {source} level {k}")
         prev = da.from_zarr(target)
         paths.append(path)
