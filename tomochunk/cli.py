@@ -374,5 +374,50 @@ def backends() -> None:
             click.echo(f"{module}: not built yet")
 
 
+@main.command("export")
+@click.argument("store", type=click.Path())
+@click.option("--out", "out", default=None, type=click.Path(),
+              help="Output file (hdf5, nxtomo) or folder (tiff, raw); default next to STORE.")
+@click.option("--format", "fmt", type=click.Choice(["tiff", "hdf5", "nxtomo", "raw"]),
+              default="tiff", show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "uint16"]), default="float32",
+              show_default=True)
+@click.option("--range", "value_range", default="auto", show_default=True,
+              help="uint16 mapping: 'auto' (min,max) or 'lo,hi'.")
+@click.option("--variable", default=None, help="Variable to export (default: the volume).")
+@click.option("--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
+              help="fsspec option for a URL STORE (s3://...), e.g. endpoint_url=http://h:9000.")
+@common
+@_errors
+def export_cmd(store: str, out: str | None, fmt: str, dtype: str, value_range: str,
+               variable: str | None, storage_option: tuple[str, ...], overwrite: bool,
+               **kw: Any) -> None:
+    """Export a store's volume to TIFF slices, HDF5, NeXus or raw+NRRD (keeps the pixel size)."""
+    fn = _api("export", "export", "export")
+    from .io.urls import parse_storage_options
+
+    remote = bool(kw.get("scheduler") or kw.get("scheduler_file"))  # else local threads
+    with _session(kw, cluster=remote):
+        path = fn(store, out, config=cfgmod.ExportConfig(format=fmt, dtype=dtype,  # type: ignore[arg-type]
+                                                          range=value_range, variable=variable),
+                  overwrite=overwrite, storage_options=parse_storage_options(storage_option))
+        click.echo(f"exported to {path}")
+
+
+@main.command("view")
+@click.argument("run_dir", type=click.Path())
+@click.option("--screenshot", default=None, type=click.Path(dir_okay=False),
+              help="Write a PNG of the viewer and exit (headless: run under xvfb-run).")
+@common
+@_errors
+def view_cmd(run_dir: str, screenshot: str | None, overwrite: bool, **kw: Any) -> None:
+    """Open a run's reconstruction, denoised volume and baselines in napari (linked layers)."""
+    fn = _api("view", "view", "view")
+    with _session(kw, cluster=False):
+        path = fn(run_dir, screenshot=screenshot, overwrite=overwrite)
+        if path is not None:
+            click.echo(f"screenshot written to {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -31,6 +31,7 @@ __all__ = [
     "ReportConfig",
     "ClusterConfig",
     "RunConfig",
+    "ExportConfig",
     "from_dict",
     "to_dict",
     "load_config",
@@ -330,6 +331,30 @@ class FilterConfig:
     iternlm_iterations: int = 4
     iternlm_patch_distance: int = 3
     chunk_z: int = 16
+
+
+@dataclass
+class ExportConfig:
+    """Export of a store's volume to files other tools read (``tomochunk export``).
+
+    Attributes
+    ----------
+    format : {"tiff", "hdf5", "nxtomo", "raw"}
+        ``tiff``: a folder of one ImageJ TIFF per slice; ``hdf5``: one file, dataset
+        ``/volume``; ``nxtomo``: NeXus (NXtomo for a scan store, NXtomoproc for a volume);
+        ``raw``: a folder with little-endian ``volume.raw`` and a NRRD ``volume.nhdr`` header.
+    dtype : {"float32", "uint16"}
+        ``uint16`` maps ``range`` linearly onto 0..65535 (clipped) and stores the mapping.
+    range : str
+        ``auto`` (the volume's min and max) or ``"lo,hi"``; used for ``uint16`` only.
+    variable : str or None
+        The variable to export; None = the store's volume (``full``, ``denoised``, ...).
+    """
+
+    format: Literal["tiff", "hdf5", "nxtomo", "raw"] = "tiff"
+    dtype: Literal["float32", "uint16"] = "float32"
+    range: str = "auto"
+    variable: str | None = None
 
 
 @dataclass

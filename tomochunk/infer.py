@@ -607,6 +607,8 @@ def denoise(
     coords = {c: v for c, v in split.coords.items() if "split" not in v.dims}
     attrs = {
         "model": model_desc,
+        "model_path": ref if isinstance(ref, str) else None,  # resolved in _model_ref
+        "model_path_kind": "absolute" if isinstance(ref, str) else "in-memory model",
         "network": meta.get("network"),
         "context": context,
         "n_splits_model": int(meta["n_splits"]),

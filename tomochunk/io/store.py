@@ -12,6 +12,11 @@ Store contract (see ``ARCHITECTURE.md``):
 - ``recon.zarr``: ``full(z,y,x)``, ``split(split,z,y,x)`` float32; attrs ``center``, ``filter``,
   ``algorithm``, ``n_splits``, ``angles_per_split``, ``stripe``.
 - ``denoised.zarr``: ``denoised(z,y,x)``; ``<method>.zarr``: ``<method>(z,y,x)``.
+- On disk (:mod:`tomochunk.io.finalize`): consolidated metadata; ``split``, ``flat`` and
+  ``dark`` indexed by ``<name>_index`` so that ``xarray.open_zarr`` reads them as data
+  variables (:func:`open_dataset` renames them back); ``units`` on every volume; NGFF 0.5
+  ``ome.multiscales`` on each ``(z,y,x)`` volume with its 2x pyramid under ``pyramid/``
+  (:mod:`tomochunk.io.ngff`).
 
 Floating-point volumes are compressed with Blosc LZ4 + bit shuffle (:func:`float_encoding`):
 noisy float32 reconstructions barely compress (measured 1.19x, against 1.09x for Zarr's
@@ -33,6 +38,7 @@ import xarray as xr
 import zarr
 
 from ..errors import IncompleteStoreError, InputError, OutputExistsError
+from .finalize import finalize_store, restore_index_dims
 
 __all__ = [
     "COMPLETE_ATTR",
@@ -44,6 +50,7 @@ __all__ = [
     "is_complete",
     "read_attrs",
     "open_store",
+    "open_dataset",
     "open_scan",
     "open_recon",
     "remove_stale_partials",
@@ -97,11 +104,6 @@ def remove_stale_partials(path: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
-def _write_attrs(path: Path, attrs: Mapping[str, Any]) -> None:
-    group = zarr.open_group(str(path), mode="r+")
-    group.attrs.update(dict(attrs))
-
-
 @contextlib.contextmanager
 def atomic_store(
     path: str | os.PathLike[str],
@@ -139,7 +141,7 @@ def atomic_store(
             if config_hash is not None:
                 final[HASH_ATTR] = config_hash
             final[COMPLETE_ATTR] = True
-            _write_attrs(tmp, final)
+            finalize_store(tmp, final)  # data variables, units, NGFF, consolidated metadata
         elif not tmp.exists():
             raise RuntimeError(f"nothing was written to the temporary output {tmp}")
         if path.exists():
@@ -215,8 +217,12 @@ def open_store(
     required: tuple[str, ...] = (),
     what: str = "store",
     chunks: Any = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Open a tomochunk store lazily as an :class:`xarray.Dataset`.
+
+    ``path`` may be an fsspec URL (``s3://bucket/run/denoised.zarr``, ``https://...``,
+    ``file://...``) read with ``storage_options`` (:mod:`tomochunk.io.urls`).
 
     Raises
     ------
@@ -225,7 +231,13 @@ def open_store(
     IncompleteStoreError
         If the store was never marked complete.
     """
-    path = Path(path)
+    from .urls import is_url, local_path
+
+    if is_url(path):
+        ds = _open_remote(str(path), storage_options, require_complete, what, chunks)
+        _check_required(ds, required, what, path)
+        return ds
+    path = Path(local_path(path))
     if not path.exists():
         raise InputError(f"{what} {path} does not exist")
     if require_complete and not is_complete(path):
@@ -233,14 +245,55 @@ def open_store(
             f"{what} {path} is incomplete (an interrupted or failed stage wrote it); "
             "re-run the stage that produces it with --overwrite"
         )
-    ds = xr.open_zarr(str(path), consolidated=False, chunks=chunks if chunks is not None else {})
+    ds = open_dataset(path, chunks=chunks if chunks is not None else {})
+    _check_required(ds, required, what, path)
+    return ds
+
+
+def _check_required(ds: xr.Dataset, required: tuple[str, ...], what: str, path: Any) -> None:
     missing = [v for v in required if v not in ds.variables]
     if missing:
         raise InputError(
             f"{what} {path} has no variable(s) {', '.join(missing)}; it holds "
             f"{', '.join(map(str, ds.data_vars))}. Was it written by the right stage?"
         )
-    return ds
+
+
+def _open_remote(url: str, storage_options: Mapping[str, Any] | None, require_complete: bool,
+                 what: str, chunks: Any) -> xr.Dataset:
+    """:func:`open_store` for an fsspec URL: completion and consolidated metadata first."""
+    from .urls import zarr_store
+
+    store = zarr_store(url, storage_options)
+    try:
+        group = zarr.open_group(store, mode="r")
+    except Exception as exc:  # noqa: BLE001 - missing, unreachable or not a Zarr group
+        raise InputError(f"{what} {url} cannot be opened ({type(exc).__name__}: {exc}); check "
+                         "the URL and --storage-option (credentials, endpoint_url)") from exc
+    if require_complete and not group.attrs.get(COMPLETE_ATTR, False):
+        raise IncompleteStoreError(
+            f"{what} {url} is incomplete (an interrupted or failed stage wrote it); "
+            "re-run the stage that produces it with --overwrite"
+        )
+    consolidated = group.metadata.consolidated_metadata is not None
+    ds = xr.open_zarr(store, consolidated=consolidated,
+                      chunks=chunks if chunks is not None else {})
+    return restore_index_dims(ds)
+
+
+def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
+    """``xarray.open_zarr`` of a store in the in-memory layout (``split(split, z, y, x)``).
+
+    Reads the consolidated metadata when the store has it (stores written before it was
+    added are read without), and renames the ``<name>_index`` dimensions back
+    (:mod:`tomochunk.io.finalize`). ``chunks=None`` gives NumPy-backed lazy variables.
+    """
+    import json
+
+    root = Path(path) / "zarr.json"
+    consolidated = root.exists() and bool(json.loads(root.read_text()).get("consolidated_metadata"))
+    ds = xr.open_zarr(str(path), consolidated=consolidated, chunks=chunks)
+    return restore_index_dims(ds)
 
 
 def open_scan(path: str | os.PathLike[str]) -> xr.Dataset:

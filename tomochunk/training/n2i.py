@@ -36,6 +36,7 @@ import xarray as xr
 
 from ..config import TrainConfig, config_hash, from_dict, replace, to_dict
 from ..errors import ConfigError, InputError, ModelError, OutputExistsError
+from ..io.store import open_dataset
 from ..progress import current_client, get_logger, progress_enabled
 from .cuda import check_cuda_config, fit_on_devices, to_device
 from .dataset import N2IData, SlabLayout, check_finite
@@ -225,7 +226,7 @@ def _read_slab(recon: xr.Dataset | Path, layout: SlabLayout) -> np.ndarray:
     lo, hi = layout.read
     if isinstance(recon, Path):
         # no Dask inside the task: read the Zarr arrays directly
-        ds = xr.open_zarr(str(recon), consolidated=False, chunks=None)
+        ds = open_dataset(recon)
         return np.asarray(ds["split"][:, lo:hi].values, dtype=np.float32)
     return np.asarray(recon["split"].isel(z=slice(lo, hi)).values, dtype=np.float32)
 
@@ -647,7 +648,7 @@ def _train_here(
     """Train in this process (the body of the Dask task); returns state, metadata, history."""
     device = _resolve_device(cfg.device)
     with _torch_session(cfg.threads, device):
-        ds = xr.open_zarr(str(recon), consolidated=False, chunks=None) if isinstance(
+        ds = open_dataset(recon) if isinstance(
             recon, Path) else recon
         info = inspect_recon(ds, cfg, str(recon) if isinstance(recon, Path) else "recon dataset")
         h, fields_ = training_hash(cfg, info)
