@@ -21,7 +21,8 @@ import click
 from . import config as cfgmod
 from .errors import TomochunkError
 from .io.lock import exclusive
-from .io.paths import check_distinct
+from .io.paths import check_distinct, check_exists
+from .io.store import check_output_path
 from .validate import check_cluster, check_config
 
 EXIT_BAD_INPUT = 2
@@ -224,7 +225,9 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
                               circle=circle, tomopy_convention=tomopy_convention,
                               rows_per_block=rows_per_block)
     check_config(rcfg)
+    check_exists(scan=scan)
     check_distinct(recon, [scan])
+    check_output_path(recon, overwrite)
     with exclusive(recon), _session(kw):
         fn(scan, recon, preprocess=pre, config=rcfg, overwrite=overwrite)
 
@@ -256,6 +259,7 @@ def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
     fields = {f: kw.pop(f) for f in list(kw) if f in cfgmod.TrainConfig.__dataclass_fields__}
     tcfg = cfgmod.from_dict(cfgmod.TrainConfig, fields)
     check_config(tcfg)
+    check_exists(recon=recon)
     check_distinct(model, [recon])
     with exclusive(model), _session(kw):
         fn(recon, model, config=tcfg, overwrite=overwrite)
@@ -282,7 +286,9 @@ def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | Non
     dcfg = cfgmod.DenoiseConfig(chunk_z=chunk_z, tile=tile, tile_halo=tile_halo, strict=strict,
                                 device=device)
     check_config(dcfg)
+    check_exists(recon=recon, model=model)
     check_distinct(denoised, [recon, model])
+    check_output_path(denoised, overwrite)
     with exclusive(denoised), _session(kw):
         fn(recon, model, denoised, config=dcfg, overwrite=overwrite)
 
@@ -304,7 +310,9 @@ def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, c
     fcfg = cfgmod.FilterConfig(methods=[method], radius=radius, footprint=footprint,
                                chunk_z=chunk_z)
     check_config(fcfg)
+    check_exists(recon=recon)
     check_distinct(out, [recon])
+    check_output_path(out, overwrite)
     with exclusive(out), _session(kw):
         fn(recon, out, method=method, config=fcfg, overwrite=overwrite)
 

@@ -473,6 +473,8 @@ def load_config(path: str | Path, cls: type[C] = RunConfig) -> C:  # type: ignor
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} is not a file; give the path of a YAML file")
     from .safe_yaml import load_yaml
 
     data = load_yaml(path.read_text(), str(path)) or {}

@@ -22,6 +22,8 @@ _OS_FIXES = {
     errno.EROFS: "the file system is read-only; write the output to a writable location",
     errno.ENOSPC: "no space left on the device; free some space or write the output elsewhere "
                   "(the partial output was removed)",
+    errno.EFBIG: "the file grew beyond what the file system or the process limit allows; free "
+                 "space, raise the limit (ulimit -f) or write the output elsewhere",
     errno.EDQUOT: "the disk quota is exceeded; free some space or write the output elsewhere",
     errno.EACCES: "permission denied; write the output to a folder you may write to",
     errno.EPERM: "operation not permitted; write the output to a folder you may write to",

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import InputError, OutputExistsError
 
-__all__ = ["check_distinct", "check_not_file"]
+__all__ = ["check_distinct", "check_exists", "check_not_file"]
 
 
 def _real(path: str | os.PathLike[str]) -> Path:
@@ -24,7 +24,7 @@ def _real(path: str | os.PathLike[str]) -> Path:
 
 def check_distinct(output: str | os.PathLike[str], inputs: Iterable[Any],
                    what: str = "output") -> None:
-    """Raise :class:`InputError` when ``output`` is, contains or resolves to an input.
+    """Raise :class:`InputError` when ``output`` is, contains, is inside or resolves to an input.
 
     ``inputs`` may hold in-memory objects (datasets, models), which are skipped. Both the
     paths as given and their symlink-resolved forms are compared, so a symlinked output
@@ -39,8 +39,8 @@ def check_distinct(output: str | os.PathLike[str], inputs: Iterable[Any],
         in_real = _real(inp)
         for o, i in ((out_given, in_given), (out_real, in_real), (out_given, in_real),
                      (out_real, in_given)):
-            if o == i or o in i.parents:
-                how = "is" if o == i else "contains"
+            if o == i or o in i.parents or i in o.parents:
+                how = "is" if o == i else ("contains" if o in i.parents else "is inside")
                 if (o, i) != (out_given, in_given):
                     how += " (through a symbolic link)"
                 raise InputError(
@@ -57,3 +57,10 @@ def check_not_file(path: str | os.PathLike[str], what: str = "output folder") ->
             f"{what} {path} is an existing file, not a folder; choose another path "
             "(tomochunk never replaces a plain file with a folder)"
         )
+
+
+def check_exists(**inputs: str | os.PathLike[str]) -> None:
+    """Raise :class:`InputError` naming the first input (keyword = its name) that is absent."""
+    for what, path in inputs.items():
+        if not os.path.exists(path):
+            raise InputError(f"{what} {path} does not exist; check the path")

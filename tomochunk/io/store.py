@@ -33,6 +33,7 @@ import xarray as xr
 import zarr
 
 from ..errors import IncompleteStoreError, InputError, OutputExistsError
+from .manifest import verify_manifest, write_manifest
 
 __all__ = [
     "COMPLETE_ATTR",
@@ -139,6 +140,7 @@ def atomic_store(
             if config_hash is not None:
                 final[HASH_ATTR] = config_hash
             final[COMPLETE_ATTR] = True
+            write_manifest(tmp)
             _write_attrs(tmp, final)
         elif not tmp.exists():
             raise RuntimeError(f"nothing was written to the temporary output {tmp}")
@@ -233,6 +235,8 @@ def open_store(
             f"{what} {path} is incomplete (an interrupted or failed stage wrote it); "
             "re-run the stage that produces it with --overwrite"
         )
+    if require_complete:
+        verify_manifest(path, what)
     ds = xr.open_zarr(str(path), consolidated=False, chunks=chunks if chunks is not None else {})
     missing = [v for v in required if v not in ds.variables]
     if missing:
