@@ -183,8 +183,10 @@ class TrainConfig:
         X:1 = input is the mean of K-1 splits, target the remaining one.
     patch_size : int
         Side of the random training patches (the slice if smaller).
-    batch_size, patches_per_epoch : int
-        Patches per optimiser step and per epoch.
+    batch_size : int
+        Patches per optimiser step.
+    patches_per_epoch : int
+        Patches per epoch (one epoch = patches_per_epoch / batch_size steps).
     lr : float
         Adam learning rate.
     loss : {"mse", "l1"}
@@ -499,8 +501,9 @@ def config_hash(*cfgs: Any) -> str:
 
 
 def _field_docs(cls: type) -> dict[str, str]:
-    """First description line of each attribute in a numpydoc ``Attributes`` section."""
-    out: dict[str, str] = {}
+    """The description of each attribute in a numpydoc ``Attributes`` section (all lines)."""
+    text: dict[str, list[str]] = {}
+    types_: dict[str, str] = {}
     names: list[str] = []
     in_attrs = False
     base = None
@@ -517,12 +520,11 @@ def _field_docs(cls: type) -> dict[str, str]:
             head, _, typ = line.partition(" : ")
             names = [n.strip() for n in head.split(",")]
             for n in names:
-                out[n] = f"[{typ}]" if typ else ""
-        elif names:
+                text[n], types_[n] = [], f"[{typ}]" if typ else ""
+        else:  # every line of the description, so no comment stops mid-sentence
             for n in names:
-                out[n] = f"{line} {out[n]}".strip()
-            names = []
-    return out
+                text[n].append(line)
+    return {n: " ".join([*text[n], types_[n]]).strip() for n in text}
 
 
 def example_yaml() -> str:

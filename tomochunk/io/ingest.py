@@ -270,6 +270,10 @@ def ingest(
         check_dtype(layout.projections.dtype, layout.source)
         step = _rows_per_read(reader.row_bytes(), cfg)
         _log_layout(layout, out)
+        if layout.pixel_size_um is None:
+            log.warning("%s: pixel size unknown; lengths (report axes, FRC resolution) are "
+                        "given in pixels: pass --pixel-size-um to get physical units",
+                        layout.source)
         with atomic_store(out, overwrite=overwrite, attrs=_store_attrs(layout)) as tmp:
             arrays = _create_arrays(tmp, layout, cfg.rows_per_chunk)
             stats = ValueStats()

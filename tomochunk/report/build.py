@@ -217,7 +217,9 @@ def analyse(run: RunData, config: ReportConfig) -> tuple[dict[str, Any], dict[st
     try:
         masks = auto_masks(ref, erode=2, smooth=smooth)
     except InputError as exc:
-        notes.append(f"CNR not computed: {exc}")
+        # the report has no erode option: name what the user can change
+        notes.append(f"CNR not computed: {str(exc).split(';')[0]} (the slab has too little "
+                     "material or air for the masks; the volume is too small or too uniform)")
     for m in methods:
         if masks is None:
             per[m].update(cnr=None)

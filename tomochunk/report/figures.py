@@ -17,6 +17,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from .collect import LABELS
+from .units import format_length_nm
 
 __all__ = [
     "write_all",
@@ -203,7 +204,7 @@ def frc_figure(curves: dict[str, Any], pixel_size_nm: float | None) -> Figure:
             c = palette[k % len(palette)]
             lab = name
             if r.crossing is not None:
-                res = (f"{r.resolution_nm:.3g} nm" if r.resolution_nm is not None
+                res = (format_length_nm(r.resolution_nm) if r.resolution_nm is not None
                        else f"{r.resolution_px:.3g} px")
                 lab += f" (half-bit: {res})"
                 xc = r.crossing / pixel_size_nm if pixel_size_nm else r.crossing

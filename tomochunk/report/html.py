@@ -8,6 +8,7 @@ from html import escape
 from typing import Any
 
 from .collect import LABELS, RunData
+from .units import format_length_nm
 
 __all__ = ["render_html"]
 
@@ -132,7 +133,7 @@ def render_html(metrics: dict[str, Any], figs: dict[str, str], run: RunData) -> 
                   if notes else "")
     frc_h = (metrics.get("frc") or {}).get("halves") or {}
     if frc_h:
-        res = (f"{frc_h['resolution_nm']:.3g} nm" if frc_h.get("resolution_nm") else
+        res = (format_length_nm(frc_h['resolution_nm']) if frc_h.get("resolution_nm") else
                f"{frc_h['resolution_px']:.3g} px" if frc_h.get("resolution_px") else
                "beyond Nyquist (no crossing)")
         frc_txt = (f"<p>Half-bit resolution of one half reconstruction "
@@ -149,7 +150,7 @@ def render_html(metrics: dict[str, Any], figs: dict[str, str], run: RunData) -> 
     body = f"""
 <h1>tomochunk comparison report</h1>
 <p class="meta">Run <code>{escape(str(run.run_dir))}</code> · {when} ·
-pixel size {'unknown' if px is None else f'{px:.4g} nm'} ·
+pixel size {format_length_nm(px)} ·
 volume {' × '.join(map(str, run.shape))} (z, y, x) ·
 central slab z {slab['z'][0]}–{slab['z'][1] - 1}, y {slab['y'][0]}–{slab['y'][1] - 1},
 x {slab['x'][0]}–{slab['x'][1] - 1} ·

@@ -37,6 +37,7 @@ import xarray as xr
 from ..config import TrainConfig, config_hash, from_dict, replace, to_dict
 from ..errors import ConfigError, InputError, ModelError, OutputExistsError
 from ..progress import current_client, get_logger, progress_enabled
+from . import cancel
 from .dataset import N2IData, SlabLayout, check_finite, slab_layout
 from .modelfile import (
     CHECKPOINT_FILE,
@@ -669,6 +670,7 @@ def _train_here(
             shutil.rmtree(model_dir)  # overwrite=True was checked above
         if model_dir is not None:
             model_dir.mkdir(parents=True, exist_ok=True)
+            cancel.clear(model_dir)
         result = fit(
             net, data, cfg, norm=norm, patch=info.patch, device=device,
             checkpoint_path=model_dir / CHECKPOINT_FILE if model_dir else None,
@@ -676,6 +678,7 @@ def _train_here(
         )
         meta["best_epoch"] = result.history["best_epoch"]
         if model_dir is not None:
+            cancel.check(model_dir)  # Ctrl-C on the client: no model.pt
             write_model_files(model_dir, result.best_state, meta, result.history)
             log.info("model written to %s", model_dir / MODEL_FILE)
         net.load_state_dict(result.best_state)
@@ -702,6 +705,7 @@ def _train_task(
 
         def on_epoch(rec: dict[str, Any]) -> None:
             worker.log_event(topic, rec)
+            cancel.check(Path(model_dir) if model_dir else None)
 
     cfg = from_dict(TrainConfig, cfg_dict)
     state, meta, history, _ = _train_here(
@@ -722,6 +726,7 @@ def _submit(client: Any, path: Path, model_dir: Path | None, cfg: TrainConfig,
     topic = f"tomochunk-train-{uuid.uuid4().hex}"
     reporter = EpochReporter(cfg.epochs)
     client.subscribe_topic(topic, lambda event: reporter(event[1]))
+    future = None
     try:
         future = client.submit(
             _train_task, str(path.resolve()),
@@ -729,6 +734,11 @@ def _submit(client: Any, path: Path, model_dir: Path | None, cfg: TrainConfig,
             to_dict(cfg), overwrite, topic, resources=resources, pure=False,
         )
         payload = future.result()
+    except BaseException:
+        cancel.mark(model_dir)  # the task stops after its epoch and writes no model
+        if future is not None:
+            future.cancel()
+        raise
     finally:
         client.unsubscribe_topic(topic)
         reporter.close()
