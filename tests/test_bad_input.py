@@ -526,3 +526,37 @@ def test_all_zero_flats_name_the_pixels_checked(tmp_path, scheduler):
                     scheduler, "--rows-per-block", "2"], ["flat - dark", "32 columns"],
                    [tmp_path])
     assert "of the detector pixels (64 of 64)" not in msg
+
+
+# ---------------------------------------------------------------------------------------
+# Ctrl-C
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_writes_no_model(tmp_path):
+    from tomochunk.phantom import ScanSpec, simulate_scan
+    from tomochunk.recon.volume import reconstruct
+
+    scan, _ = simulate_scan(ScanSpec(n_z=8, n_xy=32, n_angles=40, photons=3000, seed=3,
+                                     ring_defects=0))
+    reconstruct(scan, tmp_path / "recon.zarr", splits=2, stripe="none",
+                center=scan.attrs["phantom_center"])
+    model = tmp_path / "model"
+    proc = subprocess.Popen(
+        [str(BIN / "tomochunk"), "train", str(tmp_path / "recon.zarr"), str(model), "--depth",
+         "4", "--context", "3", "--patch-size", "32", "--batch-size", "2", "--epochs", "5000",
+         "--patience", "5000", "--workers", "1", "--device", "cpu", "-q"],
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    t0 = time.time()
+    while not (model / "checkpoint.pt").exists() and time.time() - t0 < 240:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.5)
+    assert (model / "checkpoint.pt").exists(), "training never reached its first epoch"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err[-3000:]
+    assert [ln for ln in err.splitlines() if ln.startswith("Interrupted")], err[-3000:]
+    stamp = (model / "checkpoint.pt").stat().st_mtime_ns
+    time.sleep(8)  # a worker that kept training would update its checkpoint every epoch
+    assert (model / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert not (model / "model.pt").exists()

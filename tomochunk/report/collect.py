@@ -103,7 +103,7 @@ def _read_json(path: Path, notes: list[str], what: str) -> dict[str, Any] | None
 def _pixel_size_nm(ds: Any, run_dir: Path) -> float | None:
     for dim in ("x", "y"):
         units = str(ds.coords[dim].attrs.get("units", "")) if dim in ds.coords else ""
-        if units not in ("um", "µm", "micrometre", "micrometer"):
+        if units in ("pixel", "pixels", "px"):
             continue  # pixel coordinates: the pixel size is unknown, not 1 µm
         if ds.sizes.get(dim, 0) > 1:
             c = np.asarray(ds.coords[dim].values, dtype=float)
