@@ -23,6 +23,7 @@ from .errors import TomochunkError
 from .io.lock import exclusive
 from .io.paths import check_distinct, check_exists
 from .io.store import check_output_path
+from .openmp_env import passive_openmp
 from .validate import check_cluster, check_config
 
 EXIT_BAD_INPUT = 2
@@ -160,6 +161,7 @@ def main() -> None:
     Stages: ingest -> recon -> train -> denoise / filter -> report; 'run' does all of them,
     'demo' runs them on a built-in synthetic scan.
     """
+    passive_openmp()  # busy machines: waiting torch threads sleep instead of spinning
 
 
 @main.command()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from html import escape
 from typing import Any
 
@@ -43,7 +42,20 @@ def _fmt(v: Any, digits: int = 3) -> str:
         return str(v)
     if isinstance(v, float):
         return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.4g}"
-    return escape(json.dumps(v, default=str))
+    return escape(_readable(v))
+
+
+def _readable(v: Any) -> str:
+    """A mapping or list as ``key: value, ...`` text (no raw JSON blobs in the tables)."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_readable(x)}" for k, x in v.items()) or "–"
+    if isinstance(v, list | tuple):
+        return ", ".join(_readable(x) for x in v) or "–"
+    if isinstance(v, float) and not isinstance(v, bool):
+        return f"{v:.4g}"
+    if v is None:
+        return "–"
+    return str(v)
 
 
 def _fixed(v: Any, decimals: int) -> str:
@@ -102,6 +114,12 @@ def _timings(run: RunData) -> str:
         extra = s.get("summary") or s.get("throughput") or ""
         rows.append(f'<tr><td class="l">{escape(name)}</td><td>{_fmt(s.get("seconds"))}</td>'
                     f'<td class="l">{_fmt(extra)}</td></tr>')
+    if "report" not in stages:
+        rows.append('<tr><td class="l">report</td><td>–</td><td class="l">this page, being '
+                    "written (its time is recorded in run.json)</td></tr>")
+    total = sum(float(s.get("seconds") or 0) for s in stages.values() if isinstance(s, dict))
+    rows.append(f'<tr><td class="l"><strong>total</strong></td><td><strong>{_fmt(total)}'
+                '</strong></td><td class="l">stages recorded in run.json</td></tr>')
     return ('<table><tr><th class="l">stage</th><th>seconds</th><th class="l">summary</th></tr>'
             + "".join(rows) + "</table>")
 
