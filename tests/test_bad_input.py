@@ -204,17 +204,19 @@ def test_chunk_of_same_size_garbage_is_a_one_line_error(base, tmp_path, schedule
 
 def test_unreadable_manifest_is_refused(base, tmp_path):
     _copy(base, tmp_path, "recon.zarr")
-    (tmp_path / "recon.zarr" / MANIFEST_FILE).write_text("{not json")
+    (tmp_path / "recon.zarr" / "full" / MANIFEST_FILE).write_text("{not json")
     with pytest.raises(CorruptStoreError, match="manifest"):
         store.open_recon(tmp_path / "recon.zarr")
 
 
 def test_every_completed_store_has_a_manifest_of_its_chunks(base):
-    files = json.loads((base / "scan.zarr" / MANIFEST_FILE).read_text())["files"]
-    on_disk = {p.relative_to(base / "scan.zarr").as_posix()
-               for p in (base / "scan.zarr").rglob("*") if p.is_file()
+    scan = base / "scan.zarr"
+    listed = {f"{var}/{rel}" for var in ("projections", "flat", "dark", "theta")
+              for rel in json.loads((scan / var / MANIFEST_FILE).read_text())["files"]}
+    on_disk = {p.relative_to(scan).as_posix() for p in scan.rglob("*") if p.is_file()
                and p.name not in ("zarr.json", MANIFEST_FILE)}
-    assert set(files) == on_disk and len(files) >= 3
+    assert listed == on_disk and len(listed) >= 5
+    assert not (scan / MANIFEST_FILE).exists()  # nothing at group level: zarr would warn
 
 
 @pytest.mark.parametrize("kind,words", [
