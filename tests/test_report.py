@@ -247,3 +247,32 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     # non-trivial: many distinct tones (text, figures), not a blank or error page
     assert np.unique(grey.astype(np.uint8)).size > 100
     assert grey.std() > 20
+
+
+def test_report_page_fixes_of_issue_13(report, tmp_path):
+    from tomochunk.report.units import format_length_nm
+
+    run, out, _ = report
+    html = (out / "index.html").read_text()
+    # parameters as text, not JSON blobs; timings with the report stage and a total
+    assert '{"depth"' not in html and "depth: 30" in html
+    assert ">total<" in html and "42.5" in html and ">report<" in html
+    # run.json does not ask for iternlm here (no config): absent stores are noted; a run
+    # that asked only for median and nlm is not told that iternlm.zarr is absent
+    assert "iternlm.zarr is absent" in html
+    rec = json.loads((run / "run.json").read_text())
+    rec["config"] = {"filters": {"methods": ["median", "nlm"]}}
+    (run / "run.json").write_text(json.dumps(rec))
+    html2 = (make_report(run, tmp_path / "r2") / "index.html").read_text()
+    assert "iternlm.zarr is absent" not in html2
+    assert (format_length_nm(6090.0), format_length_nm(350.0)) == ("6.09 µm", "350 nm")
+
+
+def test_pixel_coordinates_mean_unknown_pixel_size(tmp_path):
+    from tomochunk.report.collect import _pixel_size_nm
+
+    ds = xr.Dataset(coords={"x": ("x", np.arange(5.0), {"units": "pixel"}),
+                            "y": ("y", np.arange(5.0), {"units": "pixel"})})
+    assert _pixel_size_nm(ds, tmp_path) is None
+    ds_um = xr.Dataset(coords={"x": ("x", np.arange(5.0) * 0.5, {"units": "um"})})
+    assert _pixel_size_nm(ds_um, tmp_path) == 500.0

@@ -20,9 +20,15 @@ import click
 
 from . import config as cfgmod
 from .errors import TomochunkError
+from .io.lock import exclusive
+from .io.paths import check_distinct, check_exists
+from .io.store import check_output_path
+from .openmp_env import passive_openmp
+from .validate import check_cluster, check_config
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_BUILT = 3
+EXIT_INTERRUPTED = 130
 
 
 class NotBuiltError(click.ClickException):
@@ -61,14 +67,32 @@ def _setup_logging(quiet: bool, verbose: bool, log_file: Path | None = None) -> 
     root.propagate = False
 
 
+def _fail(exc: Exception) -> None:
+    """Print ``exc`` as the one-line error (also to the log) and exit with status 2."""
+    message = " ".join(str(exc).split())
+    logging.getLogger("tomochunk").debug("error: %s", message)
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
 def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except TomochunkError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+            _fail(exc)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: stopped the cluster's tasks and removed the partial "
+                       "output; re-run the same command to start again", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            from .faults import explain
+
+            known = explain(exc)
+            if known is None:
+                raise
+            _fail(known)
 
     return wrapper
 
@@ -115,6 +139,7 @@ def _session(kw: dict[str, Any], cluster: bool = True) -> Iterator[cfgmod.Cluste
     if not cluster:
         yield ccfg
         return
+    check_cluster(ccfg)  # before a cluster starts: --workers 0, a bad or dead --scheduler
     from .cluster import connect
 
     with connect(ccfg):
@@ -139,6 +164,7 @@ def main() -> None:
     Stages: ingest -> recon -> train -> denoise / filter -> report; 'run' does all of them,
     'demo' runs them on a built-in synthetic scan.
     """
+    passive_openmp()  # busy machines: waiting torch threads sleep instead of spinning
 
 
 @main.command()
@@ -166,7 +192,10 @@ def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str
         cfg = cfgmod.IngestConfig(format=fmt, angles=angles, angles_unit=angles_unit,
                                   rows_per_chunk=rows_per_chunk, pixel_size_um=pixel_size_um,
                                   flats=flats, darks=darks, read_block_mb=read_block_mb)
-        fn(input, scan, config=cfg, overwrite=overwrite)
+        check_config(cfg)
+        check_distinct(scan, [input])
+        with exclusive(scan):
+            fn(input, scan, config=cfg, overwrite=overwrite)
 
 
 @main.command()
@@ -218,7 +247,11 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
     rcfg = cfgmod.ReconConfig(splits=splits, filter=filter_, backend=backend, pad=pad,
                               circle=circle, tomopy_convention=tomopy_convention,
                               rows_per_block=rows_per_block, half_acquisition=half_acquisition)
-    with _session(kw):
+    check_config(rcfg)
+    check_exists(scan=scan)
+    check_distinct(recon, [scan])
+    check_output_path(recon, overwrite)
+    with exclusive(recon), _session(kw):
         fn(scan, recon, preprocess=pre, config=rcfg, overwrite=overwrite)
 
 
@@ -255,7 +288,10 @@ def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
     fn = _api("training.n2i", "train", "train")
     fields = {f: kw.pop(f) for f in list(kw) if f in cfgmod.TrainConfig.__dataclass_fields__}
     tcfg = cfgmod.from_dict(cfgmod.TrainConfig, fields)
-    with _session(kw):
+    check_config(tcfg)
+    check_exists(recon=recon)
+    check_distinct(model, [recon])
+    with exclusive(model), _session(kw):
         fn(recon, model, config=tcfg, overwrite=overwrite)
 
 
@@ -279,7 +315,11 @@ def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | Non
     fn = _api("infer", "denoise", "denoise")
     dcfg = cfgmod.DenoiseConfig(chunk_z=chunk_z, tile=tile, tile_halo=tile_halo, strict=strict,
                                 device=device)
-    with _session(kw):
+    check_config(dcfg)
+    check_exists(recon=recon, model=model)
+    check_distinct(denoised, [recon, model])
+    check_output_path(denoised, overwrite)
+    with exclusive(denoised), _session(kw):
         fn(recon, model, denoised, config=dcfg, overwrite=overwrite)
 
 
@@ -299,7 +339,11 @@ def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, c
     fn = _api("filters", "apply_filter", "filter")
     fcfg = cfgmod.FilterConfig(methods=[method], radius=radius, footprint=footprint,
                                chunk_z=chunk_z)
-    with _session(kw):
+    check_config(fcfg)
+    check_exists(recon=recon)
+    check_distinct(out, [recon])
+    check_output_path(out, overwrite)
+    with exclusive(out), _session(kw):
         fn(recon, out, method=method, config=fcfg, overwrite=overwrite)
 
 
@@ -325,17 +369,35 @@ def report(run_dir: str, truth: str | None, out: str | None, overwrite: bool, **
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
 @click.option("--depth", type=int, default=None, help="Override train.depth.")
 @click.option("--center", default=None, help="Override preprocess.center.")
+@click.option("--splits", type=int, default=None, help="Override recon.splits.")
+@click.option("--network", default=None, help="Override train.network.")
+@click.option("--context", type=int, default=None, help="Override train.context.")
+@click.option("--max-minutes", type=float, default=None, help="Override train.max_minutes.")
+@click.option("--chunk-z", type=int, default=None,
+              help="Override denoise.chunk_z and filters.chunk_z.")
+@click.option("--radius", type=int, default=None, help="Override filters.radius.")
+@click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override any config key (repeatable), e.g. --set train.patience=5; "
+                   "the value is read as YAML.")
 @common
 @_errors
 def run(input: str, out: str, config_path: str | None, epochs: int | None, depth: int | None,
-        center: str | None, overwrite: bool, **kw: Any) -> None:
+        center: str | None, splits: int | None, network: str | None, context: int | None,
+        max_minutes: float | None, chunk_z: int | None, radius: int | None,
+        settings: tuple[str, ...], overwrite: bool, **kw: Any) -> None:
     """Whole pipeline: ingest -> recon -> train -> denoise -> filters -> report."""
+    from .overrides import parse_settings
+
     fn = _api("pipeline", "run", "run")
     quiet, verbose = kw.pop("quiet"), kw.pop("verbose")
     ccfg = _cluster_cfg(kw)
     fn(input, out, config=config_path, cluster=ccfg, overwrite=overwrite, quiet=quiet,
        verbose=verbose, overrides={"train.epochs": epochs, "train.depth": depth,
-                                   "preprocess.center": _center(center)})
+                                   "preprocess.center": _center(center),
+                                   "recon.splits": splits, "train.network": network,
+                                   "train.context": context, "train.max_minutes": max_minutes,
+                                   "denoise.chunk_z": chunk_z, "filters.chunk_z": chunk_z,
+                                   "filters.radius": radius, **parse_settings(settings)})
 
 
 @main.command()

@@ -23,6 +23,7 @@ from typing import Any
 
 from .config import ClusterConfig
 from .errors import ConfigError
+from .openmp_env import passive_openmp
 from .progress import get_logger
 
 __all__ = [
@@ -92,6 +93,7 @@ def connect(cfg: ClusterConfig | None = None) -> Iterator[Any]:
         client = Client(cluster)
     else:
         n = cfg.n_workers or max(1, os.cpu_count() or 1)
+        passive_openmp()  # the workers inherit it: torch threads sleep, not spin, when waiting
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=cfg.threads_per_worker or 1,

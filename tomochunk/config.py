@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, shorten
 
 __all__ = [
     "IngestConfig",
@@ -208,8 +208,10 @@ class TrainConfig:
         X:1 = input is the mean of K-1 splits, target the remaining one.
     patch_size : int
         Side of the random training patches (the slice if smaller).
-    batch_size, patches_per_epoch : int
-        Patches per optimiser step and per epoch.
+    batch_size : int
+        Patches per optimiser step.
+    patches_per_epoch : int
+        Patches per epoch (one epoch = patches_per_epoch / batch_size steps).
     lr : float
         Adam learning rate.
     loss : {"mse", "l1"}
@@ -449,7 +451,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin is Literal:
         if value in get_args(tp):
             return value
-        raise ConfigError(f"{where}: {value!r} is not one of {_type_name(tp)}")
+        raise ConfigError(f"{where}: {shorten(value)} is not one of {_type_name(tp)}")
     if origin in (Union, types.UnionType):
         errors = []
         for arg in get_args(tp):
@@ -457,15 +459,15 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {shorten(value)}")
     if tp is type(None):
         if value is None:
             return None
-        raise ConfigError(f"{where}: expected null, got {value!r}")
+        raise ConfigError(f"{where}: expected null, got {shorten(value)}")
     if origin is list:
         (inner,) = get_args(tp) or (Any,)
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {shorten(value)}")
         return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
     if is_dataclass(tp):
         if isinstance(value, tp):
@@ -476,19 +478,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        raise ConfigError(f"{where}: expected true/false, got {shorten(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        raise ConfigError(f"{where}: expected an integer, got {shorten(value)}")
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+        raise ConfigError(f"{where}: expected a number, got {shorten(value)}")
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {shorten(value)}")
     return value
 
 
@@ -542,10 +544,11 @@ def load_config(path: str | Path, cls: type[C] = RunConfig) -> C:  # type: ignor
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not path.is_file():
+        raise ConfigError(f"config file {path} is not a file; give the path of a YAML file")
+    from .safe_yaml import load_yaml
+
+    data = load_yaml(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
     return from_dict(cls, data)
@@ -567,8 +570,9 @@ def config_hash(*cfgs: Any) -> str:
 
 
 def _field_docs(cls: type) -> dict[str, str]:
-    """First description line of each attribute in a numpydoc ``Attributes`` section."""
-    out: dict[str, str] = {}
+    """The description of each attribute in a numpydoc ``Attributes`` section (all lines)."""
+    text: dict[str, list[str]] = {}
+    types_: dict[str, str] = {}
     names: list[str] = []
     in_attrs = False
     base = None
@@ -585,12 +589,11 @@ def _field_docs(cls: type) -> dict[str, str]:
             head, _, typ = line.partition(" : ")
             names = [n.strip() for n in head.split(",")]
             for n in names:
-                out[n] = f"[{typ}]" if typ else ""
-        elif names:
+                text[n], types_[n] = [], f"[{typ}]" if typ else ""
+        else:  # every line of the description, so no comment stops mid-sentence
             for n in names:
-                out[n] = f"{line} {out[n]}".strip()
-            names = []
-    return out
+                text[n].append(line)
+    return {n: " ".join([*text[n], types_[n]]).strip() for n in text}
 
 
 def example_yaml() -> str:

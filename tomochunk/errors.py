@@ -15,7 +15,10 @@ __all__ = [
     "ModelError",
     "BackendUnavailableError",
     "BlockError",
+    "LockedError",
+    "CorruptStoreError",
     "located",
+    "shorten",
 ]
 
 
@@ -52,6 +55,32 @@ class BlockError(TomochunkError, RuntimeError):
 
     The message names the block (detector rows or slices, and the store) and the cause.
     """
+
+
+class LockedError(TomochunkError, RuntimeError):
+    """Another tomochunk process holds the run folder or stage output (names pid and host)."""
+
+
+class CorruptStoreError(TomochunkError, RuntimeError):
+    """A store's chunk is missing or does not match the manifest written at completion."""
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages that echo user input.
+
+    A huge value (a YAML alias bomb, a pasted array) must never make the message itself
+    expensive or unreadable: containers are summarised before they are printed in full.
+    """
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 6, 6, 6, 6
+    r.maxstring = r.maxother = r.maxlong = limit
+    try:
+        text = r.repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def located(err: Exception, where: str) -> TomochunkError:

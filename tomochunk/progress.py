@@ -2,11 +2,14 @@
 
 :func:`compute` runs Dask collections with a progress bar: the distributed progress bar when
 a :class:`distributed.Client` is active, otherwise :class:`dask.diagnostics.ProgressBar`.
-Bars are hidden when the ``tomochunk`` logger is above INFO (``--quiet``).
+Bars are hidden when the ``tomochunk`` logger is above INFO (``--quiet``), and drawn only
+on a terminal: redirected to a file, each computation logs one line ("LABEL done in N s")
+instead of hundreds of bar frames. Every bar goes to stderr, never to stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -26,8 +29,10 @@ def get_logger(name: str) -> logging.Logger:
 
 
 def progress_enabled() -> bool:
-    """Whether progress bars should be drawn (the tomochunk logger shows INFO)."""
-    return logging.getLogger("tomochunk").getEffectiveLevel() <= logging.INFO
+    """Whether progress bars should be drawn: the tomochunk logger shows INFO and stderr is
+    a terminal."""
+    on_terminal = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return on_terminal and logging.getLogger("tomochunk").getEffectiveLevel() <= logging.INFO
 
 
 def current_client() -> Any | None:
@@ -57,7 +62,8 @@ def compute(*collections: Any, label: str = "computing") -> tuple[Any, ...]:
                 from distributed.diagnostics.progressbar import progress
 
                 print(f"{label}:", file=sys.stderr)
-                progress(futures, notebook=False)
+                with contextlib.redirect_stdout(sys.stderr):  # the text bar prints to stdout
+                    progress(futures, notebook=False)
                 print(file=sys.stderr)
             results = tuple(client.gather(futures))
         except BaseException:

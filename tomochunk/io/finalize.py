@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +131,13 @@ def consolidate(path: str | Path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
-def finalize_store(path: str | Path, attrs: Mapping[str, Any], *, pyramid: bool = True) -> None:
-    """Run the steps of the module docstring on the (temporary) store ``path``."""
+def finalize_store(path: str | Path, attrs: Mapping[str, Any], *, pyramid: bool = True,
+                   before_complete: Callable[[Path], Any] | None = None) -> None:
+    """Run the steps of the module docstring on the (temporary) store ``path``.
+
+    ``before_complete(path)`` runs after every array is written (pyramid included) and before
+    the completion flag is set: the chunk manifest (:mod:`tomochunk.io.manifest`).
+    """
     path = Path(path)
     group = zarr.open_group(str(path), mode="r+")
     complete = {k: v for k, v in attrs.items() if k == "tomochunk_complete"}
@@ -143,6 +148,8 @@ def finalize_store(path: str | Path, attrs: Mapping[str, Any], *, pyramid: bool 
     px = pixel_size_of(dict(group.attrs))
     add_units(path, px)
     write_ngff(str(path), pyramid=pyramid)
+    if before_complete is not None:
+        before_complete(path)
     group = zarr.open_group(str(path), mode="r+")
     group.attrs.update(complete)
     consolidate(path)

@@ -46,6 +46,7 @@ from .readers import (
     open_hdf5,
 )
 from .store import atomic_store, check_output_path, open_scan, open_store
+from .values import ValueStats, check_dtype
 
 __all__ = ["ingest", "from_arrays", "open_reader", "detect_format", "validate_scan",
            "ScanCheck"]
@@ -266,11 +267,18 @@ def ingest(
     t0 = time.perf_counter()
     with open_reader(source, cfg) as reader:
         layout = reader.layout
+        check_dtype(layout.projections.dtype, layout.source)
         step = _rows_per_read(reader.row_bytes(), cfg)
         _log_layout(layout, out)
+        if layout.pixel_size_um is None:
+            log.warning("%s: pixel size unknown; lengths (report axes, FRC resolution) are "
+                        "given in pixels: pass --pixel-size-um to get physical units",
+                        layout.source)
         with atomic_store(out, overwrite=overwrite, attrs=_store_attrs(layout)) as tmp:
             arrays = _create_arrays(tmp, layout, cfg.rows_per_chunk)
-            n_blocks = _copy_rows(reader, arrays, step, label=f"ingest {out.name}")
+            stats = ValueStats()
+            n_blocks = _copy_rows(reader, arrays, step, label=f"ingest {out.name}", stats=stats)
+            stats.check(layout.source, layout.normalized)
     nbytes = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in layout.variables().values())
     dt = time.perf_counter() - t0
     log.info("ingested %s -> %s: %.1f MB in %.1f s (%.0f MB/s, %d block(s) of <= %d rows)",
@@ -279,7 +287,8 @@ def ingest(
     return open_scan(out)
 
 
-def _copy_rows(reader: ScanReader, arrays: dict[str, Any], step: int, label: str) -> int:
+def _copy_rows(reader: ScanReader, arrays: dict[str, Any], step: int, label: str,
+               stats: ValueStats | None = None) -> int:
     """Copy the scan into the store ``step`` rows at a time; return the number of blocks."""
     layout = reader.layout
     rows = arrays["projections"].chunks[1]
@@ -296,6 +305,8 @@ def _copy_rows(reader: ScanReader, arrays: dict[str, Any], step: int, label: str
             if data.shape != expected:
                 raise InputError(f"{layout.source}: rows {r0}:{r1} of {name} read as shape "
                                  f"{data.shape}, expected {expected}; is the file damaged?")
+            if name == "projections" and stats is not None:
+                stats.update(data)
             # chunk by chunk: zarr then encodes one chunk-sized copy at a time
             for c0 in range(0, r1 - r0, rows):
                 arr[:, r0 + c0:min(r0 + c0 + rows, r1), :] = data[:, c0:c0 + rows, :]

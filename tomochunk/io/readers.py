@@ -312,7 +312,32 @@ def angles_to_radians(
         resolved = "deg" if span > 2 * math.pi + 1e-6 else "rad"
         log.info("%s: no unit given; span %.6g -> taken as %s", what, span,
                  "degrees" if resolved == "deg" else "radians")
+    check_angle_span(theta, resolved, what)
     return np.deg2rad(theta) if resolved == "deg" else theta.copy()
+
+
+def check_angle_span(theta: np.ndarray, unit: str, what: str = "angles") -> None:
+    """Refuse angles whose span does not fit their unit (degrees labelled rad, or reverse).
+
+    A span of more than 2*pi labelled radians is degrees; a span under 2*pi/10 labelled
+    degrees (under 0.63 deg: no tomography scan) is radians.
+    """
+    finite = theta[np.isfinite(theta)]
+    if finite.size < 2:
+        return
+    span = float(finite.max() - finite.min())
+    if unit == "rad" and span > 2 * math.pi + 1e-3:
+        raise InputError(
+            f"{what} span {span:.4g} but are labelled rad (radians): more than 2*pi, so they "
+            "are degrees; pass --angles-unit deg (ingest.angles_unit: deg in a run config) "
+            "or fix the file's units attribute"
+        )
+    if unit == "deg" and 0 < span < 2 * math.pi / 10:
+        raise InputError(
+            f"{what} span {span:.4g} but are labelled deg (degrees): under 0.63 degrees, so "
+            "they are radians; pass --angles-unit rad (ingest.angles_unit: rad in a run "
+            "config) or fix the file's units attribute"
+        )
 
 
 def check_theta(theta: Any, n_projections: int, *, what: str = "angles") -> np.ndarray:

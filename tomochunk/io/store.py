@@ -39,6 +39,7 @@ import zarr
 
 from ..errors import IncompleteStoreError, InputError, OutputExistsError
 from .finalize import finalize_store, restore_index_dims
+from .manifest import verify_manifest, write_manifest
 
 __all__ = [
     "COMPLETE_ATTR",
@@ -141,7 +142,8 @@ def atomic_store(
             if config_hash is not None:
                 final[HASH_ATTR] = config_hash
             final[COMPLETE_ATTR] = True
-            finalize_store(tmp, final)  # data variables, units, NGFF, consolidated metadata
+            # data variables, units, NGFF, chunk manifest, then completion + consolidated metadata
+            finalize_store(tmp, final, before_complete=write_manifest)
         elif not tmp.exists():
             raise RuntimeError(f"nothing was written to the temporary output {tmp}")
         if path.exists():
@@ -245,6 +247,8 @@ def open_store(
             f"{what} {path} is incomplete (an interrupted or failed stage wrote it); "
             "re-run the stage that produces it with --overwrite"
         )
+    if require_complete:
+        verify_manifest(path, what)
     ds = open_dataset(path, chunks=chunks if chunks is not None else {})
     _check_required(ds, required, what, path)
     return ds

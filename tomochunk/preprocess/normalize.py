@@ -260,7 +260,8 @@ def check_flat_dark(
     if frac > max_fraction:
         raise InputError(
             f"flat - dark is <= 0 (or not finite) on {frac:.1%} of the detector pixels "
-            f"({int(dead.sum())} of {dead.size}; at most {max_fraction:.1%} are tolerated as "
+            f"checked ({int(dead.sum())} of the {dead.size} pixels of {dead.shape[-2]} detector "
+            f"row(s) x {dead.shape[-1]} columns; at most {max_fraction:.1%} are tolerated as "
             "dead pixels). Check that flats and darks are not swapped and come from this scan, "
             "or pass already normalised data without flats/darks"
         )

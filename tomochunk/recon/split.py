@@ -77,6 +77,11 @@ def check_splits(theta: np.ndarray, k: int) -> list[int]:
             f"splits={k!r}: Noise2Inverse needs K >= 2 interleaved subsets; use splits=2 "
             "(the paper) or 4"
         )
+    if n < 4:
+        raise InputError(
+            f"the scan has only {n} projection angle(s); Noise2Inverse needs at least 4 "
+            "(2 subsets of 2 angles): ingest the full scan"
+        )
     if k > n:
         raise InputError(
             f"splits={k} is larger than the number of projection angles ({n}); "

@@ -217,7 +217,9 @@ def analyse(run: RunData, config: ReportConfig) -> tuple[dict[str, Any], dict[st
     try:
         masks = auto_masks(ref, erode=2, smooth=smooth)
     except InputError as exc:
-        notes.append(f"CNR not computed: {exc}")
+        # the report has no erode option: name what the user can change
+        notes.append(f"CNR not computed: {str(exc).split(';')[0]} (the slab has too little "
+                     "material or air for the masks; the volume is too small or too uniform)")
     for m in methods:
         if masks is None:
             per[m].update(cnr=None)
@@ -337,12 +339,15 @@ def analyse(run: RunData, config: ReportConfig) -> tuple[dict[str, Any], dict[st
         "xy": {m: s[zi] for m, s in slabs.items()},
         "yz": yz,
         "truth_xy": None if truth is None else truth[zi],
+        "truth_yz": None if run.truth is None else _read(run.truth, zyz, ys, xc),
         "offsets": {"z": z0, "y": ys.start, "x": xs.start, "yz_z": zyz.start, "yz_x": xc},
         "zoom_xy": zoom_xy,
         "zoom_yz": zoom_yz,
         "profile": {"p0": p0, "p1": p1, "in_xy": bool(p0[0] == p1[0] == z0),
                     "in_yz": bool(p0[2] == p1[2] == xc)},
         "profiles": profiles,
+        "reference_profile": ("truth", dist, ref_vals, ref_fits)
+        if run.truth is not None else None,
         "fits": fits,
         "psds": psds,
         "frc": frc_curves,

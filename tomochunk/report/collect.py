@@ -102,7 +102,10 @@ def _read_json(path: Path, notes: list[str], what: str) -> dict[str, Any] | None
 
 def _pixel_size_nm(ds: Any, run_dir: Path) -> float | None:
     for dim in ("x", "y"):
-        if dim in ds.coords and ds.sizes.get(dim, 0) > 1:
+        units = str(ds.coords[dim].attrs.get("units", "")) if dim in ds.coords else ""
+        if units in ("pixel", "pixels", "px"):
+            continue  # pixel coordinates: the pixel size is unknown, not 1 µm
+        if ds.sizes.get(dim, 0) > 1:
             c = np.asarray(ds.coords[dim].values, dtype=float)
             step = float(np.median(np.diff(c)))
             if np.isfinite(step) and step > 0:
@@ -112,6 +115,15 @@ def _pixel_size_nm(ds: Any, run_dir: Path) -> float | None:
         if isinstance(v, int | float) and v > 0:
             return float(v) * 1000.0
     return None
+
+
+def _asked_filters(run_dir: Path) -> set[str]:
+    """The baseline filters the run asked for (``run.json``); every one when not a run."""
+    try:
+        cfg = json.loads((run_dir / "run.json").read_text())["config"]
+        return set(cfg["filters"]["methods"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {key for key, _, _ in METHODS}
 
 
 def _scan_attrs(run_dir: Path) -> dict[str, Any]:
@@ -190,7 +202,8 @@ def collect_run(run_dir: str | Path, truth: str | Path | None = None) -> RunData
     for key, store_name, var in METHODS[1:]:
         path = run_dir / store_name
         if not path.exists():
-            notes.append(f"{LABELS[key]}: {store_name} is absent, method skipped")
+            if key == "ml" or key in _asked_filters(run_dir):  # silent if never asked for
+                notes.append(f"{LABELS[key]}: {store_name} is absent, method skipped")
             continue
         try:
             ds = open_store(path, required=(var,), what=f"{key} store")

@@ -17,6 +17,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from .collect import LABELS
+from .units import format_length_nm
 
 __all__ = [
     "write_all",
@@ -101,6 +102,9 @@ def slices_figure(
         first = panels[0][1]
         aspect = first.shape[0] / first.shape[1]
         zaspect = min(zoom[2], first.shape[0]) / min(zoom[2], first.shape[1])
+        # a volume of a few slices gives a yz strip: stretch it (aspect "auto") to be seen
+        stretch = {"aspect": "auto"} if aspect < 0.25 else {}
+        aspect, zaspect = max(aspect, 0.35), max(zaspect, 0.35)
         height = 3.0 * (min(aspect, 1.5) + min(zaspect, 1.5)) + 1.6
         fig = Figure(figsize=(3.3 * ncol + 1.2, height), layout="constrained")
         axes = fig.subplots(2, ncol, squeeze=False)
@@ -111,7 +115,8 @@ def slices_figure(
             ext = [c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale]
             kw = {} if key == "truth" else {"vmin": vmin, "vmax": vmax}
             top, bot = axes[0, j], axes[1, j]
-            h = top.imshow(img, cmap="gray", extent=ext, interpolation="nearest", **kw)
+            h = top.imshow(img, cmap="gray", extent=ext, interpolation="nearest", **kw,
+                           **stretch)
             if key != "truth":
                 im = h
             top.set_title(LABELS[key] + (" (own scale)" if key == "truth" else ""))
@@ -127,7 +132,7 @@ def slices_figure(
             crop = img[zr:zr + zs, zc:zc + zs]
             zext = [(c0 + zc) * scale, (c0 + zc + crop.shape[1]) * scale,
                     (r0 + zr + crop.shape[0]) * scale, (r0 + zr) * scale]
-            bot.imshow(crop, cmap="gray", extent=zext, interpolation="nearest", **kw)
+            bot.imshow(crop, cmap="gray", extent=zext, interpolation="nearest", **kw, **stretch)
             bot.set_title("zoom", fontsize=11)
             for ax in (top, bot):
                 ax.set_xlabel(f"{axes_names[1]} ({unit})")
@@ -146,8 +151,18 @@ def profiles_figure(
     profiles: dict[str, tuple[np.ndarray, np.ndarray]],
     fits: dict[str, list[Any]],
     unit: str,
+    reference: tuple[Any, np.ndarray, np.ndarray, list[Any]] | None = None,
 ) -> Figure:
-    """Line profiles of all methods, shifted vertically, with fitted Gaussians (Fig. 5)."""
+    """Line profiles of all methods, shifted vertically, with fitted Gaussians (Fig. 5).
+
+    ``reference`` = (label, distance, values, fits) of the ground truth, whose peaks the
+    methods' fits are centred on, drawn on top (scaled to the methods' range: other units).
+    """
+    if reference is not None:
+        _, d_ref, v_ref, _ = reference
+        first = next(iter(profiles.values()))[1]
+        span = max(float(np.ptp(first)), 1e-12) / max(float(np.ptp(v_ref)), 1e-12)
+        profiles = {"truth": (d_ref, (v_ref - np.median(v_ref)) * span), **profiles}
     ranges = [np.ptp(v) for _, v in profiles.values()]
     step = 1.1 * max(max(ranges), 1e-12)
     with matplotlib.rc_context(RC):
@@ -168,8 +183,10 @@ def profiles_figure(
                 g = f.offset + f.amplitude * np.exp(-0.5 * ((fine[sel] - f.center) / f.sigma) ** 2)
                 ax.plot(fine[sel], g - base + shift, "--", color="black", lw=1.0)
         ax.set_xlabel(f"distance along the profile ({unit})")
-        ax.set_ylabel("grey value (shifted for visibility)")
-        ax.set_yticks([])
+        ax.set_ylabel("grey value (each profile shifted down by "
+                      f"{step:.3g}; truth rescaled)" if reference is not None else
+                      f"grey value (each profile shifted down by {step:.3g})")
+        ax.grid(True, axis="y", alpha=0.3)
         ax.set_title("Line profiles with Gaussian fits of the peaks (dashed)")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
@@ -203,7 +220,7 @@ def frc_figure(curves: dict[str, Any], pixel_size_nm: float | None) -> Figure:
             c = palette[k % len(palette)]
             lab = name
             if r.crossing is not None:
-                res = (f"{r.resolution_nm:.3g} nm" if r.resolution_nm is not None
+                res = (format_length_nm(r.resolution_nm) if r.resolution_nm is not None
                        else f"{r.resolution_px:.3g} px")
                 lab += f" (half-bit: {res})"
                 xc = r.crossing / pixel_size_nm if pixel_size_nm else r.crossing
@@ -354,9 +371,11 @@ def write_all(data: dict[str, Any], folder: Path) -> dict[str, str]:
                    (prof["p1"][0] - off["yz_z"], prof["p1"][1] - off["y"]))
     fig = slices_figure(data["yz"], zoom=data["zoom_yz"], origin=(off["yz_z"], off["y"]),
                         pixel_size_nm=px, axes_names=("z", "y"),
-                        title=f"yz slice x = {off['yz_x']}", line=line_yz)
+                        title=f"yz slice x = {off['yz_x']}", truth=data.get("truth_yz"),
+                        line=line_yz)
     out["slices_yz"] = _save(fig, folder, "slices_yz.png")
-    out["profiles"] = _save(profiles_figure(data["profiles"], data["fits"], data["unit"]),
+    out["profiles"] = _save(profiles_figure(data["profiles"], data["fits"], data["unit"],
+                                            data.get("reference_profile")),
                             folder, "profiles.png")
     unit_f = "1/nm" if px else "cycles/px"
     out["psd"] = _save(psd_figure(data["psds"], unit_f), folder, "psd.png")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from html import escape
 from typing import Any
 
 from .collect import LABELS, RunData
+from .units import format_length_nm
 
 __all__ = ["render_html"]
 
@@ -42,7 +42,20 @@ def _fmt(v: Any, digits: int = 3) -> str:
         return str(v)
     if isinstance(v, float):
         return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.4g}"
-    return escape(json.dumps(v, default=str))
+    return escape(_readable(v))
+
+
+def _readable(v: Any) -> str:
+    """A mapping or list as ``key: value, ...`` text (no raw JSON blobs in the tables)."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k}: {_readable(x)}" for k, x in v.items()) or "–"
+    if isinstance(v, list | tuple):
+        return ", ".join(_readable(x) for x in v) or "–"
+    if isinstance(v, float) and not isinstance(v, bool):
+        return f"{v:.4g}"
+    if v is None:
+        return "–"
+    return str(v)
 
 
 def _fixed(v: Any, decimals: int) -> str:
@@ -101,6 +114,12 @@ def _timings(run: RunData) -> str:
         extra = s.get("summary") or s.get("throughput") or ""
         rows.append(f'<tr><td class="l">{escape(name)}</td><td>{_fmt(s.get("seconds"))}</td>'
                     f'<td class="l">{_fmt(extra)}</td></tr>')
+    if "report" not in stages:
+        rows.append('<tr><td class="l">report</td><td>–</td><td class="l">this page, being '
+                    "written (its time is recorded in run.json)</td></tr>")
+    total = sum(float(s.get("seconds") or 0) for s in stages.values() if isinstance(s, dict))
+    rows.append(f'<tr><td class="l"><strong>total</strong></td><td><strong>{_fmt(total)}'
+                '</strong></td><td class="l">stages recorded in run.json</td></tr>')
     return ('<table><tr><th class="l">stage</th><th>seconds</th><th class="l">summary</th></tr>'
             + "".join(rows) + "</table>")
 
@@ -132,7 +151,7 @@ def render_html(metrics: dict[str, Any], figs: dict[str, str], run: RunData) -> 
                   if notes else "")
     frc_h = (metrics.get("frc") or {}).get("halves") or {}
     if frc_h:
-        res = (f"{frc_h['resolution_nm']:.3g} nm" if frc_h.get("resolution_nm") else
+        res = (format_length_nm(frc_h['resolution_nm']) if frc_h.get("resolution_nm") else
                f"{frc_h['resolution_px']:.3g} px" if frc_h.get("resolution_px") else
                "beyond Nyquist (no crossing)")
         frc_txt = (f"<p>Half-bit resolution of one half reconstruction "
@@ -149,7 +168,7 @@ def render_html(metrics: dict[str, Any], figs: dict[str, str], run: RunData) -> 
     body = f"""
 <h1>tomochunk comparison report</h1>
 <p class="meta">Run <code>{escape(str(run.run_dir))}</code> · {when} ·
-pixel size {'unknown' if px is None else f'{px:.4g} nm'} ·
+pixel size {format_length_nm(px)} ·
 volume {' × '.join(map(str, run.shape))} (z, y, x) ·
 central slab z {slab['z'][0]}–{slab['z'][1] - 1}, y {slab['y'][0]}–{slab['y'][1] - 1},
 x {slab['x'][0]}–{slab['x'][1] - 1} ·

@@ -291,6 +291,17 @@ class TrainedModel:
         return save_model(path, self.network, self.metadata, self.history, overwrite=overwrite)
 
 
+def _load_detail(exc: Exception) -> str:
+    """The cause of a failed ``torch.load``, without torch's advice to drop ``weights_only``
+    (loading untrusted pickles can run code: tomochunk never does that)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [ln.strip() for ln in text.splitlines()
+             if ln.strip() and "weights_only" not in ln and "torch.load" not in ln]
+    return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
 def _model_file(path: Path) -> Path:
     if path.is_dir():
         f = path / MODEL_FILE
@@ -331,8 +342,8 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not a model"
         raise ModelError(
-            f"{f} is not a loadable tomochunk model file ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            f"{f} is not a loadable tomochunk model file ({_load_detail(exc)}); give the "
+            "model folder written by 'tomochunk train', or train one"
         ) from exc
     if not isinstance(obj, dict) or "state_dict" not in obj or "metadata_json" not in obj:
         raise ModelError(

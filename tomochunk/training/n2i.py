@@ -38,6 +38,7 @@ from ..config import TrainConfig, config_hash, from_dict, replace, to_dict
 from ..errors import ConfigError, InputError, ModelError, OutputExistsError
 from ..io.store import open_dataset
 from ..progress import current_client, get_logger, progress_enabled
+from . import cancel
 from .cuda import check_cuda_config, fit_on_devices, to_device
 from .dataset import N2IData, SlabLayout, check_finite
 from .modelfile import (
@@ -672,6 +673,7 @@ def _train_here(
             shutil.rmtree(model_dir)  # overwrite=True was checked above
         if model_dir is not None:
             model_dir.mkdir(parents=True, exist_ok=True)
+            cancel.clear(model_dir)
         result = fit_on_devices(
             fit, net, data, cfg, norm=norm, patch=info.patch, device=device,
             checkpoint_path=model_dir / CHECKPOINT_FILE if model_dir else None,
@@ -679,6 +681,7 @@ def _train_here(
         )
         meta["best_epoch"] = result.history["best_epoch"]
         if model_dir is not None:
+            cancel.check(model_dir)  # Ctrl-C on the client: no model.pt
             write_model_files(model_dir, result.best_state, meta, result.history)
             log.info("model written to %s", model_dir / MODEL_FILE)
         net.load_state_dict(result.best_state)
@@ -705,6 +708,7 @@ def _train_task(
 
         def on_epoch(rec: dict[str, Any]) -> None:
             worker.log_event(topic, rec)
+            cancel.check(Path(model_dir) if model_dir else None)
 
     cfg = from_dict(TrainConfig, cfg_dict)
     state, meta, history, _ = _train_here(
@@ -725,6 +729,7 @@ def _submit(client: Any, path: Path, model_dir: Path | None, cfg: TrainConfig,
     topic = f"tomochunk-train-{uuid.uuid4().hex}"
     reporter = EpochReporter(cfg.epochs)
     client.subscribe_topic(topic, lambda event: reporter(event[1]))
+    future = None
     try:
         future = client.submit(
             _train_task, str(path.resolve()),
@@ -732,6 +737,11 @@ def _submit(client: Any, path: Path, model_dir: Path | None, cfg: TrainConfig,
             to_dict(cfg), overwrite, topic, resources=resources, pure=False,
         )
         payload = future.result()
+    except BaseException:
+        cancel.mark(model_dir)  # the task stops after its epoch and writes no model
+        if future is not None:
+            future.cancel()
+        raise
     finally:
         client.unsubscribe_topic(topic)
         reporter.close()

@@ -1,0 +1,106 @@
+"""The chunk manifests of a completed store: every chunk file of each array and its size.
+
+Zarr reads a missing chunk as its fill value (zeros), so a deleted or truncated chunk file
+would reconstruct silently. When a stage completes a store, :func:`write_manifest` writes
+into each array's folder a ``tomochunk_manifest.json`` listing its chunk files (relative
+paths) with their sizes; :func:`verify_manifest`, called when a store is opened, checks
+that each is present with its recorded size: a few stat calls per chunk and no data read.
+The manifests live inside the array folders, where Zarr never lists members (a file at a
+group level would make Zarr warn on every open), and travel with the store when it is
+copied. A chunk overwritten with other bytes of the same size is caught when it is decoded
+(:func:`tomochunk.faults.explain` turns the codec error into a one-line message). Stores
+written before manifests existed have none and are not checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import CorruptStoreError
+
+__all__ = ["MANIFEST_FILE", "write_manifest", "verify_manifest", "recreate_hint"]
+
+MANIFEST_FILE = "tomochunk_manifest.json"
+_METADATA = {"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata", MANIFEST_FILE}
+
+_STAGE_OF = {"scan": "tomochunk ingest", "recon": "tomochunk recon",
+             "denoised": "tomochunk denoise", "truth": "tomochunk demo"}
+
+
+def recreate_hint(path: str | os.PathLike[str]) -> str:
+    """"re-create it with tomochunk ingest"-style advice for the store at ``path``."""
+    stem = Path(path).name.removesuffix(".zarr")
+    command = _STAGE_OF.get(stem, "tomochunk filter" if stem in ("median", "nlm", "iternlm")
+                            else "the stage that wrote it")
+    return f"re-create it with {command} --overwrite (or re-run tomochunk run)"
+
+
+def _arrays(root: Path) -> list[Path]:
+    """The array folders of the Zarr v3 hierarchy at ``root`` (not descending into arrays)."""
+    found, todo = [], [root]
+    while todo:
+        d = todo.pop()
+        try:
+            node = json.loads((d / "zarr.json").read_text()).get("node_type")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if node == "array":
+            found.append(d)
+        elif node == "group":
+            todo.extend(p for p in d.iterdir() if p.is_dir())
+    return sorted(found)
+
+
+def _chunk_files(array: Path) -> dict[str, int]:
+    files: dict[str, int] = {}
+    for dirpath, _dirs, names in os.walk(array):
+        for name in names:
+            if name in _METADATA or name.startswith(f".{MANIFEST_FILE}"):
+                continue
+            p = Path(dirpath) / name
+            files[p.relative_to(array).as_posix()] = p.stat().st_size
+    return files
+
+
+def write_manifest(root: str | os.PathLike[str]) -> int:
+    """Write the manifest of every array of the store at ``root``; return the chunk count."""
+    total = 0
+    for array in _arrays(Path(root)):
+        files = _chunk_files(array)
+        tmp = array / f".{MANIFEST_FILE}.tmp"
+        tmp.write_text(json.dumps({"version": 1, "files": files}, separators=(",", ":")))
+        os.replace(tmp, array / MANIFEST_FILE)
+        total += len(files)
+    return total
+
+
+def verify_manifest(root: str | os.PathLike[str], what: str = "store") -> None:
+    """Raise :class:`CorruptStoreError` when a chunk of ``root`` is missing or resized."""
+    root = Path(root)
+    for array in _arrays(root):
+        f = array / MANIFEST_FILE
+        try:
+            files = json.loads(f.read_text())["files"]
+        except FileNotFoundError:
+            continue  # written before manifests existed
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CorruptStoreError(
+                f"{what} {root}: the chunk manifest of {array.name} is unreadable ({exc}); "
+                f"the store is damaged: {recreate_hint(root)}"
+            ) from exc
+        for rel, size in files.items():
+            chunk = f"{array.relative_to(root).as_posix()}/{rel}"
+            try:
+                actual = (array / rel).stat().st_size
+            except FileNotFoundError:
+                raise CorruptStoreError(
+                    f"{what} {root}: chunk {chunk} is missing (zarr would read it as zeros); "
+                    f"the store is damaged: {recreate_hint(root)}"
+                ) from None
+            if actual != size:
+                raise CorruptStoreError(
+                    f"{what} {root}: chunk {chunk} has {actual} bytes, {size} when written; "
+                    f"the store is damaged: {recreate_hint(root)}"
+                )
