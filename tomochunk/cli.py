@@ -255,6 +255,17 @@ def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | Non
         fn(recon, model, denoised, config=dcfg, overwrite=overwrite)
 
 
+def _sigma_option(text: str) -> Any:
+    """``--sigma``: a named mode or a number (validated by the filter before any work)."""
+    try:
+        return float(text)
+    except ValueError:
+        if text not in ("auto-split", "wavelet"):
+            raise click.BadParameter(f"{text!r} is not auto-split, wavelet or a number",
+                                     param_hint="--sigma") from None
+        return text
+
+
 @main.command("filter")
 @click.argument("recon", type=click.Path())
 @click.argument("out", type=click.Path())
@@ -263,14 +274,16 @@ def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | Non
 @click.option("--footprint", type=click.Choice(["ball", "cube"]), default="ball",
               show_default=True)
 @click.option("--chunk-z", type=int, default=16, show_default=True)
+@click.option("--sigma", default="auto-split", show_default=True,
+              help="NLM noise level: auto-split (std(s0-s1)/2), wavelet, or a number.")
 @common
 @_errors
 def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, chunk_z: int,
-               overwrite: bool, **kw: Any) -> None:
+               sigma: str, overwrite: bool, **kw: Any) -> None:
     """Baseline filter (median / nlm / iternlm) of the full reconstruction -> OUT.zarr."""
     fn = _api("filters", "apply_filter", "filter")
     fcfg = cfgmod.FilterConfig(methods=[method], radius=radius, footprint=footprint,
-                               chunk_z=chunk_z)
+                               chunk_z=chunk_z, sigma=_sigma_option(sigma))
     with _session(kw):
         fn(recon, out, method=method, config=fcfg, overwrite=overwrite)
 

@@ -280,6 +280,11 @@ class FilterConfig:
         Search radius of the iterative NLM (its cost grows as (2d+1)^3 per iteration and its
         halo as iterations * (d + patch_size // 2) slices).
     chunk_z : int
+    sigma : {"auto-split", "wavelet"} or float
+        Noise level of NLM and iterative NLM. ``auto-split``: measured from the split
+        difference, std(s0 - s1) / sqrt(2K) (std(s0 - s1)/2 for K=2); ``wavelet``: the
+        wavelet MAD estimate per chunk/slice (biased for correlated tomographic noise); a
+        number: that sigma.
     """
 
     methods: list[str] = field(default_factory=lambda: ["median", "nlm"])
@@ -291,6 +296,7 @@ class FilterConfig:
     iternlm_iterations: int = 4
     iternlm_patch_distance: int = 3
     chunk_z: int = 16
+    sigma: Literal["auto-split", "wavelet"] | float = "auto-split"
 
 
 @dataclass
