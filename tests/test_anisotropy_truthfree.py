@@ -76,7 +76,7 @@ def test_truth_free_ranks_methods_as_the_truth_on_a_phantom_scan():
     rec = tc.reconstruct(scan, splits=4, stripe="none", center=spec.center, threads=1)
     split = rec["split"].values
     used, held = holdout_splits(4)
-    assert used == (0, 1) and held == (2, 3)
+    assert used == (0, 2) and held == (1, 3)  # even and odd angles
     noisy = split[list(used)].mean(axis=0)
     methods = {  # clearly separated true MSEs (ratios >= 2)
         "unfiltered": noisy,
@@ -85,22 +85,22 @@ def test_truth_free_ranks_methods_as_the_truth_on_a_phantom_scan():
         "gauss2": ndi.gaussian_filter(noisy, (0, 2, 2)),
     }
     m = sample_mask(spec)
-    est = {k: truth_free_mse(v, split[2], split[3], m).mse for k, v in methods.items()}
+    est = {k: truth_free_mse(v, split[1], split[3], m).mse for k, v in methods.items()}
     true = {k: float(np.mean((v - truth)[m] ** 2)) for k, v in methods.items()}
     assert sorted(est, key=est.get) == sorted(true, key=true.get), (est, true)
     # the reference's signal is itself an FBP of 64 angles (its blur and streaks are not
-    # noise), so the estimate carries an offset: measured ~1e-6..2e-6, 5-12 % of the
-    # unfiltered MSE, larger for smoother volumes
+    # noise), so the estimate differs from the MSE against the voxel-averaged truth by
+    # an offset: measured 1e-6..3e-6 here, 5-16 % of the unfiltered MSE
     for k in methods:
-        assert abs(est[k] - true[k]) < 0.15 * true["unfiltered"], (k, est, true)
-    assert est["unfiltered"] == pytest.approx(true["unfiltered"], rel=0.2)
+        assert abs(est[k] - true[k]) < 0.2 * true["unfiltered"], (k, est, true)
+    assert est["unfiltered"] == pytest.approx(true["unfiltered"], rel=0.25)
 
 
 def test_holdout_and_bad_input():
-    assert holdout_splits(6) == ((0, 1, 2, 3), (4, 5))
-    with pytest.raises(InputError, match="splits >= 4"):
+    assert holdout_splits(6) == ((0, 2, 4), (1, 3, 5))
+    with pytest.raises(InputError, match="splits=4"):
         holdout_splits(3)
     with pytest.raises(InputError, match="even"):
-        holdout_splits(4, 1)
+        holdout_splits(5)
     with pytest.raises(InputError, match="one shape"):
         truth_free_mse(np.zeros((4, 4)), np.zeros((4, 4)), np.zeros((4, 5)))

@@ -1,7 +1,7 @@
 """Truth-free quality: MSE against the signal, estimated from a held-out noisy reference.
 
-A real scan has no ground truth. But if some projections are held out of every method (for
-example two of ``K = 4`` angle splits, the methods being computed from the other two), the
+A real scan has no ground truth. But if some projections are held out of every method (the
+odd angles: splits 1 and 3 of ``K = 4``, the methods computed from splits 0 and 2), the
 held-out reconstructions ``r_a`` and ``r_b`` have noise independent of every method's
 output. With the reference ``r = (r_a + r_b) / 2 = s + n`` (``s`` the signal it sees, ``n``
 its noise, independent of ``v``)::
@@ -90,16 +90,16 @@ def truth_free_mse(vol: Any, ref_a: Any, ref_b: Any, mask: Any = None) -> TruthF
     return TruthFreeScore(d2 - noise, d2, noise, int(m.sum()))
 
 
-def holdout_splits(n_splits: int, n_held: int = 2) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def holdout_splits(n_splits: int = 4) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Which of ``n_splits`` interleaved angle splits the methods use and which are held out.
 
-    The last ``n_held`` splits (an even number, two halves of the reference) are held out;
-    with ``K = 4`` the methods see splits 0 and 1 (a K=2 Noise2Inverse problem on half the
-    angles) and the reference is ``(split 2 + split 3) / 2``.
+    Split ``j`` holds angles ``j, j + K, j + 2K, ...``, so the even-numbered splits together
+    are the even angles and the odd-numbered ones the odd angles: both evenly spread over
+    the half turn. The methods use the even splits (with K = 4: splits 0 and 2, a K = 2
+    Noise2Inverse problem on the even angles) and the reference is the mean of the odd
+    splits (1 and 3), whose two halves measure its noise.
     """
-    if n_held < 2 or n_held % 2:
-        raise InputError(f"hold out an even number >= 2 of splits, got {n_held}")
-    if n_splits - n_held < 2:
-        raise InputError(f"{n_splits} splits leave fewer than 2 for the methods after holding "
-                         f"out {n_held}; reconstruct with splits >= {n_held + 2}")
-    return tuple(range(n_splits - n_held)), tuple(range(n_splits - n_held, n_splits))
+    if n_splits < 4 or n_splits % 2:
+        raise InputError(f"holding out half of the angles needs an even number of splits "
+                         f">= 4, got {n_splits}; reconstruct with splits=4")
+    return tuple(range(0, n_splits, 2)), tuple(range(1, n_splits, 2))
