@@ -24,7 +24,6 @@ def main() -> None:
         os.environ[var] = str(args.threads)
     import bm4d
     import numpy as np
-
     from peer_io import Clock, load, save
 
     data = load(args.input)

@@ -36,7 +36,6 @@ def main() -> None:
     from careamics import CAREamist
     from careamics.config.factories.care_n2n_factory import create_advanced_n2n_config
     from careamics.config.factories.n2v_factory import create_advanced_n2v_config
-
     from peer_io import Clock, load, save
 
     data = load(args.input)
