@@ -53,9 +53,9 @@ def lattice_amplitude(vol: Any, mask: Any, axis: str | int, frequency: float) ->
     others = tuple(i for i in range(3) if i != ax)
     count = m.sum(axis=others)
     rows = np.nonzero(count > 0)[0]
-    if rows.size < max(4, int(np.ceil(2.0 / frequency))):
+    if rows.size < max(4, int(np.ceil(1.5 / frequency))):
         raise InputError(f"the mask spans {rows.size} voxels along axis {axis}; it must cover "
-                         "at least two periods of the lattice")
+                         "at least 1.5 periods of the lattice")
     prof = np.where(m, np.nan_to_num(v), 0.0).sum(axis=others)[rows] / count[rows]
     t = rows.astype(np.float64)
     w = 2.0 * np.pi * frequency * t
