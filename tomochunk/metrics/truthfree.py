@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from ..errors import InputError
 from .cnr import as_image, check_mask
 
-__all__ = ["TruthFreeScore", "truth_free_mse", "holdout_splits"]
+__all__ = ["TruthFreeScore", "truth_free_mse", "holdout_splits", "holdout_datasets"]
 
 
 @dataclass(frozen=True)
@@ -103,3 +104,26 @@ def holdout_splits(n_splits: int = 4) -> tuple[tuple[int, ...], tuple[int, ...]]
         raise InputError(f"holding out half of the angles needs an even number of splits "
                          f">= 4, got {n_splits}; reconstruct with splits=4")
     return tuple(range(0, n_splits, 2)), tuple(range(1, n_splits, 2))
+
+
+def holdout_datasets(recon: Any) -> tuple[Any, Any]:
+    """Split a K=4 (even K) ``recon`` dataset into the methods' input and the reference.
+
+    Returns two datasets of the same grid: ``used`` with ``split`` = the even splits and
+    ``full`` their mean (a K/2-split reconstruction of the even angles, the input of every
+    method), and ``reference`` with ``split`` = the odd splits (pass its store as
+    ``ReportConfig.truth_free_reference``). Write both (``tomochunk.io.store.write_dataset``)
+    and run the methods on ``used``.
+    """
+    if "split" not in recon:
+        raise InputError("the reconstruction has no 'split' volumes; reconstruct with splits=4")
+    used, held = holdout_splits(int(recon["split"].shape[0]))
+    out = []
+    for idx in (used, held):
+        split = recon["split"].isel(split=list(idx)).drop_vars("split", errors="ignore")
+        coords = {k: v for k, v in split.coords.items() if k != "split"}
+        ds = xr.Dataset({"split": (split.dims, split.data), "full": split.mean("split")},
+                        coords=coords,
+                        attrs={**recon.attrs, "n_splits": len(idx), "holdout_of": list(idx)})
+        out.append(ds)
+    return out[0], out[1]
