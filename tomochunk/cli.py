@@ -292,13 +292,17 @@ def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, c
 @click.argument("run_dir", type=click.Path())
 @click.option("--truth", default=None, type=click.Path(), help="Ground truth (.npy) for PSNR/SSIM.")
 @click.option("--out", default=None, type=click.Path(), help="Report folder (RUN_DIR/report).")
+@click.option("--truth-free-reference", default=None, type=click.Path(),
+              help="Recon store of 2 held-out halves (angles no method used): truth-free MSE.")
 @common
 @_errors
-def report(run_dir: str, truth: str | None, out: str | None, overwrite: bool, **kw: Any) -> None:
+def report(run_dir: str, truth: str | None, out: str | None, truth_free_reference: str | None,
+           overwrite: bool, **kw: Any) -> None:
     """Metrics and a static HTML comparison report of a run directory."""
     fn = _api("report", "make_report", "report")
+    rcfg = cfgmod.ReportConfig(truth=truth, truth_free_reference=truth_free_reference)
     with _session(kw, cluster=False):
-        path = fn(run_dir, out=out, config=cfgmod.ReportConfig(truth=truth), overwrite=overwrite)
+        path = fn(run_dir, out=out, config=rcfg, overwrite=overwrite)
         click.echo(f"report written to {path}")
 
 

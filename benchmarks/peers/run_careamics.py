@@ -40,7 +40,11 @@ def main() -> None:
 
     data = load(args.input)
     full, split = data["full"], data["split"]
-    patch = min(args.patch, full.shape[1] // 8 * 8, full.shape[2] // 8 * 8)
+    # a power of 2 that divides the slice: CAREamics 0.3.5 fails to pick its validation
+    # patches ("Cannot take a larger sample than population") when it does not
+    patch = args.patch
+    while patch > 8 and (full.shape[1] % patch or full.shape[2] % patch):
+        patch //= 2
     secs = int(round(args.minutes * 60))
     trainer = {"max_time": {"seconds": secs}, "accelerator": "cpu", "devices": 1,
                "enable_progress_bar": False}
