@@ -349,7 +349,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="24 x 96^2, 256 angles, 1 seed, 800 photons, budgets 1 2 min")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--photons", type=float, nargs="+", default=[800.0, 300.0])
+    ap.add_argument("--photons", type=float, nargs="*", default=[800.0, 300.0],
+                    help="noise levels (flat-field photons); none: real scans only")
     ap.add_argument("--nz", type=int, default=64)
     ap.add_argument("--nxy", type=int, default=256)
     ap.add_argument("--angles", type=int, default=1024,
@@ -410,9 +411,12 @@ def main() -> None:
                              "note": SHARED_NOTE})
     partial = RESULTS / f"{name}-partial.json"
     partial.unlink(missing_ok=True)
-    png = RESULTS / f"{name}.png"
-    plot(summary, png)
-    print(f"wrote {path} and {png}")
+    if summary:
+        png = RESULTS / f"{name}.png"
+        plot(summary, png)
+        print(f"wrote {path} and {png}")
+    else:
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
