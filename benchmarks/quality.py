@@ -130,10 +130,12 @@ def split_sigma(case: Case) -> float:
 
 
 # -- methods ---------------------------------------------------------------------------------
-def n2i_config(minutes: float, threads: int, seed: int) -> tc.TrainConfig:
+def n2i_config(minutes: float, threads: int, seed: int, n_z: int = 64) -> tc.TrainConfig:
     """The N2I training config for a budget: the model branch's budget if it exists."""
     names = {f.name for f in dataclasses.fields(tc.TrainConfig)}
     kw: dict[str, Any] = {"threads": threads, "device": "cpu", "seed": seed}
+    if n_z < 8:  # a few detector rows (the tooth has 2): 2D input, half the slices validate
+        kw.update(context=1, val_fraction=0.5)
     if "budget_minutes" in names:
         kw["budget_minutes"] = minutes
     else:
@@ -152,7 +154,7 @@ def run_n2i(case: Case, minutes: float, threads: int, work: Path) -> np.ndarray:
                          "split": (("split", "z", "y", "x"), case.split)},
                         attrs={"n_splits": 2})
         write_dataset(ds, store)
-    cfg = n2i_config(minutes, threads, seed=0)
+    cfg = n2i_config(minutes, threads, seed=0, n_z=case.full.shape[0])
     model = tc.train(store, work / f"{case.name}-n2i-{minutes:g}", config=cfg, overwrite=True)
     return np.asarray(tc.denoise(store, model).values, np.float32)
 
