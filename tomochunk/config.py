@@ -281,10 +281,10 @@ class FilterConfig:
         halo as iterations * (d + patch_size // 2) slices).
     chunk_z : int
     sigma : {"auto-split", "wavelet"} or float
-        Noise level of NLM and iterative NLM. ``auto-split``: measured from the split
-        difference, std(s0 - s1) / sqrt(2K) (std(s0 - s1)/2 for K=2); ``wavelet``: the
-        wavelet MAD estimate per chunk/slice (biased for correlated tomographic noise); a
-        number: that sigma.
+        NLM/iterNLM noise sigma: auto-split = std(s0 - s1)/sqrt(2K), wavelet, or a number.
+        ``auto-split`` measures it from the split difference (std(s0 - s1)/2 for K=2);
+        ``wavelet`` is the wavelet MAD estimate per chunk/slice (biased for correlated
+        tomographic noise); a number is used as is.
     """
 
     methods: list[str] = field(default_factory=lambda: ["median", "nlm"])
@@ -312,8 +312,8 @@ class ReportConfig:
     profile : list of float or None
         Line profile as [z0, y0, x0, z1, y1, x1] (None: chosen automatically).
     truth_free_reference : str or None
-        Opt-in truth-free quality: a recon store whose ``split`` holds two reconstructions
-        of projections that no method used (e.g. the odd angles, splits 1 and 3 of K=4,
+        Opt-in truth-free MSE: recon store of 2 halves reconstructed from held-out angles.
+        Its ``split`` holds two reconstructions of projections that no method used (e.g. the odd angles, splits 1 and 3 of K=4,
         the run made from splits 0 and 2; see ``tomochunk.metrics.truthfree``). Each method
         is scored by MSE(method, reference) minus the reference's noise variance.
     segmentation_phases : int
