@@ -190,7 +190,9 @@ def score(vol: np.ndarray, case: Case, pair: tuple[np.ndarray, np.ndarray] | Non
     m = case.sample
     s: dict[str, Any] = {"tf_mse": metrics.truth_free_mse(vol, case.ref[0], case.ref[1], m).mse}
     if pair is not None:  # two independent outputs: axial FRC resolution per axis
-        for ax in ("z", "y"):
+        for ax, n in (("z", vol.shape[0]), ("y", vol.shape[1])):
+            if n < 8:  # a few slices (the tooth): no FRC along that axis
+                continue
             r = metrics.axial_frc(pair[0], pair[1], ax)
             s[f"frc_{ax}_px"] = r.resolution_px
     if case.truth is None or case.spec is None:
