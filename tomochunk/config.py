@@ -313,9 +313,10 @@ class ReportConfig:
         Line profile as [z0, y0, x0, z1, y1, x1] (None: chosen automatically).
     truth_free_reference : str or None
         Opt-in truth-free MSE: recon store of 2 halves reconstructed from held-out angles.
-        Its ``split`` holds two reconstructions of projections that no method used (e.g. the odd angles, splits 1 and 3 of K=4,
-        the run made from splits 0 and 2; see ``tomochunk.metrics.truthfree``). Each method
-        is scored by MSE(method, reference) minus the reference's noise variance.
+        Its ``split`` holds two reconstructions of projections that no method used (e.g.
+        the odd angles, splits 1 and 3 of K=4, the run made from splits 0 and 2; see
+        ``tomochunk.metrics.truthfree``). Each method is scored by MSE(method, reference)
+        minus the reference's noise variance.
     segmentation_phases : int
         Phases of the multi-Otsu segmentation scored against the truth (Dice/IoU/porosity).
     """
