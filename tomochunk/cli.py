@@ -323,6 +323,17 @@ def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | Non
         fn(recon, model, denoised, config=dcfg, overwrite=overwrite)
 
 
+def _sigma_option(text: str) -> Any:
+    """``--sigma``: a named mode or a number (validated by the filter before any work)."""
+    try:
+        return float(text)
+    except ValueError:
+        if text not in ("auto-split", "wavelet"):
+            raise click.BadParameter(f"{text!r} is not auto-split, wavelet or a number",
+                                     param_hint="--sigma") from None
+        return text
+
+
 @main.command("filter")
 @click.argument("recon", type=click.Path())
 @click.argument("out", type=click.Path())
@@ -331,14 +342,16 @@ def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | Non
 @click.option("--footprint", type=click.Choice(["ball", "cube"]), default="ball",
               show_default=True)
 @click.option("--chunk-z", type=int, default=16, show_default=True)
+@click.option("--sigma", default="auto-split", show_default=True,
+              help="NLM noise level: auto-split (std(s0-s1)/2), wavelet, or a number.")
 @common
 @_errors
 def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, chunk_z: int,
-               overwrite: bool, **kw: Any) -> None:
+               sigma: str, overwrite: bool, **kw: Any) -> None:
     """Baseline filter (median / nlm / iternlm) of the full reconstruction -> OUT.zarr."""
     fn = _api("filters", "apply_filter", "filter")
     fcfg = cfgmod.FilterConfig(methods=[method], radius=radius, footprint=footprint,
-                               chunk_z=chunk_z)
+                               chunk_z=chunk_z, sigma=_sigma_option(sigma))
     check_config(fcfg)
     check_exists(recon=recon)
     check_distinct(out, [recon])
@@ -351,13 +364,17 @@ def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, c
 @click.argument("run_dir", type=click.Path())
 @click.option("--truth", default=None, type=click.Path(), help="Ground truth (.npy) for PSNR/SSIM.")
 @click.option("--out", default=None, type=click.Path(), help="Report folder (RUN_DIR/report).")
+@click.option("--truth-free-reference", default=None, type=click.Path(),
+              help="Recon store of 2 held-out halves (angles no method used): truth-free MSE.")
 @common
 @_errors
-def report(run_dir: str, truth: str | None, out: str | None, overwrite: bool, **kw: Any) -> None:
+def report(run_dir: str, truth: str | None, out: str | None, truth_free_reference: str | None,
+           overwrite: bool, **kw: Any) -> None:
     """Metrics and a static HTML comparison report of a run directory."""
     fn = _api("report", "make_report", "report")
+    rcfg = cfgmod.ReportConfig(truth=truth, truth_free_reference=truth_free_reference)
     with _session(kw, cluster=False):
-        path = fn(run_dir, out=out, config=cfgmod.ReportConfig(truth=truth), overwrite=overwrite)
+        path = fn(run_dir, out=out, config=rcfg, overwrite=overwrite)
         click.echo(f"report written to {path}")
 
 

@@ -322,6 +322,11 @@ class FilterConfig:
         Search radius of the iterative NLM (its cost grows as (2d+1)^3 per iteration and its
         halo as iterations * (d + patch_size // 2) slices).
     chunk_z : int
+    sigma : {"auto-split", "wavelet"} or float
+        NLM/iterNLM noise sigma: auto-split = std(s0 - s1)/sqrt(2K), wavelet, or a number.
+        ``auto-split`` measures it from the split difference (std(s0 - s1)/2 for K=2);
+        ``wavelet`` is the wavelet MAD estimate per chunk/slice (biased for correlated
+        tomographic noise); a number is used as is.
     """
 
     methods: list[str] = field(default_factory=lambda: ["median", "nlm"])
@@ -333,6 +338,7 @@ class FilterConfig:
     iternlm_iterations: int = 4
     iternlm_patch_distance: int = 3
     chunk_z: int = 16
+    sigma: Literal["auto-split", "wavelet"] | float = "auto-split"
 
 
 @dataclass
@@ -371,11 +377,21 @@ class ReportConfig:
         Slice shown in xy views (None: the middle).
     profile : list of float or None
         Line profile as [z0, y0, x0, z1, y1, x1] (None: chosen automatically).
+    truth_free_reference : str or None
+        Opt-in truth-free MSE: recon store of 2 halves reconstructed from held-out angles.
+        Its ``split`` holds two reconstructions of projections that no method used (e.g.
+        the odd angles, splits 1 and 3 of K=4, the run made from splits 0 and 2; see
+        ``tomochunk.metrics.truthfree``). Each method is scored by MSE(method, reference)
+        minus the reference's noise variance.
+    segmentation_phases : int
+        Phases of the multi-Otsu segmentation scored against the truth (Dice/IoU/porosity).
     """
 
     truth: str | None = None
     slice_z: int | None = None
     profile: list[float] | None = None
+    truth_free_reference: str | None = None
+    segmentation_phases: int = 3
 
 
 @dataclass

@@ -4,6 +4,8 @@
   (an exact selection network, :func:`rank_filter`, 6-9x faster for the radius-2 ball).
 - :func:`nlm`: 3D non-local means (scikit-image) with a per-chunk noise estimate.
 - :func:`iternlm`: iterative, z-adaptive NLM after Bruns et al. (2017).
+- :func:`split_sigma`, :func:`resolve_sigma`: the noise level for NLM measured from the
+  split difference, std(s0 - s1) / 2 for K=2 (``FilterConfig.sigma``, default ``auto-split``).
 - :func:`apply_filter`: ``recon.zarr`` -> ``<method>.zarr`` (``tomochunk filter``).
 
 Each filter takes a numpy array, a Dask array or an :class:`xarray.DataArray` ``(z, y, x)``
@@ -20,9 +22,13 @@ from .median import check_radius, footprint_array, median
 from .nlm import nlm, nlm_halo
 from .registry import FILTERS
 from .selection import rank_filter
+from .sigma import SIGMA_MODES, resolve_sigma, split_sigma
 
 __all__ = [
     "FILTERS",
+    "SIGMA_MODES",
+    "resolve_sigma",
+    "split_sigma",
     "Slab",
     "apply_filter",
     "check_radius",

@@ -13,22 +13,25 @@ from ..io.store import check_output_path, open_recon, open_store, write_dataset
 from ..progress import get_logger
 from .halo import ZarrSource
 from .registry import FILTERS
+from .sigma import resolve_sigma
 
 __all__ = ["apply_filter", "filter_params"]
 
 log = get_logger("filters")
 
 
-def filter_params(method: str, config: FilterConfig) -> dict[str, Any]:
-    """Keyword arguments of filter ``method`` taken from ``config``."""
+def filter_params(method: str, config: FilterConfig, sigma: float | None = None
+                  ) -> dict[str, Any]:
+    """Keyword arguments of filter ``method`` taken from ``config`` (``sigma``: resolved)."""
     if method == "median":
         return {"radius": config.radius, "footprint": config.footprint}
     if method == "nlm":
         return {"patch_size": config.nlm_patch_size, "patch_distance": config.nlm_patch_distance,
-                "h": config.nlm_h}
+                "h": config.nlm_h, "sigma": sigma}
     if method == "iternlm":
         return {"iterations": config.iternlm_iterations, "patch_size": config.nlm_patch_size,
-                "patch_distance": config.iternlm_patch_distance, "h": config.nlm_h}
+                "patch_distance": config.iternlm_patch_distance, "h": config.nlm_h,
+                "sigma": sigma}
     return {}
 
 
@@ -81,7 +84,8 @@ def apply_filter(
     OutputExistsError
         ``out`` exists and ``overwrite`` is false.
     InputError
-        The recon store is missing or has no ``full`` volume.
+        The recon store is missing or has no ``full`` volume, or ``sigma="auto-split"``
+        finds no (or identical) split volumes.
     """
     cfg = config or FilterConfig()
     fn = FILTERS.get(method)
@@ -93,7 +97,11 @@ def apply_filter(
             "run 'tomochunk recon' first"
         )
     full = ds["full"]
-    params = filter_params(method, cfg)
+    sigma = resolve_sigma(cfg.sigma, ds) if method in ("nlm", "iternlm") else None
+    if method in ("nlm", "iternlm"):
+        log.info("%s: noise sigma %s (%s)", method,
+                 "estimated per chunk" if sigma is None else f"{sigma:.4g}", cfg.sigma)
+    params = filter_params(method, cfg, sigma)
     if isinstance(recon, xr.Dataset):
         result = fn(full if full.chunks else full.chunk(), **params, chunk_z=cfg.chunk_z)
     else:  # every task reads its own slab of the store: no data dependencies between tasks

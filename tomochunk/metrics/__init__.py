@@ -10,8 +10,14 @@
 - :func:`psnr`, :func:`ssim`, :func:`affine_fit`: against a ground truth, with an optional
   least-squares affine fit.
 - :func:`noise_from_halves`: noise per slice and as an ``xy`` map from two halves.
+- :func:`lattice_contrast`, :func:`lattice_amplitude`, :func:`axial_frc`: resolution per axis
+  (z against y) and the anisotropy ratio.
+- :func:`truth_free_mse`, :class:`TruthFreeScore`: MSE against the signal from a held-out
+  noisy reference (no truth needed).
+- :mod:`tomochunk.metrics.segmentation`: Otsu labels, Dice/IoU per phase, porosity error.
 """
 
+from .anisotropy import axial_frc, lattice_amplitude, lattice_contrast
 from .cnr import auto_masks, cnr
 from .difference import difference_structure
 from .frc import FRCResult, frc, fsc, half_bit_threshold
@@ -19,6 +25,7 @@ from .noise import noise_from_halves
 from .profiles import FWHM_PER_SIGMA, PeakFit, fit_peaks, line_profile, summarize_fwhm
 from .psd import peak_frequency, psd_1d
 from .quality import affine_fit, mse, psnr, ssim
+from .truthfree import TruthFreeScore, truth_free_mse
 
 __all__ = [
     "cnr",
@@ -40,4 +47,9 @@ __all__ = [
     "mse",
     "affine_fit",
     "noise_from_halves",
+    "lattice_amplitude",
+    "lattice_contrast",
+    "axial_frc",
+    "truth_free_mse",
+    "TruthFreeScore",
 ]

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+from .labels import lattice_labels, lattice_mask, phase_labels, sample_mask
 from .objects import lattice_holes, lattice_patch, make_shapes
 from .scan import (
     SOURCE,
@@ -61,6 +62,10 @@ __all__ = [
     "lattice_patch",
     "lattice_holes",
     "make_shapes",
+    "sample_mask",
+    "lattice_mask",
+    "lattice_labels",
+    "phase_labels",
     "Shapes",
     "Ellipses",
     "ELLIPSOID",

@@ -52,6 +52,7 @@ from ..progress import get_logger
 from . import figures
 from .collect import LABELS, RunData, collect_run
 from .html import render_html
+from .quality import check_reference, quality_sections
 
 __all__ = ["make_report", "analyse"]
 
@@ -238,6 +239,8 @@ def analyse(run: RunData, config: ReportConfig) -> tuple[dict[str, Any], dict[st
             per[m].update(psnr=psnr(slabs[m], truth, fit="affine"),
                           ssim=ssim(slabs[m], truth, fit="affine"))
 
+    quality = quality_sections(run, config, slabs, truth, (zs, ys, xs))
+
     # ---- line profile and FWHM (Fig. 5)
     if config.profile is not None:
         if len(config.profile) != 6:
@@ -378,6 +381,7 @@ def analyse(run: RunData, config: ReportConfig) -> tuple[dict[str, Any], dict[st
         "frc": frc_out,
         "noise": noise_out,
         "training": _training_summary(run.history),
+        **quality,
         "skipped": list(run.notes) + notes,
     }
     return _json_safe(metrics), data
@@ -439,6 +443,8 @@ def make_report(
     out = Path(out) if out is not None else run_dir / "report"
     check_output_path(out, overwrite)
     run = collect_run(run_dir, truth=config.truth)
+    if config.truth_free_reference:
+        check_reference(config.truth_free_reference, run.shape)
     metrics, data = analyse(run, config)
     metrics["report_config"] = to_dict(config)
     with atomic_store(out, overwrite=overwrite) as tmp:

@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from .collect import LABELS, RunData
+from .quality import sections_html
 from .units import format_length_nm
 
 __all__ = ["render_html"]
@@ -187,6 +188,7 @@ FWHM: mean ± standard deviation over the peaks of the line profile of Gaussian 
 {'ground truth' if metrics.get('truth') else 'method itself (no truth: indicative only)'}, i.e. the
 share of the removed signal that is structure rather than noise (≈ 0 % for pure noise removal).
 Bold row: best {'PSNR' if metrics.get('truth') else 'CNR'}.</p>
+{sections_html(metrics, LABELS)}
 
 <h2>Slices (Fig. 4)</h2>
 {_figure(figs, 'slices_xy', 'xy slice of every method with one shared grey scale; the yellow '
