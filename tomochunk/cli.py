@@ -220,6 +220,13 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint.")
+@click.option("--budget", "budget_minutes", type=float, default=None,
+              help="Training budget in minutes: picks network, patch, batch and a step count "
+                   "from a throughput probe (overrides those options).")
+@click.option("--lr-schedule", type=click.Choice(["cosine", "onecycle", "constant"]),
+              default="cosine", show_default=True)
+@click.option("--warmup", type=float, default=0.05, show_default=True,
+              help="Fraction of the steps with a linear learning-rate warm-up.")
 @common
 @_errors
 def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
@@ -242,15 +249,17 @@ def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
 @click.option("--strict", is_flag=True, help="Error when the model does not match the scan.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
+@click.option("--ensemble", type=click.Choice(["1", "2", "4", "8"]), default="8",
+              show_default=True, help="D4 self-ensemble size (flips/rotations averaged; 1=off).")
 @common
 @_errors
 def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | None,
-            tile_halo: int | None, strict: bool, device: str, overwrite: bool,
+            tile_halo: int | None, strict: bool, device: str, ensemble: str, overwrite: bool,
             **kw: Any) -> None:
     """Apply a trained model to RECON.zarr (chunked, halo-overlapped) -> DENOISED.zarr."""
     fn = _api("infer", "denoise", "denoise")
     dcfg = cfgmod.DenoiseConfig(chunk_z=chunk_z, tile=tile, tile_halo=tile_halo, strict=strict,
-                                device=device)
+                                device=device, ensemble=int(ensemble))
     with _session(kw):
         fn(recon, model, denoised, config=dcfg, overwrite=overwrite)
 
@@ -297,17 +306,20 @@ def report(run_dir: str, truth: str | None, out: str | None, overwrite: bool, **
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
 @click.option("--depth", type=int, default=None, help="Override train.depth.")
 @click.option("--center", default=None, help="Override preprocess.center.")
+@click.option("--budget", type=float, default=None,
+              help="Override train.budget_minutes (default: fitted to the data and hardware).")
 @common
 @_errors
 def run(input: str, out: str, config_path: str | None, epochs: int | None, depth: int | None,
-        center: str | None, overwrite: bool, **kw: Any) -> None:
+        center: str | None, budget: float | None, overwrite: bool, **kw: Any) -> None:
     """Whole pipeline: ingest -> recon -> train -> denoise -> filters -> report."""
     fn = _api("pipeline", "run", "run")
     quiet, verbose = kw.pop("quiet"), kw.pop("verbose")
     ccfg = _cluster_cfg(kw)
     fn(input, out, config=config_path, cluster=ccfg, overwrite=overwrite, quiet=quiet,
        verbose=verbose, overrides={"train.epochs": epochs, "train.depth": depth,
-                                   "preprocess.center": _center(center)})
+                                   "preprocess.center": _center(center),
+                                   "train.budget_minutes": budget})
 
 
 @main.command()

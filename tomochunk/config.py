@@ -206,6 +206,16 @@ class TrainConfig:
     max_train_slices : int or None
         Train on at most this many slices (the ones next to the validation slab; None: all),
         which bounds the memory of the training task for large volumes.
+    lr_schedule : {"cosine", "onecycle", "constant"}
+        Learning rate per optimiser step over the planned ``epochs`` (cosine decay to 1% of
+        ``lr`` after the warm-up; onecycle; constant after the warm-up).
+    warmup : float
+        Fraction of the planned steps with a linear learning-rate warm-up.
+    budget_minutes : float or None
+        Training budget: a short throughput probe on this hardware picks the network, patch,
+        batch and a fixed step count (``epochs``) that fit the budget, so results do not
+        depend on the load of the machine (``max_minutes`` stays a safety stop). None: use
+        the settings as given.
     """
 
     network: str = "msd"
@@ -230,6 +240,9 @@ class TrainConfig:
     threads: int | None = None
     resume: bool = False
     max_train_slices: int | None = None
+    lr_schedule: Literal["cosine", "onecycle", "constant"] = "cosine"
+    warmup: float = 0.05
+    budget_minutes: float | None = None
 
 
 @dataclass
@@ -250,6 +263,9 @@ class DenoiseConfig:
         Allowed relative difference of the noise level between model and target.
     device : {"auto", "cpu", "cuda"}
     batch_size : int
+    ensemble : {1, 2, 4, 8}
+        D4 self-ensemble: average the predictions over this many in-plane flips/rotations
+        (8 = all; 1 = off, 8x faster inference).
     """
 
     chunk_z: int = 16
@@ -259,6 +275,7 @@ class DenoiseConfig:
     noise_tolerance: float = 0.5
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = 4
+    ensemble: int = 8
 
 
 @dataclass
