@@ -49,13 +49,51 @@ def phantom(n_z: int, n_xy: int, n_angles: int, seed: int) -> dict[str, Any]:
     scan, truth = tc.simulate_scan(spec)
     pre = PreprocessConfig(center=(n_xy - 1) / 2)
     rec = reconstruct(scan, preprocess=pre, splits=4)
-    return {"truth": truth, "split4": np.asarray(rec["split"].values, np.float32),
+    return {"spec": spec, "truth": truth, "split4": np.asarray(rec["split"].values, np.float32),
             "full": np.asarray(rec["full"].values, np.float32)}
 
 
-def score(vol: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+def score(vol: np.ndarray, data: dict[str, Any]) -> dict[str, float]:
+    """PSNR/SSIM inside the sample and the lattice contrast along y and z."""
+    truth, mask = data["truth"], data["mask"]
     return {"psnr": round(float(psnr(vol, truth, mask)), 3),
-            "ssim": round(float(ssim(vol, truth, mask)), 4)}
+            "ssim": round(float(ssim(vol, truth, mask)), 4),
+            **lattice_contrast(vol, truth, mask, data["box"], data["spec"].lattice_period)}
+
+
+def _lattice_amp(v: np.ndarray, period: float, axis: int) -> float:
+    """RMS amplitude of ``v`` at the lattice frequency ``1/period`` along ``axis``."""
+    v = np.moveaxis(v - v.mean(), axis, -1)
+    n = v.shape[-1]
+    phase = np.exp(-2j * np.pi * np.arange(n) / period)
+    return float(np.sqrt(np.mean(np.abs(v @ phase) ** 2)) / n)
+
+
+def lattice_box(spec: Any, truth: np.ndarray) -> tuple[slice, slice, slice]:
+    """The square box inscribed in the lattice patch (its sign of y checked on the truth)."""
+    from tomochunk.phantom.objects import lattice_patch
+
+    px, py, pr, z0, z1 = lattice_patch(spec)
+    c, h = (spec.n_xy - 1) / 2, int(pr / np.sqrt(2))
+    zs = slice(int(np.ceil(z0)), int(np.floor(z1)) + 1)
+    boxes = []
+    for row in (c - py, c + py):
+        r, col = int(round(row)), int(round(c + px))
+        boxes.append((zs, slice(r - h, r + h), slice(col - h, col + h)))
+    return max(boxes, key=lambda b: _lattice_amp(truth[b], spec.lattice_period, 1))
+
+
+def lattice_contrast(vol: np.ndarray, truth: np.ndarray, mask: np.ndarray, box: Any,
+                     period: float) -> dict[str, float]:
+    """Lattice contrast along y and z relative to the truth's (after the affine fit), and
+    their ratio z/y: below 1 the lattice is smeared along z more than along y."""
+    from tomochunk.metrics.quality import affine_fit
+
+    a, b = affine_fit(vol, truth, mask)
+    v, t = a * vol[box] + b, truth[box]
+    cy = _lattice_amp(v, period, 1) / _lattice_amp(t, period, 1)
+    cz = _lattice_amp(v, period, 0) / _lattice_amp(t, period, 0)
+    return {"lattice_y": round(cy, 3), "lattice_z": round(cz, 3), "z/y": round(cz / cy, 3)}
 
 
 def _dataset(splits: np.ndarray) -> xr.Dataset:
@@ -87,7 +125,7 @@ def run_variant(name: str, data: dict[str, Any], mask: np.ndarray, base: dict[st
                      "schedule": cfg.lr_schedule, "steps": cfg.epochs * per_epoch,
                      "train_cpu_s": round(cpu, 1), "train_wall_s": round(wall, 1),
                      "infer_cpu_s": round(time.process_time() - c1, 1),
-                     "best_epoch": model.history["best_epoch"], **score(den, data["truth"], mask)})
+                     "best_epoch": model.history["best_epoch"], **score(den, data)})
         print(table(rows[-1:]), flush=True)
     return rows
 
@@ -123,22 +161,24 @@ def step_cost(threads: int, depth: int, patch: int, batch: int, n: int = 3) -> d
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny phantom and 40 steps")
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--n-xy", type=int, default=96)
-    ap.add_argument("--n-z", type=int, default=16)
+    ap.add_argument("--n-xy", type=int, default=64)
+    ap.add_argument("--n-z", type=int, default=12)
     ap.add_argument("--only", default=None, help="comma-separated variant names to run")
     args = ap.parse_args()
     steps = 40 if args.quick else args.steps
-    n_xy, n_z = (64, 12) if args.quick else (args.n_xy, args.n_z)
+    n_xy, n_z = (48, 10) if args.quick else (args.n_xy, args.n_z)
     t0 = time.perf_counter()
-    data = phantom(n_z, n_xy, 4 * 75 if args.quick else 4 * 100, seed=0)
+    data = phantom(n_z, n_xy, 4 * 50 if args.quick else 4 * 75, seed=0)
     mask = data["truth"] > 0
+    data["mask"] = mask
+    data["box"] = lattice_box(data["spec"], data["truth"])
     print(f"phantom {n_z}x{n_xy}^2 simulated and reconstructed (K=4) in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
 
     peers: list[dict[str, Any]] = [{"variant": "unfiltered full reconstruction",
-                                    **score(data["full"], data["truth"], mask)}]
+                                    **score(data["full"], data)}]
     try:
         import bm4d  # noqa: F401
 
@@ -149,31 +189,35 @@ def main() -> None:
     med = np.asarray(tc.filters.median(data["full"], radius=2))
     peers.append({"variant": "3D median r=2", "train_cpu_s": 0.0,
                   "infer_cpu_s": round(time.process_time() - c0, 1),
-                  **score(med, data["truth"], mask)})
+                  **score(med, data)})
     print(table(peers), flush=True)
 
-    base = dict(network="msd", depth=30, context=5, patch_size=48, batch_size=4, lr=1e-3,
+    base = dict(network="msd", depth=30, context=5, patch_size=32, batch_size=8, lr=1e-3,
                 loss="mse", lr_schedule="constant", warmup=0.0, seed=0)
     variants: list[tuple[str, dict[str, Any]]] = [
         ("base MSD-30 const lr", {}),
         ("cosine + warm-up", {"lr_schedule": "cosine", "warmup": 0.05}),
-        ("onecycle", {"lr_schedule": "onecycle", "warmup": 0.3, "lr": 2e-3}),
-        ("L1 loss", {"loss": "l1"}),
         ("K=4 X:1", {"k": 4}),
+        ("L1 loss", {"loss": "l1"}),
         ("MSD-20", {"depth": 20}),
         ("MSD-50", {"depth": 50}),
         ("UNet 3x16 (2.5D)", {"network": "unet", "unet_depth": 3, "unet_features": 16}),
-        ("patch 32 x batch 8", {"patch_size": 32, "batch_size": 8}),
-        ("patch 64 x batch 2", {"patch_size": 64, "batch_size": 2}),
+        ("patch 48 x batch 4", {"patch_size": 48, "batch_size": 4}),
+        ("onecycle", {"lr_schedule": "onecycle", "warmup": 0.3, "lr": 2e-3}),
+        ("cosine lr 3e-3", {"lr_schedule": "cosine", "warmup": 0.05, "lr": 3e-3}),
     ]
     if args.only:
         keep = {v.strip() for v in args.only.split(",")}
         variants = [v for v in variants if v[0] in keep]
     rows: list[dict[str, Any]] = []
+    meta = {"phantom": {"n_z": n_z, "n_xy": n_xy, "splits": 4, "lattice": True, "seed": 0},
+            "steps": steps, "threads": args.threads, "peer_note": peer_note,
+            "cost_unit": "optimiser steps; CPU seconds via time.process_time"}
     for name, ov in variants:
         ov = dict(ov)
         k = ov.pop("k", 2)
         rows += run_variant(name, data, mask, base, steps, args.threads, k=k, **ov)
+        write_json("n2i_ablation", {**meta, "partial": True, "peers": peers, "variants": rows})
     ref = next((r["psnr"] for r in rows if r["variant"] == "base MSD-30 const lr"), None)
     med_psnr = peers[1]["psnr"]
     for r in rows:
@@ -182,15 +226,14 @@ def main() -> None:
     cost = step_cost(args.threads, 30, base["patch_size"], base["batch_size"])
     print("\n" + table(peers + rows, ["variant", "K", "network", "patch", "batch", "loss",
                                       "schedule", "steps", "train_cpu_s", "infer_cpu_s",
-                                      "psnr", "ssim", "gain_db_vs_base", "vs_median_db"]))
+                                      "psnr", "ssim", "lattice_y", "z/y", "gain_db_vs_base",
+                                      "vs_median_db"]))
     print(f"\nMSD-30 step CPU s ({base['patch_size']}^2 x {base['batch_size']}): {cost}")
     print(f"peer: {peer_note}; cost = optimiser steps (equal) and CPU seconds "
           f"(process_time, {args.threads} torch threads)")
     path = write_json("n2i_ablation", {
-        "phantom": {"n_z": n_z, "n_xy": n_xy, "splits": 4, "lattice": True, "seed": 0},
-        "steps": steps, "threads": args.threads, "peer_note": peer_note,
-        "cost_unit": "optimiser steps; CPU seconds via time.process_time",
-        "peers": peers, "variants": rows, "bf16_step_cost": cost})
+        **meta, "peers": peers, "lattice_box": [str(b) for b in data["box"]], "variants": rows,
+        "bf16_step_cost": cost})
     print(f"results: {path}")
 
 

@@ -220,7 +220,9 @@ def test_train_history_and_metadata(vols, straight3):
     m = straight3
     hist = m.history
     assert [e["epoch"] for e in hist["epochs"]] == [1, 2, 3]
-    assert set(hist["epochs"][0]) == {"epoch", "train_loss", "val_loss", "seconds"}
+    assert set(hist["epochs"][0]) == {"epoch", "train_loss", "val_loss", "seconds", "lr",
+                                      "cpu_seconds"}
+    assert hist["epochs"][0]["lr"] == 1e-3 and "under_trained" in hist
     vals = [e["val_loss"] for e in hist["epochs"]]
     assert hist["best_epoch"] == int(np.argmin(vals)) + 1 and hist["stopped"] == "epochs"
     meta = m.metadata
@@ -586,7 +588,7 @@ def test_quality_beats_full_reconstruction_and_median(tmp_path):
     full, splits = rec["full"].values, rec["split"].values
     model = T.train(rec, tmp_path / "q", network="msd", depth=25, context=5, patch_size=48,
                     batch_size=4, patches_per_epoch=96, lr=2e-3, epochs=20, patience=5,
-                    max_minutes=2.5, device="cpu", seed=0)
+                    max_minutes=2.5, device="cpu", seed=0, lr_schedule="constant", warmup=0.0)
     den = T.denoise_volume_inprocess(model, splits)
     median = ndimage.median_filter(full, footprint=ball(2), mode="reflect")
     mask = np.broadcast_to(D.circle_mask(*truth.shape[1:]), truth.shape)

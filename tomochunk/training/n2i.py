@@ -859,6 +859,15 @@ def train(
 
     Notes
     -----
+    Budget: with ``budget_minutes`` a short throughput probe (CPU time per thread, so a busy
+    machine gives the same plan) picks the network, patch, batch and a fixed step count
+    (:mod:`tomochunk.training.budget`), logged with the estimated time before training
+    starts; a resumed budgeted run keeps the plan stored in its checkpoint. The learning rate
+    follows ``lr_schedule`` with ``warmup`` over the planned ``epochs``
+    (:mod:`tomochunk.training.schedule`). A run whose validation loss is still falling when
+    it stops (``epochs`` or ``max_minutes``) logs one WARNING line and records
+    ``under_trained`` in the metadata.
+
     Patch size: the default (256) is clamped to the slice when the slice is smaller; any
     other value larger than the slice is an error. Validation slab: the
     ``max(1, round(val_fraction * Z))`` slices at one end of z (``val_end``), separated from
