@@ -223,9 +223,9 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
 @click.option("--budget", "budget_minutes", type=float, default=None,
               help="Training budget in minutes: picks network, patch, batch and a step count "
                    "from a throughput probe (overrides those options).")
-@click.option("--lr-schedule", type=click.Choice(["cosine", "onecycle", "constant"]),
-              default="cosine", show_default=True)
-@click.option("--warmup", type=float, default=0.05, show_default=True,
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "onecycle"]),
+              default="constant", show_default=True)
+@click.option("--warmup", type=float, default=0.0, show_default=True,
               help="Fraction of the steps with a linear learning-rate warm-up.")
 @common
 @_errors
