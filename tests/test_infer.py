@@ -96,7 +96,7 @@ def saved(tmp_path_factory):
 def test_denoise_array_matches_training_reference(strategy, k):
     splits = _splits(k=k)
     model = _model(k=k, strategy=strategy)
-    out = denoise_array(splits, model)
+    out = denoise_array(splits, model, ensemble=1)
     assert out.shape == SHAPE and out.dtype == np.float32
     np.testing.assert_allclose(out, denoise_volume_inprocess(model, splits), atol=1e-6)
 
@@ -106,7 +106,8 @@ def test_denoise_array_averages_the_k_pairings():
     model = _model(context=1)
     one = model.predict(splits[1][:, None])  # pairing 0: X:1 input = split 1
     two = model.predict(splits[0][:, None])
-    np.testing.assert_allclose(denoise_array(splits, model), (one + two) / 2, atol=1e-6)
+    np.testing.assert_allclose(denoise_array(splits, model, ensemble=1), (one + two) / 2,
+                               atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- chunked == whole

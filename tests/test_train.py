@@ -27,7 +27,7 @@ from tomochunk.training import n2i
 
 # a tiny but real MSDNet run: a fraction of a second per epoch on one core
 TINY = dict(network="msd", depth=4, width=1, patch_size=24, batch_size=4, patches_per_epoch=8,
-            epochs=2, device="cpu", threads=1, seed=0)
+            epochs=2, device="cpu", threads=1, seed=0, lr_schedule="constant", warmup=0.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -89,7 +89,8 @@ def _weights_equal(a, b, atol=1e-6):
 
 
 def _strip_seconds(history):
-    return [{k: v for k, v in e.items() if k != "seconds"} for e in history["epochs"]]
+    return [{k: v for k, v in e.items() if k not in ("seconds", "cpu_seconds")}
+            for e in history["epochs"]]
 
 
 # --------------------------------------------------------------------------------------
@@ -219,7 +220,9 @@ def test_train_history_and_metadata(vols, straight3):
     m = straight3
     hist = m.history
     assert [e["epoch"] for e in hist["epochs"]] == [1, 2, 3]
-    assert set(hist["epochs"][0]) == {"epoch", "train_loss", "val_loss", "seconds"}
+    assert set(hist["epochs"][0]) == {"epoch", "train_loss", "val_loss", "seconds", "lr",
+                                      "cpu_seconds"}
+    assert hist["epochs"][0]["lr"] == 1e-3 and "under_trained" in hist
     vals = [e["val_loss"] for e in hist["epochs"]]
     assert hist["best_epoch"] == int(np.argmin(vals)) + 1 and hist["stopped"] == "epochs"
     meta = m.metadata
@@ -585,7 +588,8 @@ def test_quality_beats_full_reconstruction_and_median(tmp_path):
     full, splits = rec["full"].values, rec["split"].values
     model = T.train(rec, tmp_path / "q", network="msd", depth=25, context=5, patch_size=48,
                     batch_size=4, patches_per_epoch=96, lr=2e-3, epochs=20, patience=5,
-                    max_minutes=20.0, device="cpu", seed=0)  # epochs budget; minutes: safety
+                    max_minutes=20.0, device="cpu", seed=0,  # epochs budget; minutes: safety
+                    lr_schedule="constant", warmup=0.0)
     den = T.denoise_volume_inprocess(model, splits)
     median = ndimage.median_filter(full, footprint=ball(2), mode="reflect")
     mask = np.broadcast_to(D.circle_mask(*truth.shape[1:]), truth.shape)

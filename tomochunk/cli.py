@@ -281,6 +281,13 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
               show_default=True, help="CUDA forward precision (auto: bf16 if it keeps the loss).")
 @click.option("--data-parallel", type=int, default=1, show_default=True,
               help="Data-parallel processes, one per GPU of the worker (0: all GPUs).")
+@click.option("--budget", "budget_minutes", type=float, default=None,
+              help="Training budget in minutes: picks network, patch, batch and a step count "
+                   "from a throughput probe (overrides those options).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine", "onecycle"]),
+              default="constant", show_default=True)
+@click.option("--warmup", type=float, default=0.0, show_default=True,
+              help="Fraction of the steps with a linear learning-rate warm-up.")
 @common
 @_errors
 def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
@@ -306,15 +313,17 @@ def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
 @click.option("--strict", is_flag=True, help="Error when the model does not match the scan.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
+@click.option("--ensemble", type=click.Choice(["1", "2", "4", "8"]), default="8",
+              show_default=True, help="D4 self-ensemble size (flips/rotations averaged; 1=off).")
 @common
 @_errors
 def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | None,
-            tile_halo: int | None, strict: bool, device: str, overwrite: bool,
+            tile_halo: int | None, strict: bool, device: str, ensemble: str, overwrite: bool,
             **kw: Any) -> None:
     """Apply a trained model to RECON.zarr (chunked, halo-overlapped) -> DENOISED.zarr."""
     fn = _api("infer", "denoise", "denoise")
     dcfg = cfgmod.DenoiseConfig(chunk_z=chunk_z, tile=tile, tile_halo=tile_halo, strict=strict,
-                                device=device)
+                                device=device, ensemble=int(ensemble))
     check_config(dcfg)
     check_exists(recon=recon, model=model)
     check_distinct(denoised, [recon, model])
@@ -386,6 +395,8 @@ def report(run_dir: str, truth: str | None, out: str | None, truth_free_referenc
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
 @click.option("--depth", type=int, default=None, help="Override train.depth.")
 @click.option("--center", default=None, help="Override preprocess.center.")
+@click.option("--budget", type=float, default=None,
+              help="Override train.budget_minutes (default: fitted to the data and hardware).")
 @click.option("--splits", type=int, default=None, help="Override recon.splits.")
 @click.option("--network", default=None, help="Override train.network.")
 @click.option("--context", type=int, default=None, help="Override train.context.")
@@ -399,7 +410,8 @@ def report(run_dir: str, truth: str | None, out: str | None, truth_free_referenc
 @common
 @_errors
 def run(input: str, out: str, config_path: str | None, epochs: int | None, depth: int | None,
-        center: str | None, splits: int | None, network: str | None, context: int | None,
+        center: str | None, budget: float | None, splits: int | None, network: str | None,
+        context: int | None,
         max_minutes: float | None, chunk_z: int | None, radius: int | None,
         settings: tuple[str, ...], overwrite: bool, **kw: Any) -> None:
     """Whole pipeline: ingest -> recon -> train -> denoise -> filters -> report."""
@@ -411,6 +423,7 @@ def run(input: str, out: str, config_path: str | None, epochs: int | None, depth
     fn(input, out, config=config_path, cluster=ccfg, overwrite=overwrite, quiet=quiet,
        verbose=verbose, overrides={"train.epochs": epochs, "train.depth": depth,
                                    "preprocess.center": _center(center),
+                                   "train.budget_minutes": budget,
                                    "recon.splits": splits, "train.network": network,
                                    "train.context": context, "train.max_minutes": max_minutes,
                                    "denoise.chunk_z": chunk_z, "filters.chunk_z": chunk_z,

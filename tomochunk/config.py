@@ -245,6 +245,18 @@ class TrainConfig:
         Data-parallel training processes on the node, one per GPU (0: every GPU the worker
         sees). With device cpu, gloo CPU processes (for testing). batch_size and
         patches_per_epoch must be multiples of it.
+    lr_schedule : {"constant", "cosine", "onecycle"}
+        Learning-rate schedule over the planned steps (``epochs``); constant by default.
+        Constant after the warm-up (it beat cosine by 1.8 dB in the under-trained regime of a CPU
+        budget, ``benchmarks/n2i_ablation.py``), cosine decay to 1% of ``lr``, or onecycle.
+    warmup : float
+        Fraction of the planned steps with a linear learning-rate warm-up (0: none).
+    budget_minutes : float or None
+        Training budget in minutes (None: train with the settings as given).
+        A short throughput probe on this hardware picks the network, patch,
+        batch and a fixed step count (``epochs``) that fit the budget, so results do not
+        depend on the load of the machine (``max_minutes`` stays a safety stop). None: use
+        the settings as given.
     """
 
     network: str = "msd"
@@ -272,6 +284,9 @@ class TrainConfig:
     val_gap: int | None = None
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     data_parallel: int = 1
+    lr_schedule: Literal["constant", "cosine", "onecycle"] = "constant"
+    warmup: float = 0.0
+    budget_minutes: float | None = None
 
 
 @dataclass
@@ -292,6 +307,10 @@ class DenoiseConfig:
         Allowed relative difference of the noise level between model and target.
     device : {"auto", "cpu", "cuda"}
     batch_size : int
+    ensemble : {1, 2, 4, 8}
+        D4 self-ensemble size: in-plane flips/rotations averaged (8 = all; 1 = off).
+        The ensemble gained 0.15-0.3 dB PSNR in ``benchmarks/n2i_ablation.py``; 1 makes
+        inference 8x faster.
     """
 
     chunk_z: int = 16
@@ -301,6 +320,7 @@ class DenoiseConfig:
     noise_tolerance: float = 0.5
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = 4
+    ensemble: int = 8
 
 
 @dataclass

@@ -205,11 +205,13 @@ def _predict(model: Predictor, x: np.ndarray, tile: int | None, halo: int,
 
 def _denoise_slab(slab: np.ndarray, info: Slab, *, model: Any, device: str = "cpu",
                   batch_size: int = 4, tile: int | None = None, tile_halo: int = 0,
-                  blend: bool = False) -> np.ndarray:
+                  blend: bool = False, ensemble: int = 1) -> np.ndarray:
     """Denoise the core slices ``[info.z0, info.z1)`` of a split slab ``(K, lo:hi, H, W)``.
 
-    A slab of ``m * K_model`` splits is merged to the model's ``K_model`` first.
+    A slab of ``m * K_model`` splits is merged to the model's ``K_model`` first. With
+    ``ensemble`` > 1 every prediction is the D4 self-ensemble (:mod:`tomochunk.ensemble`).
     """
+    from .ensemble import ensemble_predict
     from .training.dataset import context_indices, pair_input
 
     net = _worker_model(model, device)
@@ -227,7 +229,8 @@ def _denoise_slab(slab: np.ndarray, info: Slab, *, model: Any, device: str = "cp
             inputs = pair_input(slab, k, strategy)  # (hi - lo, H, W), same per voxel
             for b0 in range(0, len(zs), batch_size):
                 x = np.stack([inputs[i] for i in idx[b0:b0 + batch_size]])
-                out[b0:b0 + len(x)] += _predict(net, x, tile, tile_halo, blend)
+                out[b0:b0 + len(x)] += ensemble_predict(
+                    lambda a: _predict(net, a, tile, tile_halo, blend), x, ensemble)
     return (out / n_k).astype(np.float32)
 
 
@@ -255,6 +258,7 @@ def denoise_array(
     batch_size: int = 4,
     tile: int | None = None,
     tile_halo: int | None = None,
+    ensemble: int = 8,
 ) -> np.ndarray:
     """Denoise whole split volumes ``(K, Z, H, W)`` in one call (the exactness reference).
 
@@ -269,6 +273,9 @@ def denoise_array(
         Slices per forward pass.
     tile, tile_halo : int, optional
         In-plane tiling (see the module docstring).
+    ensemble : {1, 2, 4, 8}
+        Symmetries of the D4 self-ensemble averaged per prediction (1: none; the default
+        8 is :class:`~tomochunk.config.DenoiseConfig`'s).
 
     Returns
     -------
@@ -285,7 +292,8 @@ def denoise_array(
     n_z = splits.shape[1]
     t, h, blend = _tiling(meta, tile, tile_halo)
     return _denoise_slab(splits, Slab(0, n_z, 0, n_z, n_z), model=model,
-                         batch_size=batch_size, tile=t, tile_halo=h, blend=blend)
+                         batch_size=batch_size, tile=t, tile_halo=h, blend=blend,
+                         ensemble=ensemble)
 
 
 # ----------------------------------------------------------------------------- transfer checks
@@ -462,6 +470,8 @@ def _check_config(cfg: DenoiseConfig) -> None:
         problems.append(f"tile_halo must be >= 0 (got {cfg.tile_halo})")
     if not cfg.noise_tolerance > 0:
         problems.append(f"noise_tolerance must be > 0 (got {cfg.noise_tolerance})")
+    if cfg.ensemble not in (1, 2, 4, 8):
+        problems.append(f"ensemble must be 1, 2, 4 or 8 (got {cfg.ensemble})")
     if problems:
         raise ConfigError("invalid denoise configuration: " + "; ".join(problems))
 
@@ -548,7 +558,7 @@ def denoise(
         written variable; None returns the lazy result.
     config : DenoiseConfig, optional
         ``chunk_z``, ``tile``, ``tile_halo``, ``strict``, ``noise_tolerance``, ``device``,
-        ``batch_size``; ``overrides`` (``chunk_z=8``, ...) are applied on top.
+        ``batch_size``, ``ensemble``; ``overrides`` (``chunk_z=8``, ...) are applied on top.
     overwrite : bool
         Replace an existing ``out`` (only once the new one is complete).
 
@@ -599,7 +609,7 @@ def denoise(
                 "with --resources GPU=1"
             )
     params = {"model": ref, "device": cfg.device, "batch_size": cfg.batch_size,
-              "tile": tile, "tile_halo": halo, "blend": blend}
+              "tile": tile, "tile_halo": halo, "blend": blend, "ensemble": cfg.ensemble}
     with dask.annotate(resources=resources) if resources else contextlib.nullcontext():
         arr = map_z_halo(_denoise_slab, data, halo=context // 2, chunk_z=cfg.chunk_z,
                          dtype=np.float32, out_shape=tuple(data.shape[1:]), extra=params,
@@ -618,6 +628,7 @@ def denoise(
         "tile": tile,
         "tile_halo": halo,
         "tiling_exact": not blend,
+        "ensemble": cfg.ensemble,
         "noise_sigma_model": meta.get("noise_sigma"),
         "noise_sigma_scan": check.noise_scan,
         "transfer_mismatches": [_describe(m) for m in check.mismatches],

@@ -320,6 +320,7 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
     from .io.ingest import ingest
     from .recon.volume import reconstruct
     from .report import make_report
+    from .training.budget import with_default_budget
     from .training.modelfile import CHECKPOINT_FILE
     from .training.n2i import train
 
@@ -354,7 +355,8 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
             # a LocalCluster runs the stages one after another, so the training task (one
             # task on a one-thread worker) may use every core of this machine
             threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        m = train(recon, model, config=replace(cfg.train, resume=resume, threads=threads),
+        tcfg = with_default_budget(cfg.train, recon, threads)
+        m = train(recon, model, config=replace(tcfg, resume=resume, threads=threads),
                   overwrite=True)
         hist = getattr(m, "history", None) or {}
         epochs = hist.get("epochs", [])

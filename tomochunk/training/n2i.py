@@ -87,6 +87,8 @@ HASH_FIELDS = (
     "val_end",
     "seed",
     "max_train_slices",
+    "lr_schedule",
+    "warmup",
 )
 
 #: Reconstruction attributes copied into the model metadata.
@@ -155,6 +157,13 @@ def _check_config(cfg: TrainConfig) -> None:
         problems.append(f"lr must be > 0 (got {cfg.lr})")
     if cfg.patience is not None and cfg.patience < 1:
         problems.append(f"patience must be >= 1 or null (got {cfg.patience})")
+    if cfg.lr_schedule not in ("constant", "cosine", "onecycle"):
+        problems.append(f"lr_schedule must be constant, cosine or onecycle (got "
+                        f"{cfg.lr_schedule!r})")
+    if not 0.0 <= cfg.warmup < 1.0:
+        problems.append(f"warmup must be in [0, 1) (got {cfg.warmup})")
+    if cfg.budget_minutes is not None and not cfg.budget_minutes > 0:
+        problems.append(f"budget_minutes must be > 0 or null (got {cfg.budget_minutes})")
     if cfg.max_minutes is not None and not cfg.max_minutes > 0:
         problems.append(f"max_minutes must be > 0 or null (got {cfg.max_minutes})")
     if not 0.0 <= cfg.val_fraction < 1.0:
@@ -449,6 +458,7 @@ def fit(
     loss_fn = _loss_fn(cfg.loss)
     network.to(device)
     opt = torch.optim.Adam(network.parameters(), lr=cfg.lr)
+    from .schedule import lr_at, set_lr, still_improving
     stopper = EarlyStopping(cfg.patience)
     history: dict[str, Any] = {"epochs": [], "best_epoch": None, "stopped": None}
     best_state = _cpu_state(network)
@@ -469,6 +479,7 @@ def fit(
                  stopper.best)
 
     steps = math.ceil(cfg.patches_per_epoch / cfg.batch_size)
+    total_steps = steps * cfg.epochs  # the horizon of the learning-rate schedule
     # whole validation slices per forward pass: as many voxels as one training batch
     val_batch = max(1, (cfg.batch_size * patch * patch) // (data.shape[0] * data.shape[1]))
     t_start = time.perf_counter()
@@ -495,7 +506,7 @@ def fit(
             ):
                 stopped = "max_minutes"
                 break
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             rng = np.random.default_rng([cfg.seed, epoch])
             torch.manual_seed(cfg.seed * 1_000_003 + epoch)
             network.train()
@@ -505,6 +516,9 @@ def fit(
                 xb, yb = data.sample_patches(rng, n, patch)
                 x = _normalise(xb, norm["input"], device)
                 y = _normalise(yb, norm["output"], device)
+                lr_now = lr_at((epoch - 1) * steps + step, total_steps, cfg.lr, cfg.lr_schedule,
+                               cfg.warmup)
+                set_lr(opt, lr_now)
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(network(x), y)
                 loss.backward()
@@ -523,7 +537,8 @@ def fit(
             last_seconds = time.perf_counter() - t0
             history["epochs"].append(
                 {"epoch": epoch, "train_loss": train_loss, "val_loss": val,
-                 "seconds": round(last_seconds, 4)}
+                 "seconds": round(last_seconds, 4), "lr": lr_now,
+                 "cpu_seconds": round(time.process_time() - c0, 4)}
             )
             history["best_epoch"] = stopper.best_epoch
             if checkpoint_path is not None:
@@ -545,9 +560,21 @@ def fit(
                     },
                     checkpoint_path,
                 )
+            if epoch == start:
+                log.info("estimated training time: %.1f min for %d epochs (%.1f s per epoch)",
+                         last_seconds * (cfg.epochs - start + 1) / 60.0, cfg.epochs - start + 1,
+                         last_seconds)
             on_epoch({**history["epochs"][-1], "best_epoch": stopper.best_epoch})
             epoch += 1
     history["stopped"] = stopped
+    history["under_trained"] = bool(
+        stopped in ("epochs", "max_minutes")
+        and still_improving([e["val_loss"] for e in history["epochs"]])
+    )
+    if history["under_trained"]:
+        log.warning("WARNING: training stopped under-trained (%s after epoch %d): the validation "
+                    "loss was still falling; give it a larger --budget (or more --epochs)",
+                    stopped, epoch - 1)
     log.info("training stopped (%s) after epoch %d; best epoch %d (validation loss %.5g)",
              stopped, epoch - 1, stopper.best_epoch, stopper.best)
     return FitResult(best_state, history, _cpu_state(network))
@@ -639,6 +666,21 @@ def _metadata(
     }
 
 
+#: The settings a budget plan fixes, kept in the checkpoint so a resumed run keeps its plan.
+_PLAN_FIELDS = ("network", "depth", "width", "patch_size", "batch_size", "patches_per_epoch",
+                "epochs", "patience", "max_minutes")
+
+
+def _checkpoint_plan(model_dir: Path, cfg: TrainConfig) -> dict[str, Any] | None:
+    """The budget plan stored in ``model_dir``'s checkpoint when resuming a budgeted run."""
+    ck = model_dir / CHECKPOINT_FILE
+    if not (cfg.resume and cfg.budget_minutes is not None and ck.exists()):
+        return None
+    fields_ = json.loads(_load_checkpoint(ck).get("config_fields_json", "{}"))
+    plan = fields_.get("budget_plan")
+    return dict(plan) if isinstance(plan, dict) else None
+
+
 def _train_here(
     recon: xr.Dataset | Path,
     model_dir: Path | None,
@@ -651,8 +693,29 @@ def _train_here(
     with _torch_session(cfg.threads, device):
         ds = open_dataset(recon) if isinstance(
             recon, Path) else recon
-        info = inspect_recon(ds, cfg, str(recon) if isinstance(recon, Path) else "recon dataset")
+        where = str(recon) if isinstance(recon, Path) else "recon dataset"
+        info = inspect_recon(ds, cfg, where)
+        plan = None
+        planned = _checkpoint_plan(model_dir, cfg) if model_dir else None
+        if planned is not None:
+            cfg = replace(cfg, **planned)  # resume a budgeted run with its own plan
+            info = inspect_recon(ds, cfg, where)
+            log.info("resuming a budgeted training with its plan: %s", str(planned))
+        elif cfg.budget_minutes is not None:
+            from .budget import plan_budget
+
+            n_val = info.layout.val[1] - info.layout.val[0]
+            plan = plan_budget(cfg, cfg.budget_minutes, context=cfg.context,
+                               side=min(info.height, info.width),
+                               val_pixels=n_val * info.n_splits * info.height * info.width,
+                               device=device)
+            cfg = plan.config
+            info = inspect_recon(ds, cfg, where)
+            log.info("training plan for a %g-minute budget: %s", cfg.budget_minutes,
+                     plan.describe())
         h, fields_ = training_hash(cfg, info)
+        if plan is not None or planned is not None:
+            fields_["budget_plan"] = {f: getattr(cfg, f) for f in _PLAN_FIELDS}
         ckpt = _check_model_dir(model_dir, cfg, info, overwrite) if model_dir else None
         t0 = time.perf_counter()
         slab = _read_slab(recon, info.layout)
@@ -669,6 +732,8 @@ def _train_here(
         net, params = _build(cfg)
         _check_network_fits(net, cfg.context, info.patch)
         meta = _metadata(cfg, info, net, params, norm, sigma)
+        if plan is not None:
+            meta["budget"] = {"minutes": cfg.budget_minutes, **plan.metadata()}
         if model_dir is not None and ckpt is None and model_dir.exists():
             shutil.rmtree(model_dir)  # overwrite=True was checked above
         if model_dir is not None:
@@ -680,6 +745,10 @@ def _train_here(
             resume_from=ckpt, config_hash_=h, config_fields=fields_, on_epoch=on_epoch,
         )
         meta["best_epoch"] = result.history["best_epoch"]
+        meta["under_trained"] = result.history["under_trained"]
+        if result.history["under_trained"]:
+            meta["warnings"] = ["training stopped under-trained: the validation loss was still "
+                                "falling at the end of the budget"]
         if model_dir is not None:
             cancel.check(model_dir)  # Ctrl-C on the client: no model.pt
             write_model_files(model_dir, result.best_state, meta, result.history)
@@ -803,6 +872,15 @@ def train(
 
     Notes
     -----
+    Budget: with ``budget_minutes`` a short throughput probe (CPU time per thread, so a busy
+    machine gives the same plan) picks the network, patch, batch and a fixed step count
+    (:mod:`tomochunk.training.budget`), logged with the estimated time before training
+    starts; a resumed budgeted run keeps the plan stored in its checkpoint. The learning rate
+    follows ``lr_schedule`` with ``warmup`` over the planned ``epochs``
+    (:mod:`tomochunk.training.schedule`). A run whose validation loss is still falling when
+    it stops (``epochs`` or ``max_minutes``) logs one WARNING line and records
+    ``under_trained`` in the metadata.
+
     Patch size: the default (256) is clamped to the slice when the slice is smaller; any
     other value larger than the slice is an error. Validation slab: the
     ``max(1, round(val_fraction * Z))`` slices at one end of z (``val_end``), separated from
@@ -828,7 +906,8 @@ def train(
     ds, path = _open_recon(recon)
     info = inspect_recon(ds, cfg, str(path) if path else "recon dataset")
     model_dir = Path(model_path) if model_path is not None else None
-    if model_dir is not None:
+    if model_dir is not None and not (cfg.resume and cfg.budget_minutes is not None):
+        # (a budgeted resume is checked once the budget has picked its settings)
         _check_model_dir(model_dir, cfg, info, overwrite)
     client = client if client is not None else (current_client() if path else None)
     if client is not None and path is not None:
