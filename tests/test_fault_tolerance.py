@@ -152,7 +152,10 @@ def test_bad_block_fails_the_job_naming_block_and_cause(tmp_path):
     chunks = [p for p in _chunk_files(scan, "projections")
               if p.relative_to(scan / "projections" / "c").parts[1] == "5"]
     assert len(chunks) == 1
-    chunks[0].write_bytes(b"garbage" * 10)
+    # same size as written, so the chunk manifest (which catches resized or missing chunks
+    # before any work) lets it through and the codec fails inside the block task
+    size = chunks[0].stat().st_size
+    chunks[0].write_bytes((b"garbage" * (size // 7 + 1))[:size])
     out = tmp_path / "recon.zarr"
     with local_cluster(tmp_path, 2) as sf, connect(tc.ClusterConfig(scheduler_file=str(sf))):
         with pytest.raises(InputError) as err:

@@ -85,8 +85,8 @@ def check_scheduler_address(address: str | None, timeout: float = 5.0) -> None:
     Distributed retries a refused connection for its whole timeout (30 s) and then raises
     ``OSError: Timed out``; a plain TCP connect tells the same in milliseconds.
     """
-    if not address:
-        return
+    if not address or address.startswith(("inproc://", "ucx://")):
+        return  # in-process clusters (tests, notebooks) and UCX: nothing to probe over TCP
     m = re.fullmatch(r"(?:(tcp|tls)://)?\[?([^\s/\[\]]+?)\]?:(\d{1,5})/?", address.strip())
     if m is None:
         if "://" in address and not address.startswith(("tcp://", "tls://")):

@@ -57,6 +57,7 @@ import torch
 from ..config import TrainConfig, replace
 from ..errors import ConfigError, InputError
 from ..progress import get_logger
+from .schedule import still_improving
 
 __all__ = [
     "BF16_LOSS_RTOL",
@@ -386,6 +387,8 @@ def _rank_main(workdir: str, rank: int) -> None:
                 c = torch.load(ckpt, map_location="cpu", weights_only=False)
                 history = json.loads(c["history_json"])
                 history["stopped"] = "max_minutes"
+                history["under_trained"] = bool(still_improving(
+                    [e["val_loss"] for e in history["epochs"]]))
                 out = {"best_state": c["best_state_dict"], "history": history,
                        "last_state": c["state_dict"]}
         if rank == 0:
