@@ -206,7 +206,8 @@ def test_run_on_the_real_tooth(tmp_path):
         "train": {"depth": 6, "context": 1, "patch_size": 64, "batch_size": 2,
                   "patches_per_epoch": 4, "epochs": 2, "patience": None, "val_fraction": 0.5},
         "denoise": {"chunk_z": 1},
-        "filters": {"methods": ["median", "nlm"], "radius": 1, "chunk_z": 1},
+        "filters": {"methods": ["median", "nlm"], "radius": 1, "chunk_z": 1,
+                    "nlm_patch_distance": 2},  # a 5-voxel search took 92 s of this test
     }
     res = tc.run(tooth, tmp_path / "tooth", config=cfg, cluster=tc.ClusterConfig(n_workers=2))
     run = tmp_path / "tooth"

@@ -313,7 +313,7 @@ def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
 @click.option("--strict", is_flag=True, help="Error when the model does not match the scan.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True)
-@click.option("--ensemble", type=click.Choice(["1", "2", "4", "8"]), default="8",
+@click.option("--ensemble", type=click.Choice(["1", "2", "4", "8"]), default="1",
               show_default=True, help="D4 self-ensemble size (flips/rotations averaged; 1=off).")
 @common
 @_errors

@@ -309,8 +309,8 @@ class DenoiseConfig:
     batch_size : int
     ensemble : {1, 2, 4, 8}
         D4 self-ensemble size: in-plane flips/rotations averaged (8 = all; 1 = off).
-        The ensemble gained 0.15-0.3 dB PSNR in ``benchmarks/n2i_ablation.py``; 1 makes
-        inference 8x faster.
+        The ensemble gained 0.15-0.3 dB PSNR in ``benchmarks/n2i_ablation.py`` at 8x the
+        inference cost, so it is off by default (1); use 8 when inference time is cheap.
     """
 
     chunk_z: int = 16
@@ -320,7 +320,7 @@ class DenoiseConfig:
     noise_tolerance: float = 0.5
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = 4
-    ensemble: int = 8
+    ensemble: int = 1
 
 
 @dataclass

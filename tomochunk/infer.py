@@ -258,7 +258,7 @@ def denoise_array(
     batch_size: int = 4,
     tile: int | None = None,
     tile_halo: int | None = None,
-    ensemble: int = 8,
+    ensemble: int = 1,
 ) -> np.ndarray:
     """Denoise whole split volumes ``(K, Z, H, W)`` in one call (the exactness reference).
 
@@ -274,8 +274,7 @@ def denoise_array(
     tile, tile_halo : int, optional
         In-plane tiling (see the module docstring).
     ensemble : {1, 2, 4, 8}
-        Symmetries of the D4 self-ensemble averaged per prediction (1: none; the default
-        8 is :class:`~tomochunk.config.DenoiseConfig`'s).
+        Symmetries of the D4 self-ensemble averaged per prediction (1, the default: none).
 
     Returns
     -------
