@@ -192,17 +192,15 @@ def with_default_budget(cfg: TrainConfig, recon: Any, threads: int | None) -> Tr
     default = TrainConfig()
     if any(getattr(cfg, f) != getattr(default, f) for f in SIZE_FIELDS):
         return cfg
-    import os
-
     import xarray as xr
 
+    from ..cluster import worker_threads
+    from ..io.store import open_dataset
     from ..training.modelfile import _resolve_device
 
-    ds = xr.open_zarr(str(recon), consolidated=False) if not isinstance(recon, xr.Dataset) \
-        else recon
+    ds = recon if isinstance(recon, xr.Dataset) else open_dataset(recon)
     n_vox = int(math.prod(ds["split"].shape[1:]))
-    cores = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                        else os.cpu_count() or 1)
+    cores = worker_threads(threads)
     cuda = _resolve_device(cfg.device).type == "cuda"
     minutes = default_budget_minutes(n_vox, cores, cuda)
     log.info("no training budget or size given: training for a %g-minute budget (%d voxels per "
