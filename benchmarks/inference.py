@@ -69,8 +69,9 @@ def make_recon(path: Path, n_z: int, size: int, chunk_z: int, noise: float) -> n
     return splits
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def size_arguments(doc: str) -> argparse.ArgumentParser:
+    """The volume/network options shared by the inference benchmarks (``pyramid.py`` too)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     ap.add_argument("--depth", type=int, default=None)
     ap.add_argument("--slices", type=int, default=None)
@@ -78,11 +79,18 @@ def main() -> None:
     ap.add_argument("--chunk-z", type=int, default=None)
     ap.add_argument("--context", type=int, default=5)
     ap.add_argument("--workers", type=int, default=2)
-    args = ap.parse_args()
-    depth = args.depth or (10 if args.quick else 100)
-    n_z = args.slices or (16 if args.quick else 64)
-    size = args.size or (64 if args.quick else 256)
-    chunk_z = args.chunk_z or (4 if args.quick else 16)
+    return ap
+
+
+def sizes(args: argparse.Namespace) -> tuple[int, int, int, int]:
+    """(depth, slices, size, chunk_z): the given values, else the quick or full defaults."""
+    return (args.depth or (10 if args.quick else 100), args.slices or (16 if args.quick else 64),
+            args.size or (64 if args.quick else 256), args.chunk_z or (4 if args.quick else 16))
+
+
+def main() -> None:
+    args = size_arguments(__doc__).parse_args()
+    depth, n_z, size, chunk_z = sizes(args)
     threads = args.workers  # the whole-volume call gets as many torch threads as workers
 
     import torch

@@ -12,7 +12,6 @@ Same volume and model as ``benchmarks/inference.py``; best of ``--repeat`` runs 
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -21,24 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table, write_json  # noqa: E402
-from inference import make_model, make_recon  # noqa: E402
+from inference import make_model, make_recon, size_arguments, sizes  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes (seconds)")
-    ap.add_argument("--depth", type=int, default=None)
-    ap.add_argument("--slices", type=int, default=None)
-    ap.add_argument("--size", type=int, default=None)
-    ap.add_argument("--chunk-z", type=int, default=None)
-    ap.add_argument("--context", type=int, default=5)
-    ap.add_argument("--workers", type=int, default=2)
+    ap = size_arguments(__doc__)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
-    depth = args.depth or (10 if args.quick else 100)
-    n_z = args.slices or (16 if args.quick else 64)
-    size = args.size or (64 if args.quick else 256)
-    chunk_z = args.chunk_z or (4 if args.quick else 16)
+    depth, n_z, size, chunk_z = sizes(args)
 
     from distributed import Client, LocalCluster
 
