@@ -534,31 +534,94 @@ def test_all_zero_flats_name_the_pixels_checked(tmp_path, scheduler):
 # Ctrl-C
 
 
-@pytest.mark.slow
-def test_ctrl_c_during_training_writes_no_model(tmp_path):
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    """recon.zarr (16 x 32 x 32, K=2) and a depth-4 model trained in-process for 1 epoch."""
     from tomochunk.phantom import ScanSpec, simulate_scan
     from tomochunk.recon.volume import reconstruct
+    from tomochunk.training import n2i
 
-    scan, _ = simulate_scan(ScanSpec(n_z=8, n_xy=32, n_angles=40, photons=3000, seed=3,
+    root = tmp_path_factory.mktemp("ctrlc")
+    scan, _ = simulate_scan(ScanSpec(n_z=16, n_xy=32, n_angles=40, photons=3000, seed=3,
                                      ring_defects=0))
-    reconstruct(scan, tmp_path / "recon.zarr", splits=2, stripe="none",
+    reconstruct(scan, root / "recon.zarr", splits=2, stripe="none",
                 center=scan.attrs["phantom_center"])
-    model = tmp_path / "model"
-    proc = subprocess.Popen(
-        [str(BIN / "tomochunk"), "train", str(tmp_path / "recon.zarr"), str(model), "--depth",
-         "4", "--context", "3", "--patch-size", "32", "--batch-size", "2", "--epochs", "5000",
-         "--patience", "5000", "--workers", "1", "--device", "cpu", "-q"],
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    n2i.train(root / "recon.zarr", root / "model", network="msd", depth=4, context=3,
+              epochs=1, patch_size=32, batch_size=2, patches_per_epoch=4)
+    return root
+
+
+def _cli(*args: object) -> subprocess.Popen:
+    """The real ``tomochunk`` in its own process group, as a terminal runs it."""
+    return subprocess.Popen([str(BIN / "tomochunk"), *map(str, args), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _ctrl_c(proc: subprocess.Popen, ready, what: str, limit: float = 120) -> tuple[str, list]:
+    """Wait for ``ready()``, then Ctrl-C the whole process group; return stderr and the
+    processes (the client's LocalCluster workers) that ran under it."""
+    import psutil
+
     t0 = time.time()
-    while not (model / "checkpoint.pt").exists() and time.time() - t0 < 240:
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.5)
-    assert (model / "checkpoint.pt").exists(), "training never reached its first epoch"
+    while not ready() and time.time() - t0 < limit:
+        if proc.poll() is not None:
+            pytest.fail(f"finished before {what}: {proc.communicate()[1][-2000:]}")
+        time.sleep(0.1)
+    assert ready(), f"never reached {what}"
+    assert proc.poll() is None, f"finished before it could be interrupted ({what})"
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children, "no worker processes under the command"
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
-    err = proc.communicate(timeout=120)[1]
+    out, err = proc.communicate(timeout=120)
+    assert out == "", out[-2000:]
+    return err, children
+
+
+def _one_interrupted_line(proc: subprocess.Popen, err: str, children: list) -> None:
+    """Exit status 130, stderr one "Interrupted" line, no worker process left behind."""
     assert proc.returncode == 130, err[-3000:]
-    assert [ln for ln in err.splitlines() if ln.startswith("Interrupted")], err[-3000:]
+    assert "Traceback" not in err and "distributed" not in err, err[-3000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Interrupted:"), err[-3000:]
+    time.sleep(0.5)
+    alive = [p.pid for p in children if p.is_running() and p.status() != "zombie"]
+    assert not alive, f"worker processes still running after the command exited: {alive}"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_denoise_stops_workers_and_leaves_nothing(small, tmp_path):
+    before = _tree_hash(small)
+    out = tmp_path / "d.zarr"
+    # 16 one-slice tasks of an 8-fold ensemble over 16-pixel tiles: seconds of work, so
+    # the Ctrl-C lands while chunks are being written
+    proc = _cli("denoise", small / "recon.zarr", small / "model", out, "--chunk-z", "1",
+                "--ensemble", "8", "--tile", "16", "--tile-halo", "2", "--workers", "1",
+                "--device", "cpu")
+
+    def chunk_written() -> bool:
+        return any(p.is_file() for d in tmp_path.glob(".d.zarr.partial-*")
+                   for p in (d / "denoised" / "c").rglob("*"))
+
+    err, children = _ctrl_c(proc, chunk_written, "the first denoised chunk")
+    _one_interrupted_line(proc, err, children)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "partial output left behind"
+    assert _tree_hash(small) == before, "the input changed"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_writes_no_model(small, tmp_path):
+    before = _tree_hash(small / "recon.zarr")
+    model = tmp_path / "model"
+    proc = _cli("train", small / "recon.zarr", model, "--depth", "4", "--context", "3",
+                "--patch-size", "32", "--batch-size", "2",
+                "--epochs", "5000", "--patience", "5000", "--workers", "1", "--device", "cpu")
+    err, children = _ctrl_c(proc, (model / "checkpoint.pt").exists, "the first checkpoint",
+                            limit=240)
+    _one_interrupted_line(proc, err, children)  # the worker that trained is gone too
     stamp = (model / "checkpoint.pt").stat().st_mtime_ns
-    time.sleep(8)  # a worker that kept training would update its checkpoint every epoch
+    time.sleep(2)  # a training that went on would update its checkpoint every epoch
     assert (model / "checkpoint.pt").stat().st_mtime_ns == stamp
-    assert not (model / "model.pt").exists()
+    assert sorted(p.name for p in model.iterdir()) == [".tomochunk-cancelled",
+                                                         "checkpoint.pt"]
+    assert _tree_hash(small / "recon.zarr") == before, "the input changed"

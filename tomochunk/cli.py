@@ -83,6 +83,9 @@ def _errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except TomochunkError as exc:
             _fail(exc)
         except KeyboardInterrupt:
+            # the process ends here: a Dask call the Ctrl-C cut short may still log its
+            # cancelled task with a traceback as it is collected; keep it off the terminal
+            logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
             click.echo("Interrupted: stopped the cluster's tasks and removed the partial "
                        "output; re-run the same command to start again", err=True)
             sys.exit(EXIT_INTERRUPTED)

@@ -25,6 +25,7 @@ from .config import ClusterConfig
 from .errors import ConfigError
 from .openmp_env import passive_openmp
 from .progress import get_logger
+from .worker_signals import PRELOAD
 
 __all__ = [
     "connect",
@@ -100,16 +101,54 @@ def connect(cfg: ClusterConfig | None = None) -> Iterator[Any]:
             processes=True,
             memory_limit=cfg.memory_limit or "auto",
             dashboard_address=":0",
+            preload=[PRELOAD],  # Ctrl-C reaches the workers too; the client handles it
         )
         client = Client(cluster)
     log.info("Dask cluster: %s (dashboard: %s)", client.scheduler.address, client.dashboard_link)
+    interrupted = False
     try:
         with client.as_current():
             yield client
+    except KeyboardInterrupt:
+        interrupted = cluster is not None
+        raise
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        with _quiet_logs(client) if interrupted else contextlib.nullcontext():
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+_NOISY = ("distributed", "asyncio", "tornado")
+
+
+def _silence() -> None:
+    import logging
+
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+@contextlib.contextmanager
+def _quiet_logs(client: Any) -> Iterator[None]:
+    """After Ctrl-C, keep the closing of our own cluster off the terminal.
+
+    The job's tasks were cancelled already (:func:`tomochunk.progress.compute`); closing the
+    workers then only logs about the tasks it stops, which the one-line "Interrupted"
+    message says already. The workers are silenced for good (they are closing); this
+    process's loggers get their levels back afterwards.
+    """
+    import logging
+
+    with contextlib.suppress(Exception):
+        client.run(_silence, wait=True)
+    levels = {name: logging.getLogger(name).level for name in _NOISY}
+    _silence()
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def gpu_resources(client: Any | None) -> dict[str, float] | None:
@@ -197,6 +236,7 @@ def gpu_cluster(devices: list[str], *, threads_per_worker: int = 1,
                 "resources": {"GPU": 1},
                 "env": {"CUDA_VISIBLE_DEVICES": d},
                 "memory_limit": memory_limit,
+                "preload": [PRELOAD],
             },
         }
         for d in devices

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 import dask
 
-__all__ = ["get_logger", "compute", "progress_enabled", "tqdm", "current_client"]
+__all__ = ["get_logger", "compute", "progress_enabled", "tqdm", "current_client",
+           "wait_for"]
 
 T = TypeVar("T")
 
@@ -65,6 +66,7 @@ def compute(*collections: Any, label: str = "computing") -> tuple[Any, ...]:
                 with contextlib.redirect_stdout(sys.stderr):  # the text bar prints to stdout
                     progress(futures, notebook=False)
                 print(file=sys.stderr)
+            wait_for(futures)
             results = tuple(client.gather(futures))
         except BaseException:
             _stop_running(client, futures)
@@ -79,6 +81,18 @@ def compute(*collections: Any, label: str = "computing") -> tuple[Any, ...]:
         results = dask.compute(*collections)
     log.info("%s done in %.1f s", label, time.perf_counter() - t0)
     return results
+
+
+def wait_for(futures: Any, poll: float = 0.05) -> None:
+    """Wait in this thread until every future is finished, failed or cancelled.
+
+    Ctrl-C then interrupts a ``time.sleep`` here, not a blocking call into the client's
+    event loop: that would leave an orphaned gather that logs "Task exception was never
+    retrieved" with a traceback when the job is cancelled.
+    """
+    futures = list(futures) if isinstance(futures, (list, tuple)) else [futures]
+    while any(f.status == "pending" for f in futures):
+        time.sleep(poll)
 
 
 def _executing(dask_worker: Any) -> list[str]:

@@ -37,7 +37,7 @@ import xarray as xr
 from ..config import TrainConfig, config_hash, from_dict, replace, to_dict
 from ..errors import ConfigError, InputError, ModelError, OutputExistsError
 from ..io.store import open_dataset
-from ..progress import current_client, get_logger, progress_enabled
+from ..progress import current_client, get_logger, progress_enabled, wait_for
 from . import cancel
 from .cuda import check_cuda_config, fit_on_devices, to_device
 from .dataset import N2IData, SlabLayout, check_finite
@@ -805,6 +805,7 @@ def _submit(client: Any, path: Path, model_dir: Path | None, cfg: TrainConfig,
             str(model_dir.resolve()) if model_dir else None,
             to_dict(cfg), overwrite, topic, resources=resources, pure=False,
         )
+        wait_for(future)  # Ctrl-C lands here, not inside the client's event loop
         payload = future.result()
     except BaseException:
         cancel.mark(model_dir)  # the task stops after its epoch and writes no model
