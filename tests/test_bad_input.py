@@ -235,13 +235,48 @@ def test_implausible_projection_values_are_refused(tmp_path, kind, words):
     _refused(["ingest", raw, tmp_path / "scan.zarr"], words, [tmp_path])
 
 
-def test_raw_counts_without_flats_warn_once_with_the_consequence(tmp_path):
+def _counts_without_flats(tmp_path: Path) -> Path:
     proj = np.random.default_rng(0).integers(100, 4000, (24, 4, 32)).astype(np.uint16)
+    return _write_scan(tmp_path / "raw.h5", proj=proj, flat=False)
+
+
+def test_raw_counts_without_flats_are_refused_before_anything_is_written(tmp_path):
+    raw = _counts_without_flats(tmp_path)
+    msg = _refused(["ingest", raw, tmp_path / "scan.zarr"],
+                   ["no flats or darks", "raw counts, not transmission", "99th percentile",
+                    "--flats/--darks", "--assume-transmission"], [tmp_path])
+    p99 = float(msg.split("99th percentile ")[1].split()[0])
+    assert 3800 < p99 < 4000  # uniform counts in [100, 4000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.h5"]
+
+
+def test_raw_counts_without_flats_stop_a_run_before_its_cluster(tmp_path):
+    raw = _counts_without_flats(tmp_path)
+    t0 = time.perf_counter()
+    _refused(["run", raw, "--out", tmp_path / "run"],
+             ["raw counts", "--set ingest.assume_transmission=true", "--set ingest.flats="],
+             [tmp_path])
+    assert time.perf_counter() - t0 < 5  # a LocalCluster takes 6-16 s to start
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("proj,option,words", [
+    (np.random.default_rng(0).integers(100, 4000, (24, 4, 32)).astype(np.uint16),
+     ["--assume-transmission"], ["look like raw counts", "as --assume-transmission asks"]),
+    (np.random.default_rng(0).uniform(0.2, 1.0, (24, 4, 32)).astype(np.float32), [],
+     ["taken as transmission", "99th percentile 0.99"]),
+], ids=["counts-declared", "transmission"])
+def test_scan_without_flats_proceeds_with_one_warning(tmp_path, proj, option, words):
     raw = _write_scan(tmp_path / "raw.h5", proj=proj, flat=False)
-    with pytest.warns(UserWarning, match="raw counts") as rec:
-        tc.ingest(raw, tmp_path / "scan.zarr")
-    assert sum("raw counts" in str(w.message) for w in rec) == 1
-    assert "--flats and --darks" in str(rec[0].message)
+    res = _invoke(["ingest", raw, tmp_path / "scan.zarr", "--pixel-size-um", "1", "-q",
+                   *option])
+    assert res.exit_code == 0, res.output[-2000:]
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "WARNING" in lines[0], res.output  # no Python copy, no more
+    for w in words:
+        assert w in lines[0], lines[0]
+    np.testing.assert_array_equal(tc.open_scan(tmp_path / "scan.zarr").projections.values,
+                                  proj)
 
 
 # ---------------------------------------------------------------------------------------

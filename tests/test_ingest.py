@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import h5py
@@ -203,7 +204,8 @@ def test_nexus_image_key_split(tmp_path):
 def test_nexus_defaults_to_degrees_and_finds_entry_without_definition(tmp_path):
     path = tmp_path / "scan.h5"
     _nxtomo(path, [0] * 4, [0, 1, 2, 3], units=None, definition=False)
-    ds = ingest(path, tmp_path / "s.zarr")
+    with pytest.warns(UserWarning, match="as --assume-transmission asks"):  # raw counts
+        ds = ingest(path, tmp_path / "s.zarr", assume_transmission=True)
     np.testing.assert_allclose(ds.theta.values, np.deg2rad([0, 1, 2, 3]))
     assert "flat" not in ds.variables and ds.attrs["normalized"] is True
 
@@ -229,10 +231,45 @@ def test_from_arrays_chunked_equals_whole(tmp_path):
 def test_lazy_dask_dataset_streams(tmp_path):
     import dask.array as da
 
-    proj = da.from_array(np.arange(4 * 10 * 3, dtype=np.uint16).reshape(4, 10, 3), chunks=2)
-    ds = ingest(from_arrays(proj, [0.0, 0.5, 1.0, 1.5]), tmp_path / "s.zarr", rows_per_chunk=4)
+    # transmission in (0, 1] without flats or darks: one warning that says how it is used
+    proj = da.from_array((np.arange(1, 4 * 10 * 3 + 1, dtype=np.float32) / 120).reshape(4, 10, 3),
+                         chunks=2)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ds = ingest(from_arrays(proj, [0.0, 0.5, 1.0, 1.5]), tmp_path / "s.zarr",
+                    rows_per_chunk=4)
+    said = [str(w.message) for w in seen if "flats or darks" in str(w.message)]
+    assert len(said) == 1 and "taken as transmission" in said[0], said
     np.testing.assert_array_equal(ds.projections.values, proj.compute())
     assert ds.attrs["normalized"] is True
+
+
+def test_raw_counts_without_flats_are_refused_unless_declared_transmission(tmp_path):
+    import dask.array as da
+
+    counts = da.from_array(np.arange(4 * 10 * 3, dtype=np.uint16).reshape(4, 10, 3), chunks=2)
+    scan = from_arrays(counts, [0.0, 0.5, 1.0, 1.5])
+    # middle row 5: counts 15..17, 45..47, 75..77, 105..107; 99th percentile 106.9
+    with pytest.raises(InputError, match=r"raw counts, not transmission \(99th percentile "
+                                         r"106.9 > 2\).*--assume-transmission"):
+        ingest(scan, tmp_path / "s.zarr", rows_per_chunk=4)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.warns(UserWarning, match="reach 106.9 .*as --assume-transmission asks"):
+        ds = ingest(scan, tmp_path / "s.zarr", rows_per_chunk=4, assume_transmission=True)
+    np.testing.assert_array_equal(ds.projections.values, counts.compute())
+    # the limit is on the 99th percentile: noisy transmission just under 2 passes
+    noisy = np.full((50, 4, 20), 1.0, np.float32)
+    noisy[:, 2, :] = np.linspace(0.05, 1.95, 1000).reshape(50, 20)
+    noisy[0, 2, 0] = 500.0  # a hot pixel does not make raw counts
+    with pytest.warns(UserWarning, match="taken as transmission"):
+        ingest(from_arrays(noisy, np.linspace(0, np.pi, 50, endpoint=False)),
+               tmp_path / "t.zarr")
+    # and just over it is refused
+    noisy[:, 2, :] = np.linspace(0.05, 2.5, 1000).reshape(50, 20)
+    with pytest.raises(InputError, match="99th percentile 2.4"):
+        ingest(from_arrays(noisy, np.linspace(0, np.pi, 50, endpoint=False)),
+               tmp_path / "u.zarr")
+    assert not (tmp_path / "u.zarr").exists()
 
 
 def test_npy_projections_with_angles_file(tmp_path):

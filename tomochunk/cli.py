@@ -139,14 +139,27 @@ def _session(kw: dict[str, Any], cluster: bool = True) -> Iterator[cfgmod.Cluste
     """Set up logging and (optionally) the Dask cluster for a command."""
     _setup_logging(kw.pop("quiet"), kw.pop("verbose"))
     ccfg = _cluster_cfg(kw)
-    if not cluster:
-        yield ccfg
-        return
-    check_cluster(ccfg)  # before a cluster starts: --workers 0, a bad or dead --scheduler
-    from .cluster import connect
+    with _logged_warnings_once():
+        if not cluster:
+            yield ccfg
+            return
+        check_cluster(ccfg)  # before a cluster starts: --workers 0, a bad or dead --scheduler
+        from .cluster import connect
 
-    with connect(ccfg):
-        yield ccfg
+        with connect(ccfg):
+            yield ccfg
+
+
+@contextlib.contextmanager
+def _logged_warnings_once() -> Iterator[None]:
+    """Hide the Python copy of warnings that tomochunk logs already (one line, not three)."""
+    import warnings
+
+    from .errors import LoggedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LoggedWarning)
+        yield
 
 
 def _center(value: str | None) -> float | str | None:
@@ -184,17 +197,22 @@ def main() -> None:
 @click.option("--darks", default=None, help="Dark fields: file, folder or glob (TIFF/.npy input).")
 @click.option("--read-block-mb", type=float, default=64.0, show_default=True,
               help="Memory budget of one block of detector rows read and written at a time.")
+@click.option("--assume-transmission", is_flag=True,
+              help="Without flats/darks, take the projections as transmission even when "
+                   "they look like raw counts (refused otherwise).")
 @common
 @_errors
 def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str,
            rows_per_chunk: int, pixel_size_um: float | None, flats: str | None,
-           darks: str | None, read_block_mb: float, overwrite: bool, **kw: Any) -> None:
+           darks: str | None, read_block_mb: float, assume_transmission: bool,
+           overwrite: bool, **kw: Any) -> None:
     """Read a raw scan (DXchange/NeXus HDF5, TIFF stack, .npy) into SCAN.zarr."""
     fn = _api("io.ingest", "ingest", "ingest")
     with _session(kw, cluster=False):
         cfg = cfgmod.IngestConfig(format=fmt, angles=angles, angles_unit=angles_unit,
                                   rows_per_chunk=rows_per_chunk, pixel_size_um=pixel_size_um,
-                                  flats=flats, darks=darks, read_block_mb=read_block_mb)
+                                  flats=flats, darks=darks, read_block_mb=read_block_mb,
+                                  assume_transmission=assume_transmission)
         check_config(cfg)
         check_distinct(scan, [input])
         with exclusive(scan):
@@ -423,14 +441,15 @@ def run(input: str, out: str, config_path: str | None, epochs: int | None, depth
     fn = _api("pipeline", "run", "run")
     quiet, verbose = kw.pop("quiet"), kw.pop("verbose")
     ccfg = _cluster_cfg(kw)
-    fn(input, out, config=config_path, cluster=ccfg, overwrite=overwrite, quiet=quiet,
-       verbose=verbose, overrides={"train.epochs": epochs, "train.depth": depth,
-                                   "preprocess.center": _center(center),
-                                   "train.budget_minutes": budget,
-                                   "recon.splits": splits, "train.network": network,
-                                   "train.context": context, "train.max_minutes": max_minutes,
-                                   "denoise.chunk_z": chunk_z, "filters.chunk_z": chunk_z,
-                                   "filters.radius": radius, **parse_settings(settings)})
+    overrides = {"train.epochs": epochs, "train.depth": depth,
+                 "preprocess.center": _center(center), "train.budget_minutes": budget,
+                 "recon.splits": splits, "train.network": network, "train.context": context,
+                 "train.max_minutes": max_minutes, "denoise.chunk_z": chunk_z,
+                 "filters.chunk_z": chunk_z, "filters.radius": radius,
+                 **parse_settings(settings)}
+    with _logged_warnings_once():
+        fn(input, out, config=config_path, cluster=ccfg, overwrite=overwrite, quiet=quiet,
+           verbose=verbose, overrides=overrides)
 
 
 @main.command()

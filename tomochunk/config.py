@@ -67,6 +67,10 @@ class IngestConfig:
     read_block_mb : float
         Memory budget (MiB) of one block of detector rows read and written at a time; it
         bounds the memory of ingest whatever the size of the scan.
+    assume_transmission : bool
+        Projections without flats or darks are transmission (flat-field corrected) whatever
+        their range: ingest them even when they look like raw counts (99th percentile of
+        the middle detector row above 2), which is refused otherwise.
     """
 
     format: Literal["auto", "dxchange", "nexus", "tiff", "numpy"] = "auto"
@@ -77,6 +81,7 @@ class IngestConfig:
     flats: str | None = None
     darks: str | None = None
     read_block_mb: float = 64.0
+    assume_transmission: bool = False
 
 
 @dataclass

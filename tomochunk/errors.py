@@ -17,6 +17,7 @@ __all__ = [
     "BlockError",
     "LockedError",
     "CorruptStoreError",
+    "LoggedWarning",
     "located",
     "shorten",
 ]
@@ -24,6 +25,10 @@ __all__ = [
 
 class TomochunkError(Exception):
     """Base class of every error tomochunk raises on purpose."""
+
+
+class LoggedWarning(UserWarning):
+    """A warning tomochunk also writes to its log: the CLI shows the log line only."""
 
 
 class InputError(TomochunkError, ValueError):

@@ -486,10 +486,10 @@ def run(
 def _run(input: str | os.PathLike[str] | xr.Dataset, run_dir: Path, cfg: RunConfig,
          overwrite: bool, quiet: bool, verbose: bool) -> RunResult:
     """:func:`run` once its configuration is checked and the run folder is locked."""
-    from .io.ingest import open_reader
+    from .io.ingest import check_values_without_flats, open_reader
 
-    with open_reader(input, cfg.ingest):  # format and layout, from headers: fail early
-        pass
+    with open_reader(input, cfg.ingest) as reader:  # format and layout, from headers
+        check_values_without_flats(reader, cfg.ingest, warn=False)  # raw counts: fail early
     record = _claim_run_dir(run_dir, _input_id(input), overwrite)
     record["config"] = to_dict(cfg)
     _write_run(run_dir, record)

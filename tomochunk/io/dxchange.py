@@ -98,11 +98,14 @@ class DXchangeReader(ScanReader):
                              f"{data.shape}")
         self._dsets: dict[str, Any] = {"projections": data}
         specs: dict[str, ArraySpec] = {}
+        missing = [(name, key) for name, key in (("flat", WHITE), ("dark", DARK))
+                   if f.get(key) is None]
+        if len(missing) == 1:  # without both, ingest's value check says what that means
+            log.warning("%s: no %s (%s fields); the projections are stored as they are",
+                        path, missing[0][1], missing[0][0])
         for name, key in (("flat", WHITE), ("dark", DARK)):
             d = f.get(key)
             if d is None:
-                log.warning("%s: no %s (%s fields); the projections are stored as they are",
-                            path, key, name)
                 continue
             if not isinstance(d, h5py.Dataset) or d.ndim not in (2, 3):
                 raise InputError(f"{path}{key}: {name} fields must be a 2-D or 3-D dataset, got "

@@ -46,10 +46,10 @@ from .readers import (
     open_hdf5,
 )
 from .store import atomic_store, check_output_path, open_scan, open_store
-from .values import ValueStats, check_dtype
+from .values import ValueStats, check_dtype, check_transmission
 
 __all__ = ["ingest", "from_arrays", "open_reader", "detect_format", "validate_scan",
-           "ScanCheck"]
+           "ScanCheck", "check_values_without_flats"]
 
 log = get_logger("io.ingest")
 
@@ -268,6 +268,7 @@ def ingest(
     with open_reader(source, cfg) as reader:
         layout = reader.layout
         check_dtype(layout.projections.dtype, layout.source)
+        check_values_without_flats(reader, cfg)  # raw counts without flats: refused here
         step = _rows_per_read(reader.row_bytes(), cfg)
         _log_layout(layout, out)
         if layout.pixel_size_um is None:
@@ -285,6 +286,31 @@ def ingest(
              layout.source, out, nbytes / 1e6, dt, nbytes / 1e6 / max(dt, 1e-9), n_blocks,
              min(step, layout.n_rows))
     return open_scan(out)
+
+
+def check_values_without_flats(reader: ScanReader, cfg: IngestConfig, *,
+                               warn: bool = True) -> None:
+    """Without flats or darks, refuse projections that look like raw counts.
+
+    Reads the middle detector row at every angle (one row: cheap, and through the object)
+    and applies :func:`tomochunk.io.values.check_transmission`; a scan with flats or darks
+    is not read at all.
+
+    Raises
+    ------
+    InputError
+        The sample looks like raw counts and ``cfg.assume_transmission`` is false.
+    """
+    layout = reader.layout
+    if not layout.normalized:
+        return
+    mid = layout.n_rows // 2
+    try:
+        sample = reader.read_rows(mid, mid + 1)["projections"]
+    except OSError as exc:
+        raise InputError(f"{layout.source}: reading detector row {mid} failed ({exc}); the "
+                         "file may be damaged or truncated") from exc
+    check_transmission(sample, layout.source, assume=cfg.assume_transmission, warn=warn)
 
 
 def _copy_rows(reader: ScanReader, arrays: dict[str, Any], step: int, label: str,
