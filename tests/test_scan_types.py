@@ -361,14 +361,26 @@ def _dxchange(path, spec: ScanSpec):
     return path, truth
 
 
-def _run(tmp_path, spec: ScanSpec, **sections) -> tuple[xr.Dataset, np.ndarray]:
+@pytest.fixture(scope="module")
+def scheduler():
+    """One real LocalCluster (one worker process) for this module's runs: the scan types,
+    not the cluster start-up, are under test (a run's own LocalCluster: test_pipeline)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+def _run(tmp_path, scheduler: str, spec: ScanSpec,
+         **sections) -> tuple[xr.Dataset, np.ndarray]:
     import tomochunk as tc
     from tomochunk.io import store
 
     src, truth = _dxchange(tmp_path / "scan.h5", spec)
     cfg = {k: {**v, **sections.get(k, {})} for k, v in RUN.items()}
     run = tmp_path / "run"
-    tc.run(src, run, config=cfg, cluster=tc.ClusterConfig(n_workers=1))
+    tc.run(src, run, config=cfg, cluster=tc.ClusterConfig(scheduler=scheduler))
     for name in ("scan.zarr", "recon.zarr", "denoised.zarr", "median.zarr"):
         assert store.is_complete(run / name), name
     assert (run / "model" / "model.pt").exists() and (run / "report").exists()
@@ -378,35 +390,35 @@ def _run(tmp_path, spec: ScanSpec, **sections) -> tuple[xr.Dataset, np.ndarray]:
 
 
 @pytest.mark.slow
-def test_run_single_slice_scan(tmp_path) -> None:
-    rec, truth = _run(tmp_path, ScanSpec(n_z=1, n_xy=64, n_angles=60, ring_defects=0, seed=7),
-                      train={"context": 1})
+def test_run_single_slice_scan(tmp_path, scheduler) -> None:
+    spec = ScanSpec(n_z=1, n_xy=64, n_angles=60, ring_defects=0, seed=7)
+    rec, truth = _run(tmp_path, scheduler, spec, train={"context": 1})
     assert rec.split.shape == (2, 1, 64, 64)
     assert "validating on held-out columns" in (tmp_path / "run" / "tomochunk.log").read_text()
 
 
 @pytest.mark.slow
-def test_run_half_acquisition_360_phantom(tmp_path) -> None:
+def test_run_half_acquisition_360_phantom(tmp_path, scheduler) -> None:
     spec = ScanSpec(n_z=8, n_xy=64, n_angles=160, arc_deg=360.0, detector_cols=40,
                     photons=5000.0, ring_defects=0, seed=8)
-    rec, truth = _run(tmp_path, spec, recon={"half_acquisition": True})
+    rec, truth = _run(tmp_path, scheduler, spec, recon={"half_acquisition": True})
     assert rec.full.shape == truth.shape == (8, 64, 64)
     assert abs(rec.attrs["center"] - 31.5) < 0.5 and rec.attrs["half_acquisition"]
     assert _psnr(rec.full.values, truth) > 18.0
 
 
 @pytest.mark.slow
-def test_run_golden_angle_phantom(tmp_path) -> None:
+def test_run_golden_angle_phantom(tmp_path, scheduler) -> None:
     spec = ScanSpec(n_z=8, n_xy=48, n_angles=60, angle_order="golden", ring_defects=0, seed=9)
-    rec, truth = _run(tmp_path, spec, preprocess={"center": 23.5})
+    rec, truth = _run(tmp_path, scheduler, spec, preprocess={"center": 23.5})
     assert rec.attrs["angle_order"] == "interleaved" and rec.full.shape == (8, 48, 48)
     assert _corr(rec.full.values, truth) > 0.8
 
 
 @pytest.mark.slow
-def test_run_with_paganin(tmp_path) -> None:
+def test_run_with_paganin(tmp_path, scheduler) -> None:
     spec = ScanSpec(n_z=8, n_xy=48, n_angles=60, ring_defects=0, seed=10)
-    rec, truth = _run(tmp_path, spec, preprocess={**PAGANIN, "center": 23.5})
+    rec, truth = _run(tmp_path, scheduler, spec, preprocess={**PAGANIN, "center": 23.5})
     assert '"paganin": true' in rec.attrs["preprocess"]
     assert _corr(rec.full.values, truth) > 0.6
 

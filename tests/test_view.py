@@ -17,21 +17,14 @@ from click.testing import CliRunner
 
 from tomochunk.cli import main
 
-from .test_pipeline import FAST, _write_dxchange
-
 BIN = Path(sys.executable).parent
 STORES = ("recon", "denoised", "median")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    import tomochunk as tc
-
-    tmp = tmp_path_factory.mktemp("view")
-    src = _write_dxchange(tmp / "scan.h5")
-    out = tmp / "run"
-    tc.run(src, out, config=FAST, quiet=True)
-    return out
+def run_dir(fast_run) -> Path:
+    """The session's small run (``conftest.fast_run``); these tests only read it."""
+    return fast_run.run
 
 
 @pytest.mark.slow
