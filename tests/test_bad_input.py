@@ -587,10 +587,30 @@ def small(tmp_path_factory) -> Path:
 
 
 def _cli(*args: object) -> subprocess.Popen:
-    """The real ``tomochunk`` in its own process group, as a terminal runs it."""
-    return subprocess.Popen([str(BIN / "tomochunk"), *map(str, args), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    """The real ``tomochunk`` in its own process group, as a terminal's foreground job.
+
+    Tests started in the background (``pytest &`` in a script) inherit SIGINT ignored, and
+    so would the command: a handler here makes it start with the default disposition.
+    """
+    old = signal.getsignal(signal.SIGINT)
+    if old is not None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen([str(BIN / "tomochunk"), *map(str, args), "-q"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+def _ignores_sigint(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(ln.split()[1] for ln in status.splitlines() if ln.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGINT - 1)))
 
 
 def _ctrl_c(proc: subprocess.Popen, ready, what: str, limit: float = 120) -> tuple[str, list]:
@@ -598,17 +618,23 @@ def _ctrl_c(proc: subprocess.Popen, ready, what: str, limit: float = 120) -> tup
     processes (the client's LocalCluster workers) that ran under it."""
     import psutil
 
-    t0 = time.time()
-    while not ready() and time.time() - t0 < limit:
-        if proc.poll() is not None:
-            pytest.fail(f"finished before {what}: {proc.communicate()[1][-2000:]}")
-        time.sleep(0.1)
-    assert ready(), f"never reached {what}"
-    assert proc.poll() is None, f"finished before it could be interrupted ({what})"
-    children = psutil.Process(proc.pid).children(recursive=True)
-    assert children, "no worker processes under the command"
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
-    out, err = proc.communicate(timeout=120)
+    try:
+        assert not _ignores_sigint(proc.pid), "the command was started with SIGINT ignored"
+        t0 = time.time()
+        while not ready() and time.time() - t0 < limit:
+            if proc.poll() is not None:
+                pytest.fail(f"finished before {what}: {proc.communicate()[1][-2000:]}")
+            time.sleep(0.1)
+        assert ready(), f"never reached {what}"
+        assert proc.poll() is None, f"finished before it could be interrupted ({what})"
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children, "no worker processes under the command"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # a failed test leaves no command running
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert out == "", out[-2000:]
     return err, children
 
