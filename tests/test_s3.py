@@ -1,13 +1,16 @@
-"""Reading stores from an S3-compatible object store: a real ``moto_server`` process (issue 15).
+"""Object storage: a real S3-compatible ``moto_server`` process started by the tests (issue 15).
 
-Scope: complete stores are read from ``s3://`` URLs (``tc.open_store``, ``tomochunk export
---storage-option``); writing stages to buckets is not implemented yet.
+Reading complete stores from ``s3://`` URLs, the completion protocol without rename (an
+interrupted upload or an invalidated store is never read as complete), overwrite, the remote
+lock, and a whole ``tomochunk run`` from and into a bucket that is killed and resumed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,8 +26,15 @@ import xarray as xr
 from click.testing import CliRunner
 
 from tomochunk.cli import main
-from tomochunk.errors import ConfigError, IncompleteStoreError, InputError
-from tomochunk.io import store
+from tomochunk.errors import (
+    ConfigError,
+    IncompleteStoreError,
+    InputError,
+    LockedError,
+    OutputExistsError,
+)
+from tomochunk.io import store, urls
+from tomochunk.io.lock import exclusive
 from tomochunk.io.urls import is_url, local_path, parse_storage_options
 
 s3fs = pytest.importorskip("s3fs")
@@ -125,3 +135,199 @@ def test_export_from_bucket_cli(s3, tmp_path):
         assert f["volume"].attrs["pixel_size_um"] == 0.5
     res = CliRunner().invoke(main, ["export", url, "--format", "hdf5"])  # no local --out
     assert res.exit_code == 2 and "--out" in res.output
+
+
+# --------------------------------------------------------------------------------------
+# writing: the completion protocol without rename
+
+
+def _volume(seed: int, extra: bool = False) -> xr.Dataset:
+    rng = np.random.default_rng(seed)
+    data = {"v": (("z", "y", "x"), rng.normal(size=(8, 16, 16)).astype(np.float32))}
+    if extra:
+        data["w"] = (("z", "y", "x"), np.ones((8, 16, 16), np.float32))
+    return xr.Dataset(data).chunk({"z": 4})
+
+
+def _objects(fs, prefix: str) -> dict[str, tuple[int, str]]:
+    """Every object under ``prefix`` with its size and ETag (the bucket's bytes)."""
+    fs.invalidate_cache()
+    return {k: (v["size"], v.get("ETag")) for k, v in fs.find(prefix, detail=True).items()}
+
+
+def test_remote_write_is_complete_only_when_published(s3):
+    fs, opts = s3
+    url = "s3://tomochunk-test/w/vol.zarr"
+    ds = _volume(1)
+    with pytest.raises(RuntimeError, match="boom"):
+        with store.atomic_store(url, storage_options=opts) as tmp:
+            ds.to_zarr(str(tmp), mode="w", zarr_format=3, consolidated=False)
+            raise RuntimeError("boom")
+    assert not fs.exists("tomochunk-test/w/vol.zarr")  # a failed write uploads nothing
+    assert store.write_dataset(ds, url, storage_options=opts) == url
+    assert store.is_complete(url, opts)
+    np.testing.assert_array_equal(store.open_store(url, storage_options=opts)["v"].values,
+                                  ds["v"].values)
+    # the state an upload killed before its last PUT leaves: every object but the root
+    # zarr.json (which holds the completion attribute and the consolidated metadata)
+    fs.rm_file("tomochunk-test/w/vol.zarr/zarr.json")
+    assert fs.exists("tomochunk-test/w/vol.zarr/v/zarr.json")
+    assert not store.is_complete(url, opts)
+    with pytest.raises(InputError, match="cannot be opened"):
+        store.open_store(url, storage_options=opts)
+    with pytest.raises(OutputExistsError, match="incomplete"):
+        store.write_dataset(ds, url, storage_options=opts)
+    store.write_dataset(_volume(2), url, storage_options=opts, overwrite=True)
+    assert store.is_complete(url, opts)
+    np.testing.assert_array_equal(store.open_store(url, storage_options=opts)["v"].values,
+                                  _volume(2)["v"].values)
+
+
+def test_overwrite_invalidates_the_old_store_first(s3):
+    fs, opts = s3
+    url = "s3://tomochunk-test/o/vol.zarr"
+    old = _volume(3, extra=True)
+    store.write_dataset(old, url, storage_options=opts)
+    before = _objects(fs, "tomochunk-test/o/vol.zarr")
+    with pytest.raises(OutputExistsError, match="already exists"):
+        store.write_dataset(_volume(4), url, storage_options=opts)
+    assert _objects(fs, "tomochunk-test/o/vol.zarr") == before  # refused: bytes unchanged
+    # a new store that fails while it is written leaves the old one complete and untouched
+    bad = _volume(4)
+    bad["v"] = bad["v"].copy(data=bad["v"].data.map_blocks(_fail_block, dtype=np.float32))
+    with pytest.raises(ValueError, match="a chunk failed"):
+        store.write_dataset(bad, url, storage_options=opts, overwrite=True)
+    assert _objects(fs, "tomochunk-test/o/vol.zarr") == before
+    assert store.is_complete(url, opts)
+    # invalidation (the first step of an overwrite) strips the completion attribute and the
+    # consolidated metadata while the chunks are still there: never a stale complete store
+    assert urls.invalidate(url, opts)
+    assert fs.exists("tomochunk-test/o/vol.zarr/v/c/0/0/0")
+    root = json.loads(fs.cat_file("tomochunk-test/o/vol.zarr/zarr.json"))
+    assert store.COMPLETE_ATTR not in root["attributes"]
+    assert "consolidated_metadata" not in root
+    with pytest.raises(IncompleteStoreError):
+        store.open_store(url, storage_options=opts)
+    # a complete overwrite replaces every object: nothing of the old store's extra variable
+    store.write_dataset(_volume(5), url, storage_options=opts, overwrite=True)
+    ds = store.open_store(url, storage_options=opts)
+    assert list(ds.data_vars) == ["v"]
+    assert not fs.exists("tomochunk-test/o/vol.zarr/w")
+    np.testing.assert_array_equal(ds["v"].values, _volume(5)["v"].values)
+
+
+def _fail_block(block: np.ndarray) -> np.ndarray:
+    raise ValueError("a chunk failed")
+
+
+def test_remote_lock_is_exclusive_and_stale_locks_clear(s3, tmp_path):
+    fs, opts = s3
+    url = "s3://tomochunk-test/locked/run"
+    lock_key = "tomochunk-test/locked/.run.tomochunk-lock"
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import json, sys, time, pathlib\n"
+        "from tomochunk.io.lock import exclusive\n"
+        f"with exclusive({url!r}, 'run folder', json.loads(sys.argv[1])):\n"
+        f"    pathlib.Path({str(ready)!r}).touch()\n"
+        "    time.sleep(60)\n"), json.dumps(opts)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        for _ in range(300):
+            if ready.exists() or holder.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert ready.exists(), "the lock holder did not start"
+        with pytest.raises(LockedError, match=f"pid {holder.pid} on host"):
+            with exclusive(url, "run folder", opts):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert fs.exists(lock_key)  # a killed holder leaves its lock object ...
+    with exclusive(url, "run folder", opts):  # ... which is stale (dead pid here): cleared
+        assert json.loads(fs.cat_file(lock_key))["pid"] == os.getpid()
+    assert not fs.exists(lock_key)
+
+
+# --------------------------------------------------------------------------------------
+# a whole run from and into the bucket, killed and resumed
+
+
+def _cli(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "tomochunk"), *args],
+                          env=_cli_env(), capture_output=True, text=True, **kw)
+
+
+def _cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+@pytest.mark.slow
+def test_run_into_bucket_resumes_after_kill_and_equals_local_run(s3, tmp_path):
+    from .test_pipeline import FAST, _cfg_file, _write_dxchange
+
+    fs, opts = s3
+    src = _write_dxchange(tmp_path / "scan.h5")
+    fs.put_file(str(src), "tomochunk-test/e2e/scan.h5")
+    cfg = _cfg_file(tmp_path, {**FAST, "io": {"storage_options": {
+        "endpoint_url": opts["endpoint_url"], "client_kwargs": opts["client_kwargs"]}}})
+    # credentials on the command line: never written to run.json / config.yaml
+    creds = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
+    args = ["--config", str(cfg), "--workers", "1", *creds]
+    url_in, run = "s3://tomochunk-test/e2e/scan.h5", "s3://tomochunk-test/e2e/run"
+
+    ref = tmp_path / "ref"
+    res = _cli(["run", str(src), "--out", str(ref), "--config", str(cfg), "--workers", "1",
+                "-q"], timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    # kill the run (its whole process group) once recon.zarr is complete in the bucket
+    p = subprocess.Popen([str(Path(sys.executable).parent / "tomochunk"), "run", url_in,
+                          "--out", run, *args, "-q"], env=_cli_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    killed = False
+    t0 = time.time()
+    while time.time() - t0 < 300 and p.poll() is None:
+        if store.is_complete(f"{run}/recon.zarr", opts):
+            os.killpg(p.pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.1)
+    p.wait()
+    assert killed, "the run ended before recon.zarr was complete: " + p.stderr.read()[-2000:]
+    assert not fs.exists("tomochunk-test/e2e/run/denoised.zarr/zarr.json")
+
+    res = _cli(["run", url_in, "--out", run, *args], timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "ingest: complete and configuration unchanged, skipping" in res.stderr
+    assert "recon: complete and configuration unchanged, skipping" in res.stderr
+    assert "train: starting" in res.stderr and "denoise: starting" in res.stderr
+    for name, var in (("scan.zarr", "projections"), ("recon.zarr", "full"),
+                      ("recon.zarr", "split"), ("denoised.zarr", "denoised"),
+                      ("median.zarr", "median")):
+        remote = store.open_store(f"{run}/{name}", storage_options=opts)[var].values
+        local = store.open_store(ref / name)[var].values
+        np.testing.assert_allclose(remote, local, rtol=0, atol=0, err_msg=name)
+    assert fs.exists("tomochunk-test/e2e/run/report/index.html")
+    record = json.loads(fs.cat_file("tomochunk-test/e2e/run/run.json"))
+    assert set(record["stages"]) == set(json.loads((ref / "run.json").read_text())["stages"])
+    text = fs.cat_file("tomochunk-test/e2e/run/config.yaml").decode()
+    assert "secret: <redacted>" in text and "testing" not in text
+    assert "train: 3 epochs" in fs.cat_file("tomochunk-test/e2e/run/tomochunk.log").decode()
+    assert not fs.exists("tomochunk-test/e2e/.run.tomochunk-lock")
+
+    # an existing output without --overwrite: refused before any work, bucket untouched
+    before = _objects(fs, "tomochunk-test/e2e")
+    res = _cli(["filter", f"{run}/recon.zarr", f"{run}/median.zarr", "--method", "median",
+                "--workers", "1", *creds, "--storage-option",
+                f"endpoint_url={opts['endpoint_url']}"], timeout=300)
+    assert res.returncode == 2, res.stderr
+    assert "already exists; pass --overwrite" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    res = _cli(["run", str(src), "--out", run, *args], timeout=300)  # another input
+    assert res.returncode == 2 and "belongs to another input" in res.stderr, res.stderr
+    assert _objects(fs, "tomochunk-test/e2e") == before

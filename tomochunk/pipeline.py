@@ -85,7 +85,10 @@ class RunResult:
 
 
 def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | None) -> RunConfig:
-    """Apply ``{"section.key": value}`` overrides (``None`` values are ignored)."""
+    """Apply ``{"section.key": value}`` overrides (``None`` values are ignored).
+
+    A mapping value over a mapping key (``io.storage_options``) is merged into it.
+    """
     data = to_dict(cfg)
     for dotted, value in (overrides or {}).items():
         if value is None:
@@ -95,7 +98,11 @@ def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | None) -> RunC
             raise ConfigError(
                 f"override {dotted!r} must be 'section.key' with section one of {', '.join(data)}"
             )
-        data[section][key] = value
+        old = data[section].get(key)
+        # a mapping (io.storage_options) is merged key by key: --storage-option key=... on
+        # the command line adds credentials to a config file's endpoint_url
+        data[section][key] = ({**old, **value} if isinstance(old, dict)
+                              and isinstance(value, dict) else value)
     return from_dict(RunConfig, data)
 
 
