@@ -284,7 +284,15 @@ def test_run_into_bucket_resumes_after_kill_and_equals_local_run(s3, tmp_path):
                 "-q"], timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
 
-    # kill the run (its whole process group) once recon.zarr is complete in the bucket
+    # kill the run (its whole process group) once the recon stage is recorded as done
+    def recon_done() -> bool:
+        fs.invalidate_cache()
+        try:
+            return "recon" in json.loads(fs.cat_file("tomochunk-test/e2e/run/run.json"))[
+                "stages"]
+        except (FileNotFoundError, ValueError):
+            return False
+
     p = subprocess.Popen([str(Path(sys.executable).parent / "tomochunk"), "run", url_in,
                           "--out", run, *args, "-q"], env=_cli_env(),
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -292,14 +300,16 @@ def test_run_into_bucket_resumes_after_kill_and_equals_local_run(s3, tmp_path):
     killed = False
     t0 = time.time()
     while time.time() - t0 < 300 and p.poll() is None:
-        if store.is_complete(f"{run}/recon.zarr", opts):
+        if recon_done():
             os.killpg(p.pid, signal.SIGKILL)
             killed = True
             break
         time.sleep(0.1)
     p.wait()
-    assert killed, "the run ended before recon.zarr was complete: " + p.stderr.read()[-2000:]
+    assert killed, "the run ended before recon was done: " + p.stderr.read()[-2000:]
+    assert store.is_complete(f"{run}/recon.zarr", opts)
     assert not fs.exists("tomochunk-test/e2e/run/denoised.zarr/zarr.json")
+    assert fs.exists("tomochunk-test/e2e/.run.tomochunk-lock")  # left by the killed run
 
     res = _cli(["run", url_in, "--out", run, *args], timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
