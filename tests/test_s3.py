@@ -28,6 +28,7 @@ from click.testing import CliRunner
 from tomochunk.cli import main
 from tomochunk.errors import (
     ConfigError,
+    CorruptStoreError,
     IncompleteStoreError,
     InputError,
     LockedError,
@@ -181,6 +182,10 @@ def test_remote_write_is_complete_only_when_published(s3):
     assert store.is_complete(url, opts)
     np.testing.assert_array_equal(store.open_store(url, storage_options=opts)["v"].values,
                                   _volume(2)["v"].values)
+    # a chunk lost in the bucket is caught by the chunk manifest (zarr would read zeros)
+    fs.rm_file("tomochunk-test/w/vol.zarr/v/c/1/0/0")
+    with pytest.raises(CorruptStoreError, match="chunk v/c/1/0/0 is missing"):
+        store.open_store(url, storage_options=opts)
 
 
 def test_overwrite_invalidates_the_old_store_first(s3):

@@ -569,7 +569,7 @@ def run(
     storage_options : mapping, optional
         fsspec options of URL inputs and outputs (``input="s3://bucket/scan.h5"``,
         ``out="s3://bucket/run"``); replaces the config's ``io.storage_options``. A run in
-        a bucket keeps every stage's output there (see ``docs/object-storage.md``).
+        a bucket keeps every stage's output there (README, "Stores in a bucket").
 
     Returns
     -------

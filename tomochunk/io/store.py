@@ -5,6 +5,11 @@ when complete, after writing the completion attribute ``tomochunk_complete = Tru
 An interrupted or failed stage therefore never leaves a store that looks complete, and an
 existing store is never touched unless ``overwrite=True``.
 
+An fsspec URL output (``s3://...``, :mod:`tomochunk.io.urls`) has no rename: the temporary
+store is a local staging folder, finalized the same way, and published with its root
+``zarr.json`` (completion attribute + consolidated metadata) as the last object; an overwrite
+invalidates the old store's root ``zarr.json`` before deleting it.
+
 Store contract (see ``ARCHITECTURE.md``):
 
 - ``scan.zarr``: ``projections(angle,row,col)``, ``flat(flat,row,col)``, ``dark(dark,row,col)``,
@@ -353,6 +358,8 @@ def _open_remote(url: str, storage_options: Mapping[str, Any] | None, require_co
             f"{what} {url} is incomplete (an interrupted or failed stage wrote it); "
             "re-run the stage that produces it with --overwrite"
         )
+    if require_complete:
+        verify_manifest(url, what, storage_options)
     consolidated = group.metadata.consolidated_metadata is not None
     ds = xr.open_zarr(store, consolidated=consolidated,
                       chunks=chunks if chunks is not None else {})
