@@ -25,6 +25,7 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
+import tomochunk as tc
 from tomochunk.cli import main
 from tomochunk.errors import (
     ConfigError,
@@ -98,6 +99,15 @@ def test_url_helpers():
         "anon": True, "endpoint_url": "http://h:9000", "n": 3}
     with pytest.raises(ConfigError):
         parse_storage_options(["novalue"])
+
+
+def test_file_urls_are_local_paths(tmp_path):
+    url = f"file://{tmp_path}/v.zarr"
+    assert store.write_dataset(_volume(6), url) == tmp_path / "v.zarr"
+    assert store.is_complete(url) and store.is_complete(tmp_path / "v.zarr")
+    np.testing.assert_array_equal(store.open_store(url)["v"].values, _volume(6)["v"].values)
+    with pytest.raises(OutputExistsError):
+        store.check_output_path(url)
 
 
 def test_open_store_from_bucket(s3, tmp_path):
@@ -253,6 +263,27 @@ def test_remote_lock_is_exclusive_and_stale_locks_clear(s3, tmp_path):
     with exclusive(url, "run folder", opts):  # ... which is stale (dead pid here): cleared
         assert json.loads(fs.cat_file(lock_key))["pid"] == os.getpid()
     assert not fs.exists(lock_key)
+
+
+def test_ingest_cli_into_bucket_and_remote_scan_store_input(s3, tmp_path):
+    from .test_pipeline import _write_dxchange
+
+    fs, opts = s3
+    src = _write_dxchange(tmp_path / "scan.h5")
+    so = ["--storage-option", "key=testing", "--storage-option", "secret=testing",
+          "--storage-option", f"endpoint_url={opts['endpoint_url']}"]
+    url = "s3://tomochunk-test/ing/scan.zarr"
+    res = CliRunner().invoke(main, ["ingest", str(src), url, "-q", *so])
+    assert res.exit_code == 0, res.output
+    scan = store.open_scan(url, opts)
+    with h5py.File(src) as f:
+        np.testing.assert_array_equal(scan["projections"].values, f["exchange/data"][...])
+    res = CliRunner().invoke(main, ["ingest", str(src), url, "-q", *so])
+    assert res.exit_code == 2 and "already exists; pass --overwrite" in res.output
+    # a Zarr scan store in the bucket is an input too (streamed, not downloaded)
+    again = tc.ingest(url, "s3://tomochunk-test/ing/scan2.zarr", storage_options=opts)
+    np.testing.assert_array_equal(again["projections"].values, scan["projections"].values)
+    np.testing.assert_array_equal(again["theta"].values, scan["theta"].values)
 
 
 # --------------------------------------------------------------------------------------

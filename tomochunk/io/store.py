@@ -252,9 +252,9 @@ def write_dataset(
     the return value is ``path`` as a Path, or the URL.
     """
     from ..progress import compute
-    from .urls import basename, is_url
+    from .urls import basename, is_url, local_path
 
-    path = os.fspath(path) if is_url(path) else Path(path)
+    path = os.fspath(path) if is_url(path) else Path(local_path(path))
     ds = ds.copy()
     ds.attrs.pop(COMPLETE_ATTR, None)  # the flag comes last, from atomic_store only
     with atomic_store(path, overwrite=overwrite, attrs=attrs, config_hash=config_hash,
