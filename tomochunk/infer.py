@@ -634,7 +634,7 @@ def denoise(
         "model": model_desc,
         "model_path": ref if isinstance(ref, str) else None,  # resolved in _model_ref
         "model_path_kind": "absolute" if isinstance(ref, str) else "in-memory model",
-        **({"model_path": os.fspath(model), "model_path_kind": "url"} if is_url(model) else {}),
+        **({"model_path": str(model), "model_path_kind": "url"} if is_url(model) else {}),
         "network": meta.get("network"),
         "context": context,
         "n_splits_model": int(meta["n_splits"]),

@@ -174,19 +174,19 @@ def atomic_store(
         with _remote_atomic(url, attrs, config_hash, storage_options) as tmp:
             yield tmp
         return
-    path = check_output_path(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _partial_name(path)
+    target: Path = check_output_path(path, overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _partial_name(target)
     try:
         yield tmp
         _finish(tmp, attrs, config_hash)
-        if path.exists():
-            old = path.with_name(f".{path.name}{_OLD}{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-            os.replace(tmp, path)
+        if target.exists():
+            old = target.with_name(f".{target.name}{_OLD}{uuid.uuid4().hex[:8]}")
+            os.replace(target, old)
+            os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, path)
+            os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -282,7 +282,8 @@ def read_attrs(path: str | os.PathLike[str],
     from .urls import RemotePath, is_url, local_path, zarr_store
 
     if isinstance(path, RemotePath):
-        path, storage_options = path.url, path.storage_options
+        storage_options = path.storage_options
+        path = path.url
     if is_url(path):
         return dict(zarr.open_group(zarr_store(os.fspath(path), storage_options),
                                     mode="r").attrs)
@@ -313,7 +314,8 @@ def open_store(
     from .urls import RemotePath, is_url, local_path
 
     if isinstance(path, RemotePath):
-        path, storage_options = path.url, path.storage_options
+        storage_options = path.storage_options
+        path = path.url
     if is_url(path):
         ds = _open_remote(str(path), storage_options, require_complete, what, chunks)
         _check_required(ds, required, what, path)

@@ -184,7 +184,7 @@ def collect_run(run_dir: str | Path, truth: str | Path | None = None) -> RunData
     IncompleteStoreError
         If ``recon.zarr`` is incomplete.
     """
-    run_dir = location(run_dir)  # a Path, or a RemotePath for a run in a bucket
+    run_dir: Any = location(run_dir)  # a Path, or a RemotePath for a run in a bucket
     if not run_dir.is_dir():
         raise InputError(f"run directory {run_dir} does not exist; pass the --out of a run")
     recon_path = run_dir / "recon.zarr"
