@@ -7,6 +7,7 @@ lock, and a whole ``tomochunk run`` from and into a bucket that is killed and re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import warnings
@@ -301,8 +303,37 @@ def _cli_env() -> dict[str, str]:
     return env
 
 
+def _kill_at(p: subprocess.Popen, marker: str, timeout: float) -> tuple[bool, str]:
+    """Read ``p``'s stderr; SIGKILL its process group at the first line holding ``marker``.
+
+    Returns whether it was killed there (False: it ended, or ran past ``timeout`` and was
+    killed then) and the stderr read.
+    """
+    watchdog = threading.Timer(timeout, os.killpg, (p.pid, signal.SIGKILL))
+    watchdog.start()
+    lines: list[str] = []
+    try:
+        for line in p.stderr:
+            lines.append(line)
+            if marker in line:
+                os.killpg(p.pid, signal.SIGKILL)
+                return True, "".join(lines)
+        return False, "".join(lines)
+    finally:
+        watchdog.cancel()
+        p.wait()
+        p.stderr.close()
+
+
 @pytest.mark.slow
 def test_run_into_bucket_resumes_after_kill_and_equals_local_run(s3, tmp_path):
+    """A run from and into the bucket, SIGKILLed once recon is recorded, resumes and ends with
+    the same stores as a local run of the same config.
+
+    The local reference run is independent of the bucket, so it runs concurrently with the
+    bucket runs, and it is stopped once its last compared store (median) is recorded: its
+    report is not compared. The refusals at the end run in-process (no cluster starts).
+    """
     from .test_pipeline import FAST, _cfg_file, _write_dxchange
 
     fs, opts = s3
@@ -312,37 +343,70 @@ def test_run_into_bucket_resumes_after_kill_and_equals_local_run(s3, tmp_path):
         "endpoint_url": opts["endpoint_url"], "client_kwargs": opts["client_kwargs"]}}})
     # credentials on the command line: never written to run.json / config.yaml
     creds = ["--storage-option", "key=testing", "--storage-option", "secret=testing"]
-    args = ["--config", str(cfg), "--workers", "1", *creds]
+    local_args = ["--config", str(cfg), "--workers", "1"]
+    args = [*local_args, *creds]
     url_in, run = "s3://tomochunk-test/e2e/scan.h5", "s3://tomochunk-test/e2e/run"
+    exe = str(Path(sys.executable).parent / "tomochunk")
+    stages = ["ingest", "recon", "train", "denoise", "filter:median", "report"]
 
+    # the local reference, stopped at the log line that follows run.json recording median
     ref = tmp_path / "ref"
-    res = _cli(["run", str(src), "--out", str(ref), "--config", str(cfg), "--workers", "1",
-                "-q"], timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
+    ref_proc = subprocess.Popen([exe, "run", str(src), "--out", str(ref), *local_args],
+                                env=_cli_env(), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+    ref_stopped: list[tuple[bool, str]] = []
+    ref_thread = threading.Thread(target=lambda: ref_stopped.append(
+        _kill_at(ref_proc, "filter:median: median 12x48x48 in", timeout=600)))
+    ref_thread.start()
+    try:
+        _kill_resume_in_bucket(fs, opts, exe, url_in, run, args)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(ref_proc.pid, signal.SIGKILL)
+        raise
+    finally:
+        ref_thread.join(timeout=600)
+    assert ref_stopped and ref_stopped[0][0], "reference run: " + (
+        ref_stopped[0][1][-3000:] if ref_stopped else "still running")
+    assert list(json.loads((ref / "run.json").read_text())["stages"]) == stages[:-1]
 
-    # kill the run (its whole process group) once the recon stage is recorded as done
-    def recon_done() -> bool:
-        fs.invalidate_cache()
-        try:
-            return "recon" in json.loads(fs.cat_file("tomochunk-test/e2e/run/run.json"))[
-                "stages"]
-        except (FileNotFoundError, ValueError):
-            return False
+    for name, var in (("scan.zarr", "projections"), ("recon.zarr", "full"),
+                      ("recon.zarr", "split"), ("denoised.zarr", "denoised"),
+                      ("median.zarr", "median")):
+        remote = store.open_store(f"{run}/{name}", storage_options=opts)[var].values
+        local = store.open_store(ref / name)[var].values
+        np.testing.assert_allclose(remote, local, rtol=0, atol=0, err_msg=name)
+    assert fs.exists("tomochunk-test/e2e/run/report/index.html")
+    record = json.loads(fs.cat_file("tomochunk-test/e2e/run/run.json"))
+    assert list(record["stages"]) == stages
+    text = fs.cat_file("tomochunk-test/e2e/run/config.yaml").decode()
+    assert "secret: <redacted>" in text and "testing" not in text
+    assert "train: 3 epochs" in fs.cat_file("tomochunk-test/e2e/run/tomochunk.log").decode()
+    assert not fs.exists("tomochunk-test/e2e/.run.tomochunk-lock")
 
-    p = subprocess.Popen([str(Path(sys.executable).parent / "tomochunk"), "run", url_in,
-                          "--out", run, *args, "-q"], env=_cli_env(),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # an existing output without --overwrite: refused before any work, bucket untouched
+    before = _objects(fs, "tomochunk-test/e2e")
+    res = CliRunner().invoke(main, ["filter", f"{run}/recon.zarr", f"{run}/median.zarr",
+                                    "--method", "median", "--workers", "1", *creds,
+                                    "--storage-option", f"endpoint_url={opts['endpoint_url']}"])
+    assert res.exit_code == 2, res.output
+    assert "already exists; pass --overwrite" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    res = CliRunner().invoke(main, ["run", str(src), "--out", run, *args])  # another input
+    assert res.exit_code == 2 and "belongs to another input" in res.stderr, res.output
+    assert _objects(fs, "tomochunk-test/e2e") == before
+
+
+def _kill_resume_in_bucket(fs, opts, exe: str, url_in: str, run: str, args: list[str]) -> None:
+    """Run into the bucket, SIGKILL it (its whole process group) once run.json records recon
+    done, and re-run: the finished stages are skipped, the others done."""
+    p = subprocess.Popen([exe, "run", url_in, "--out", run, *args], env=_cli_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
-    killed = False
-    t0 = time.time()
-    while time.time() - t0 < 300 and p.poll() is None:
-        if recon_done():
-            os.killpg(p.pid, signal.SIGKILL)
-            killed = True
-            break
-        time.sleep(0.1)
-    p.wait()
-    assert killed, "the run ended before recon was done: " + p.stderr.read()[-2000:]
+    killed, err = _kill_at(p, "recon: full 12x48x48 in", timeout=300)
+    assert killed, "the run ended before recon was done: " + err[-3000:]
+    fs.invalidate_cache()
+    assert "recon" in json.loads(fs.cat_file("tomochunk-test/e2e/run/run.json"))["stages"]
     assert store.is_complete(f"{run}/recon.zarr", opts)
     assert not fs.exists("tomochunk-test/e2e/run/denoised.zarr/zarr.json")
     assert fs.exists("tomochunk-test/e2e/.run.tomochunk-lock")  # left by the killed run
@@ -352,28 +416,3 @@ def test_run_into_bucket_resumes_after_kill_and_equals_local_run(s3, tmp_path):
     assert "ingest: complete and configuration unchanged, skipping" in res.stderr
     assert "recon: complete and configuration unchanged, skipping" in res.stderr
     assert "train: starting" in res.stderr and "denoise: starting" in res.stderr
-    for name, var in (("scan.zarr", "projections"), ("recon.zarr", "full"),
-                      ("recon.zarr", "split"), ("denoised.zarr", "denoised"),
-                      ("median.zarr", "median")):
-        remote = store.open_store(f"{run}/{name}", storage_options=opts)[var].values
-        local = store.open_store(ref / name)[var].values
-        np.testing.assert_allclose(remote, local, rtol=0, atol=0, err_msg=name)
-    assert fs.exists("tomochunk-test/e2e/run/report/index.html")
-    record = json.loads(fs.cat_file("tomochunk-test/e2e/run/run.json"))
-    assert set(record["stages"]) == set(json.loads((ref / "run.json").read_text())["stages"])
-    text = fs.cat_file("tomochunk-test/e2e/run/config.yaml").decode()
-    assert "secret: <redacted>" in text and "testing" not in text
-    assert "train: 3 epochs" in fs.cat_file("tomochunk-test/e2e/run/tomochunk.log").decode()
-    assert not fs.exists("tomochunk-test/e2e/.run.tomochunk-lock")
-
-    # an existing output without --overwrite: refused before any work, bucket untouched
-    before = _objects(fs, "tomochunk-test/e2e")
-    res = _cli(["filter", f"{run}/recon.zarr", f"{run}/median.zarr", "--method", "median",
-                "--workers", "1", *creds, "--storage-option",
-                f"endpoint_url={opts['endpoint_url']}"], timeout=300)
-    assert res.returncode == 2, res.stderr
-    assert "already exists; pass --overwrite" in res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
-    res = _cli(["run", str(src), "--out", run, *args], timeout=300)  # another input
-    assert res.returncode == 2 and "belongs to another input" in res.stderr, res.stderr
-    assert _objects(fs, "tomochunk-test/e2e") == before
