@@ -23,6 +23,7 @@ from .errors import TomochunkError
 from .io.lock import exclusive
 from .io.paths import check_distinct, check_exists
 from .io.store import check_output_path
+from .io.urls import is_url
 from .openmp_env import passive_openmp
 from .validate import check_cluster, check_config
 
@@ -122,6 +123,21 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def storage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--storage-option KEY=VALUE`` (repeatable): fsspec options of URL paths (s3://...)."""
+    return click.option(
+        "--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
+        help="fsspec option for URL inputs/outputs (s3://...), e.g. "
+             "endpoint_url=http://h:9000 (repeatable).")(fn)
+
+
+def _storage(kw: dict[str, Any]) -> dict[str, Any]:
+    """Pop ``--storage-option`` from the command's keywords as a storage_options dict."""
+    from .io.urls import parse_storage_options
+
+    return parse_storage_options(kw.pop("storage_option", ()))
+
+
 def _cluster_cfg(kw: dict[str, Any]) -> cfgmod.ClusterConfig:
     return cfgmod.ClusterConfig(
         scheduler=kw.pop("scheduler"),
@@ -201,6 +217,7 @@ def main() -> None:
               help="Without flats/darks, take the projections as transmission even when "
                    "they look like raw counts (refused otherwise).")
 @common
+@storage_option
 @_errors
 def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str,
            rows_per_chunk: int, pixel_size_um: float | None, flats: str | None,
@@ -208,6 +225,7 @@ def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str
            overwrite: bool, **kw: Any) -> None:
     """Read a raw scan (DXchange/NeXus HDF5, TIFF stack, .npy) into SCAN.zarr."""
     fn = _api("io.ingest", "ingest", "ingest")
+    so = _storage(kw)
     with _session(kw, cluster=False):
         cfg = cfgmod.IngestConfig(format=fmt, angles=angles, angles_unit=angles_unit,
                                   rows_per_chunk=rows_per_chunk, pixel_size_um=pixel_size_um,
@@ -215,8 +233,9 @@ def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str
                                   assume_transmission=assume_transmission)
         check_config(cfg)
         check_distinct(scan, [input])
-        with exclusive(scan):
-            fn(input, scan, config=cfg, overwrite=overwrite)
+        check_output_path(scan, overwrite, so)
+        with exclusive(scan, storage_options=so):
+            fn(input, scan, config=cfg, overwrite=overwrite, storage_options=so)
 
 
 @main.command()
@@ -249,6 +268,7 @@ def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str
 @click.option("--paganin-delta-beta", type=float, default=100.0, show_default=True,
               help="delta/beta ratio.")
 @common
+@storage_option
 @_errors
 def recon(scan: str, recon: str, splits: int, center: str, center_method: str, filter_: str,
           stripe: str, backend: str, pad: str, circle: bool, tomopy_convention: bool,
@@ -269,11 +289,12 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
                               circle=circle, tomopy_convention=tomopy_convention,
                               rows_per_block=rows_per_block, half_acquisition=half_acquisition)
     check_config(rcfg)
-    check_exists(scan=scan)
+    so = _storage(kw)
+    check_exists(so, scan=scan)
     check_distinct(recon, [scan])
-    check_output_path(recon, overwrite)
-    with exclusive(recon), _session(kw):
-        fn(scan, recon, preprocess=pre, config=rcfg, overwrite=overwrite)
+    check_output_path(recon, overwrite, so)
+    with exclusive(recon, storage_options=so), _session(kw):
+        fn(scan, recon, preprocess=pre, config=rcfg, overwrite=overwrite, storage_options=so)
 
 
 @main.command()
@@ -310,17 +331,21 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
 @click.option("--warmup", type=float, default=0.0, show_default=True,
               help="Fraction of the steps with a linear learning-rate warm-up.")
 @common
+@storage_option
 @_errors
 def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
     """Train a Noise2Inverse model on the split volumes of RECON.zarr."""
     fn = _api("training.n2i", "train", "train")
+    so = _storage(kw)
     fields = {f: kw.pop(f) for f in list(kw) if f in cfgmod.TrainConfig.__dataclass_fields__}
     tcfg = cfgmod.from_dict(cfgmod.TrainConfig, fields)
     check_config(tcfg)
-    check_exists(recon=recon)
+    check_exists(so, recon=recon)
     check_distinct(model, [recon])
-    with exclusive(model), _session(kw):
-        fn(recon, model, config=tcfg, overwrite=overwrite)
+    if is_url(model):
+        check_output_path(model, overwrite, so)  # (a local model folder may be --resume'd)
+    with exclusive(model, storage_options=so), _session(kw):
+        fn(recon, model, config=tcfg, overwrite=overwrite, storage_options=so)
 
 
 @main.command()
@@ -337,6 +362,7 @@ def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
 @click.option("--ensemble", type=click.Choice(["1", "2", "4", "8"]), default="1",
               show_default=True, help="D4 self-ensemble size (flips/rotations averaged; 1=off).")
 @common
+@storage_option
 @_errors
 def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | None,
             tile_halo: int | None, strict: bool, device: str, ensemble: str, overwrite: bool,
@@ -346,11 +372,12 @@ def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | Non
     dcfg = cfgmod.DenoiseConfig(chunk_z=chunk_z, tile=tile, tile_halo=tile_halo, strict=strict,
                                 device=device, ensemble=int(ensemble))
     check_config(dcfg)
-    check_exists(recon=recon, model=model)
+    so = _storage(kw)
+    check_exists(so, recon=recon, model=model)
     check_distinct(denoised, [recon, model])
-    check_output_path(denoised, overwrite)
-    with exclusive(denoised), _session(kw):
-        fn(recon, model, denoised, config=dcfg, overwrite=overwrite)
+    check_output_path(denoised, overwrite, so)
+    with exclusive(denoised, storage_options=so), _session(kw):
+        fn(recon, model, denoised, config=dcfg, overwrite=overwrite, storage_options=so)
 
 
 def _sigma_option(text: str) -> Any:
@@ -375,6 +402,7 @@ def _sigma_option(text: str) -> Any:
 @click.option("--sigma", default="auto-split", show_default=True,
               help="NLM noise level: auto-split (std(s0-s1)/2), wavelet, or a number.")
 @common
+@storage_option
 @_errors
 def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, chunk_z: int,
                sigma: str, overwrite: bool, **kw: Any) -> None:
@@ -383,11 +411,12 @@ def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, c
     fcfg = cfgmod.FilterConfig(methods=[method], radius=radius, footprint=footprint,
                                chunk_z=chunk_z, sigma=_sigma_option(sigma))
     check_config(fcfg)
-    check_exists(recon=recon)
+    so = _storage(kw)
+    check_exists(so, recon=recon)
     check_distinct(out, [recon])
-    check_output_path(out, overwrite)
-    with exclusive(out), _session(kw):
-        fn(recon, out, method=method, config=fcfg, overwrite=overwrite)
+    check_output_path(out, overwrite, so)
+    with exclusive(out, storage_options=so), _session(kw):
+        fn(recon, out, method=method, config=fcfg, overwrite=overwrite, storage_options=so)
 
 
 @main.command()
@@ -397,14 +426,16 @@ def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, c
 @click.option("--truth-free-reference", default=None, type=click.Path(),
               help="Recon store of 2 held-out halves (angles no method used): truth-free MSE.")
 @common
+@storage_option
 @_errors
 def report(run_dir: str, truth: str | None, out: str | None, truth_free_reference: str | None,
            overwrite: bool, **kw: Any) -> None:
     """Metrics and a static HTML comparison report of a run directory."""
     fn = _api("report", "make_report", "report")
     rcfg = cfgmod.ReportConfig(truth=truth, truth_free_reference=truth_free_reference)
+    so = _storage(kw)
     with _session(kw, cluster=False):
-        path = fn(run_dir, out=out, config=rcfg, overwrite=overwrite)
+        path = fn(run_dir, out=out, config=rcfg, overwrite=overwrite, storage_options=so)
         click.echo(f"report written to {path}")
 
 
@@ -429,6 +460,7 @@ def report(run_dir: str, truth: str | None, out: str | None, truth_free_referenc
               help="Override any config key (repeatable), e.g. --set train.patience=5; "
                    "the value is read as YAML.")
 @common
+@storage_option
 @_errors
 def run(input: str, out: str, config_path: str | None, epochs: int | None, depth: int | None,
         center: str | None, budget: float | None, splits: int | None, network: str | None,
@@ -439,6 +471,7 @@ def run(input: str, out: str, config_path: str | None, epochs: int | None, depth
     from .overrides import parse_settings
 
     fn = _api("pipeline", "run", "run")
+    so = _storage(kw)
     quiet, verbose = kw.pop("quiet"), kw.pop("verbose")
     ccfg = _cluster_cfg(kw)
     overrides = {"train.epochs": epochs, "train.depth": depth,
@@ -446,7 +479,7 @@ def run(input: str, out: str, config_path: str | None, epochs: int | None, depth
                  "recon.splits": splits, "train.network": network, "train.context": context,
                  "train.max_minutes": max_minutes, "denoise.chunk_z": chunk_z,
                  "filters.chunk_z": chunk_z, "filters.radius": radius,
-                 **parse_settings(settings)}
+                 "io.storage_options": so or None, **parse_settings(settings)}
     with _logged_warnings_once():
         fn(input, out, config=config_path, cluster=ccfg, overwrite=overwrite, quiet=quiet,
            verbose=verbose, overrides=overrides)
@@ -455,13 +488,16 @@ def run(input: str, out: str, config_path: str | None, epochs: int | None, depth
 @main.command()
 @click.option("--out", "out", default="tomochunk-demo", show_default=True, type=click.Path())
 @common
+@storage_option
 @_errors
 def demo(out: str, overwrite: bool, **kw: Any) -> None:
     """Whole pipeline on a built-in synthetic scan (a few minutes on a laptop)."""
     fn = _api("pipeline", "demo", "demo")
+    so = _storage(kw)
     quiet, verbose = kw.pop("quiet"), kw.pop("verbose")
     ccfg = _cluster_cfg(kw)
-    fn(out, cluster=ccfg, overwrite=overwrite, quiet=quiet, verbose=verbose)
+    fn(out, cluster=ccfg, overwrite=overwrite, quiet=quiet, verbose=verbose,
+       storage_options=so or None)
 
 
 @main.command("config")

@@ -30,6 +30,7 @@ __all__ = [
     "FilterConfig",
     "ReportConfig",
     "ClusterConfig",
+    "IOConfig",
     "RunConfig",
     "ExportConfig",
     "from_dict",
@@ -453,6 +454,22 @@ class ClusterConfig:
 
 
 @dataclass
+class IOConfig:
+    """Where inputs and outputs live: fsspec options for URL paths (s3://, gs://, ...).
+
+    Attributes
+    ----------
+    storage_options : mapping
+        fsspec options of every URL input and output (S3: endpoint_url, key, secret,
+        anon, client_kwargs, ...; --storage-option KEY=VALUE on the command line). Not
+        part of any stage hash; credentials are written to run.json and config.yaml as
+        "<redacted>" (give them through the environment, e.g. AWS_ACCESS_KEY_ID).
+    """
+
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class RunConfig:
     """The whole pipeline: one section per stage."""
 
@@ -464,6 +481,7 @@ class RunConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    io: IOConfig = field(default_factory=IOConfig)
 
 
 # ---------------------------------------------------------------------------------------
@@ -505,6 +523,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value is None:
             return None
         raise ConfigError(f"{where}: expected null, got {shorten(value)}")
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{where}: expected a mapping of names to values, got "
+                              f"{shorten(value)}")
+        return dict(value)
     if origin is list:
         (inner,) = get_args(tp) or (Any,)
         if not isinstance(value, list | tuple):
@@ -651,7 +674,7 @@ def example_yaml() -> str:
         docs = _field_docs(type(section))
         for sf in fields(section):
             value = yaml.safe_dump({sf.name: getattr(section, sf.name)},
-                                   default_flow_style=True).strip().strip("{}")
+                                   default_flow_style=True).strip()[1:-1]  # outer {} only
             comment = docs.get(sf.name, "")
             lines.append(f"  {value}" + (f"  # {comment}" if comment else ""))
     return "\n".join(lines) + "\n"

@@ -71,6 +71,7 @@ from .config import DenoiseConfig, replace
 from .errors import ConfigError, InputError, ModelError
 from .filters.halo import Slab, ZarrSource, map_z_halo
 from .io.store import check_output_path, open_recon, open_store, write_dataset
+from .io.urls import is_url
 from .progress import current_client, get_logger
 
 __all__ = [
@@ -475,7 +476,7 @@ def _check_config(cfg: DenoiseConfig) -> None:
         raise ConfigError("invalid denoise configuration: " + "; ".join(problems))
 
 
-def _open(recon: Any) -> tuple[xr.Dataset, str]:
+def _open(recon: Any, storage_options: Any = None) -> tuple[xr.Dataset, str]:
     if isinstance(recon, xr.Dataset):
         return recon, "recon dataset"
     if isinstance(recon, xr.DataArray):
@@ -487,11 +488,21 @@ def _open(recon: Any) -> tuple[xr.Dataset, str]:
         coords = {c: v.variable for c, v in recon.coords.items() if "split" not in v.dims}
         ds = xr.Dataset(coords={**coords, "split": recon.variable}, attrs=recon.attrs)
         return ds, "split DataArray"
-    return open_recon(recon), str(recon)
+    return open_recon(recon, storage_options), str(recon)
 
 
-def _model_ref(model: Any) -> tuple[Any, Mapping[str, Any], str]:
-    """``(what tasks receive, metadata, description)``; a path is validated here once."""
+def _model_ref(model: Any, storage_options: Any = None) -> tuple[Any, Mapping[str, Any], str]:
+    """``(what tasks receive, metadata, description)``; a path is validated here once.
+
+    A model URL is downloaded and loaded here, and the tasks receive the loaded model.
+    """
+    from .io.urls import is_url
+
+    if is_url(model):
+        from .training.modelfile import load_model
+
+        loaded = load_model(model, device="cpu", storage_options=storage_options)
+        return dask.delayed(loaded, pure=True), loaded.metadata, os.fspath(model)
     if isinstance(model, str | os.PathLike):
         from .training.modelfile import load_model
 
@@ -509,7 +520,7 @@ def _model_ref(model: Any) -> tuple[Any, Mapping[str, Any], str]:
 
 
 def _write(result: xr.DataArray, out: str | os.PathLike[str], *, overwrite: bool,
-           attrs: dict[str, Any], routed: bool) -> None:
+           attrs: dict[str, Any], routed: bool, storage_options: Any = None) -> None:
     """Write ``denoised.zarr`` atomically, chunk by chunk (each task writes its region).
 
     With GPU routing the data are stored with :func:`dask.array.store` and task fusion off:
@@ -517,14 +528,15 @@ def _write(result: xr.DataArray, out: str | os.PathLike[str], *, overwrite: bool
     """
     if not routed:
         write_dataset(result.to_dataset(), out, overwrite=overwrite, attrs=attrs,
-                      label="denoising")
+                      label="denoising", storage_options=storage_options)
         return
     import zarr
 
     from .io.store import atomic_store, float_encoding
     from .progress import compute
 
-    with atomic_store(out, overwrite=overwrite, attrs=attrs) as tmp:
+    with atomic_store(out, overwrite=overwrite, attrs=attrs,
+                      storage_options=storage_options) as tmp:
         ds = result.to_dataset()
         ds.to_zarr(str(tmp), mode="w", zarr_format=3, consolidated=False, compute=False,
                    encoding=float_encoding(ds))  # metadata and coordinates only
@@ -541,9 +553,13 @@ def denoise(
     *,
     config: DenoiseConfig | None = None,
     overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> xr.DataArray:
     """Denoise a reconstruction with a trained Noise2Inverse model, chunk by chunk.
+
+    ``recon``, ``model`` and ``out`` may be fsspec URLs (``s3://...``) opened with
+    ``storage_options``.
 
     Parameters
     ----------
@@ -577,9 +593,9 @@ def denoise(
     cfg = replace(config or DenoiseConfig(), **overrides)
     _check_config(cfg)
     if out is not None:
-        check_output_path(out, overwrite)
-    ds, where = _open(recon)
-    ref, meta, model_desc = _model_ref(model)
+        check_output_path(out, overwrite, storage_options)
+    ds, where = _open(recon, storage_options)
+    ref, meta, model_desc = _model_ref(model, storage_options)
     check = check_transfer(ds, meta, cfg, where)
     tile, halo, blend = _tiling(meta, cfg.tile, cfg.tile_halo)
     if blend and tile is not None:
@@ -587,7 +603,7 @@ def denoise(
                  "approximation (not exact)", halo, meta.get("receptive_radius"))
     split = ds["split"]
     if isinstance(recon, str | os.PathLike):  # each task reads its own slab of the store
-        data: da.Array | ZarrSource = ZarrSource.open(recon, "split")
+        data: da.Array | ZarrSource = ZarrSource.open(recon, "split", storage_options)
     else:
         data = split.data if isinstance(split.data, da.Array) else da.from_array(split.data)
         data = data.rechunk({0: -1, 2: -1, 3: -1})
@@ -618,6 +634,7 @@ def denoise(
         "model": model_desc,
         "model_path": ref if isinstance(ref, str) else None,  # resolved in _model_ref
         "model_path_kind": "absolute" if isinstance(ref, str) else "in-memory model",
+        **({"model_path": str(model), "model_path_kind": "url"} if is_url(model) else {}),
         "network": meta.get("network"),
         "context": context,
         "n_splits_model": int(meta["n_splits"]),
@@ -641,5 +658,7 @@ def denoise(
         return result
     log.info("denoising %s slices of %sx%s with %s (K=%d, context %d), chunk_z=%d",
              *split.shape[1:], model_desc, int(meta["n_splits"]), context, cfg.chunk_z)
-    _write(result, out, overwrite=overwrite, attrs=attrs, routed=bool(resources))
-    return open_store(out, required=("denoised",), what="denoised store")["denoised"]
+    _write(result, out, overwrite=overwrite, attrs=attrs, routed=bool(resources),
+           storage_options=storage_options)
+    return open_store(out, required=("denoised",), what="denoised store",
+                      storage_options=storage_options)["denoised"]

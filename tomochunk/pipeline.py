@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import xarray as xr
+import yaml
 from distributed import WorkerPlugin
 
 from . import __version__
@@ -35,7 +36,6 @@ from .config import (
     config_hash,
     from_dict,
     load_config,
-    save_config,
     to_dict,
 )
 from .errors import ConfigError, InputError, OutputExistsError
@@ -43,6 +43,20 @@ from .io import store
 from .io.identity import input_identity
 from .io.lock import exclusive
 from .io.paths import check_distinct, check_not_file
+from .io.urls import (
+    RemotePath,
+    basename,
+    filesystem,
+    is_url,
+    join,
+    location,
+    read_bytes,
+    redact,
+    staging_dir,
+    write_bytes,
+)
+from .io.urls import exists as url_exists
+from .io.urls import remove as remove_url
 from .progress import get_logger
 from .validate import check_config
 
@@ -71,7 +85,10 @@ class RunResult:
 
 
 def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | None) -> RunConfig:
-    """Apply ``{"section.key": value}`` overrides (``None`` values are ignored)."""
+    """Apply ``{"section.key": value}`` overrides (``None`` values are ignored).
+
+    A mapping value over a mapping key (``io.storage_options``) is merged into it.
+    """
     data = to_dict(cfg)
     for dotted, value in (overrides or {}).items():
         if value is None:
@@ -81,7 +98,11 @@ def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | None) -> RunC
             raise ConfigError(
                 f"override {dotted!r} must be 'section.key' with section one of {', '.join(data)}"
             )
-        data[section][key] = value
+        old = data[section].get(key)
+        # a mapping (io.storage_options) is merged key by key: --storage-option key=... on
+        # the command line adds credentials to a config file's endpoint_url
+        data[section][key] = ({**old, **value} if isinstance(old, dict)
+                              and isinstance(value, dict) else value)
     return from_dict(RunConfig, data)
 
 
@@ -106,10 +127,23 @@ def _input_id(source: Any) -> str:
     if isinstance(source, xr.Dataset):
         spec = source.attrs.get("phantom_spec")
         return f"in-memory:{source.attrs.get('source', 'dataset')}:{spec or ''}"
+    if is_url(source):
+        return os.fspath(source)
     return str(Path(source).resolve())
 
 
-def _read_run(run_dir: Path) -> dict[str, Any] | None:
+def _storage(cfg: RunConfig) -> dict[str, Any]:
+    return dict(cfg.io.storage_options)
+
+
+def _recorded(cfg: RunConfig) -> dict[str, Any]:
+    """``cfg`` as written to run.json and config.yaml: credentials redacted."""
+    data = to_dict(cfg)
+    data["io"]["storage_options"] = redact(data["io"]["storage_options"])
+    return data
+
+
+def _read_run(run_dir: Any) -> dict[str, Any] | None:
     f = run_dir / RUN_FILE
     if not f.exists():
         return None
@@ -119,16 +153,45 @@ def _read_run(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def _write_run(run_dir: Path, record: dict[str, Any]) -> None:
-    tmp = run_dir / f".{RUN_FILE}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, default=str))
-    os.replace(tmp, run_dir / RUN_FILE)
+def _write_text(run_dir: Any, name: str, text: str) -> None:
+    """Write ``run_dir/name`` whole: renamed into place, or one PUT on an object store."""
+    if isinstance(run_dir, RemotePath):
+        write_bytes((run_dir / name).url, text.encode(), run_dir.storage_options)
+        return
+    tmp = run_dir / f".{name}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, run_dir / name)
 
 
-def _claim_run_dir(run_dir: Path, input_id: str, overwrite: bool) -> dict[str, Any]:
+def _write_run(run_dir: Any, record: dict[str, Any]) -> None:
+    _write_text(run_dir, RUN_FILE, json.dumps(record, indent=2, default=str))
+
+
+def _children(run_dir: Any) -> list[Any]:
+    """What RUN_DIR holds (paths, or URLs for a run in a bucket)."""
+    if isinstance(run_dir, RemotePath):
+        if not run_dir.exists():
+            return []
+        fs, root = filesystem(run_dir.url, run_dir.storage_options)
+        return [join(run_dir.url, basename(p)) for p in fs.ls(root, detail=False)]
+    return list(run_dir.iterdir()) if run_dir.exists() else []
+
+
+def _remove_output(path: Any, storage_options: Any) -> None:
+    """Delete a stage output (a remote one is invalidated first, see io.urls.remove)."""
+    if is_url(path):
+        remove_url(os.fspath(path), storage_options)
+    elif Path(path).is_dir():
+        shutil.rmtree(path)
+    elif Path(path).exists():
+        Path(path).unlink()
+
+
+def _claim_run_dir(run_dir: Any, input_id: str, overwrite: bool) -> dict[str, Any]:
     """Check RUN_DIR belongs to this input (or is new); return its run record."""
     record = _read_run(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
+    so = getattr(run_dir, "storage_options", None)
+    if _children(run_dir):
         if record is None:
             if not overwrite:
                 raise OutputExistsError(
@@ -143,12 +206,10 @@ def _claim_run_dir(run_dir: Path, input_id: str, overwrite: bool) -> dict[str, A
                 )
             record = None
         if record is None:  # overwrite: start afresh
-            for child in run_dir.iterdir():
-                if child.is_dir():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
+            for child in _children(run_dir):
+                _remove_output(child, so)
+    if isinstance(run_dir, Path):
+        run_dir.mkdir(parents=True, exist_ok=True)
     if record is None:
         record = {"input": input_id, "version": __version__, "stages": {}}
     return record
@@ -185,13 +246,39 @@ def _child_loggers() -> list[str]:
 
 
 @contextlib.contextmanager
-def _run_logging(run_dir: Path, quiet: bool, verbose: bool) -> Iterator[None]:
-    """Console at the chosen level, the whole log into ``run_dir/tomochunk.log``.
+def _log_file(run_dir: Any) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """``(local log file, upload)`` of RUN_DIR's ``tomochunk.log``.
+
+    A run in a bucket logs into a local staging copy (the log so far downloaded first);
+    ``upload()`` writes it to the bucket (after every stage and at the end).
+    """
+    if not isinstance(run_dir, RemotePath):
+        yield (run_dir / "tomochunk.log").resolve(), lambda: None
+        return
+    remote = run_dir / "tomochunk.log"
+    with staging_dir(remote.url) as local:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(read_bytes(remote.url, remote.storage_options) or b"")
+
+        def upload() -> None:
+            for h in logging.getLogger("tomochunk").handlers:
+                h.flush()
+            write_bytes(remote.url, local.read_bytes(), remote.storage_options)
+
+        try:
+            yield local, upload
+        finally:
+            with contextlib.suppress(Exception):  # the bucket may be unreachable now
+                upload()
+
+
+@contextlib.contextmanager
+def _run_logging(log_file: Path, quiet: bool, verbose: bool) -> Iterator[None]:
+    """Console at the chosen level, the whole log into ``log_file`` (RUN_DIR/tomochunk.log).
 
     A nested use (``demo`` calling ``run``) keeps the outer set-up.
     """
     root = logging.getLogger("tomochunk")
-    log_file = (run_dir / "tomochunk.log").resolve()
     if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == log_file
            for h in root.handlers):
         yield
@@ -293,28 +380,30 @@ def _forward_worker_logs(client: Any, quiet: bool, verbose: bool, local: bool) -
 @dataclass
 class _Stage:
     name: str
-    output: Path
+    output: Any  # a Path, or a URL for a run in a bucket
     hash: str
     action: Callable[[], str]  # runs the stage, returns a one-line summary
     resumable: bool = False  # an interrupted output is kept and continued (training)
+    storage_options: dict[str, Any] | None = None
 
     def complete(self) -> bool:
+        out = location(self.output, self.storage_options)
         if self.name == "train":
-            return (self.output / "model.pt").exists()
+            return bool((out / "model.pt").exists())
         if self.name == "report":
-            return (self.output / "index.html").exists()
-        return store.is_complete(self.output)
+            return bool((out / "index.html").exists())
+        return store.is_complete(self.output, self.storage_options)
 
 
-def _volume_summary(path: Path, var: str, seconds: float) -> str:
-    ds = store.open_store(path, require_complete=False)
+def _volume_summary(path: Any, var: str, seconds: float, storage_options: Any = None) -> str:
+    ds = store.open_store(path, require_complete=False, storage_options=storage_options)
     shape = ds[var].shape
     n_slices = shape[-3]
     return (f"{var} {'x'.join(map(str, shape))} in {seconds:.1f} s "
             f"({n_slices / max(seconds, 1e-9):.2f} slices/s)")
 
 
-def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
+def _stages(source: Any, run_dir: Any, cfg: RunConfig) -> list[_Stage]:
     from .filters import apply_filter
     from .infer import denoise
     from .io.ingest import ingest
@@ -324,10 +413,15 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
     from .training.modelfile import CHECKPOINT_FILE
     from .training.n2i import train
 
-    scan, recon = run_dir / "scan.zarr", run_dir / "recon.zarr"
-    model, den = run_dir / "model", run_dir / "denoised.zarr"
+    so = _storage(cfg)
+
+    def at(name: str) -> Any:  # the stage output: a Path, or a URL in a bucket
+        return join(run_dir.url, name) if isinstance(run_dir, RemotePath) else run_dir / name
+
+    scan, recon = at("scan.zarr"), at("recon.zarr")
+    model, den = at("model"), at("denoised.zarr")
     h_ingest = config_hash(_input_id(source), cfg.ingest,
-                           *([ident] if (ident := input_identity(source)) else []))
+                           *([ident] if (ident := input_identity(source, so)) else []))
     h_recon = config_hash(h_ingest, cfg.preprocess, cfg.recon)
     h_train = config_hash(h_recon, {k: v for k, v in to_dict(cfg.train).items()
                                     if k not in ("resume", "threads", "device")})
@@ -335,19 +429,20 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
 
     def do_ingest() -> str:
         t0 = time.perf_counter()
-        ingest(source, scan, config=cfg.ingest, overwrite=True)
-        return _volume_summary(scan, "projections", time.perf_counter() - t0)
+        ingest(source, scan, config=cfg.ingest, overwrite=True, storage_options=so)
+        return _volume_summary(scan, "projections", time.perf_counter() - t0, so)
 
     def do_recon() -> str:
         t0 = time.perf_counter()
-        reconstruct(scan, recon, preprocess=cfg.preprocess, config=cfg.recon, overwrite=True)
-        return _volume_summary(recon, "full", time.perf_counter() - t0)
+        reconstruct(scan, recon, preprocess=cfg.preprocess, config=cfg.recon, overwrite=True,
+                    storage_options=so)
+        return _volume_summary(recon, "full", time.perf_counter() - t0, so)
 
     def do_train() -> str:
         # _execute keeps the model folder only when it holds an interrupted training of this
         # very configuration: continue it from its checkpoint, else train afresh
         t0 = time.perf_counter()
-        resume = (model / CHECKPOINT_FILE).exists()
+        resume = not is_url(model) and (model / CHECKPOINT_FILE).exists()
         if resume:
             log.info("train: resuming from the last checkpoint in %s", model)
         threads = cfg.train.threads
@@ -355,9 +450,9 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
             # a LocalCluster runs the stages one after another, so the training task (one
             # task on a one-thread worker) may use every core of this machine
             threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        tcfg = with_default_budget(cfg.train, recon, threads)
+        tcfg = with_default_budget(cfg.train, recon, threads, so)
         m = train(recon, model, config=replace(tcfg, resume=resume, threads=threads),
-                  overwrite=True)
+                  overwrite=True, storage_options=so)
         hist = getattr(m, "history", None) or {}
         epochs = hist.get("epochs", [])
         seconds = time.perf_counter() - t0
@@ -367,38 +462,41 @@ def _stages(source: Any, run_dir: Path, cfg: RunConfig) -> list[_Stage]:
 
     def do_denoise() -> str:
         t0 = time.perf_counter()
-        denoise(recon, model, den, config=cfg.denoise, overwrite=True)
-        return _volume_summary(den, "denoised", time.perf_counter() - t0)
+        denoise(recon, model, den, config=cfg.denoise, overwrite=True, storage_options=so)
+        return _volume_summary(den, "denoised", time.perf_counter() - t0, so)
 
     stages = [
-        _Stage("ingest", scan, h_ingest, do_ingest),
-        _Stage("recon", recon, h_recon, do_recon),
-        _Stage("train", model, h_train, do_train, resumable=True),
-        _Stage("denoise", den, h_denoise, do_denoise),
+        _Stage("ingest", scan, h_ingest, do_ingest, storage_options=so),
+        _Stage("recon", recon, h_recon, do_recon, storage_options=so),
+        _Stage("train", model, h_train, do_train, resumable=True, storage_options=so),
+        _Stage("denoise", den, h_denoise, do_denoise, storage_options=so),
     ]
     for method in cfg.filters.methods:
-        out = run_dir / f"{method}.zarr"
+        out = at(f"{method}.zarr")
 
-        def do_filter(method: str = method, out: Path = out) -> str:
+        def do_filter(method: str = method, out: Any = out) -> str:
             t0 = time.perf_counter()
-            apply_filter(recon, out, method=method, config=cfg.filters, overwrite=True)
-            return _volume_summary(out, method, time.perf_counter() - t0)
+            apply_filter(recon, out, method=method, config=cfg.filters, overwrite=True,
+                         storage_options=so)
+            return _volume_summary(out, method, time.perf_counter() - t0, so)
 
         stages.append(_Stage(f"filter:{method}", out,
-                             config_hash(h_recon, cfg.filters, method), do_filter))
+                             config_hash(h_recon, cfg.filters, method), do_filter,
+                             storage_options=so))
 
     h_report = config_hash(*(s.hash for s in stages), cfg.report)
 
     def do_report() -> str:
         t0 = time.perf_counter()
-        path = make_report(run_dir, config=cfg.report, overwrite=True)
+        path = make_report(run_dir, config=cfg.report, overwrite=True, storage_options=so)
         return f"{path} in {time.perf_counter() - t0:.1f} s"
 
-    stages.append(_Stage("report", run_dir / "report", h_report, do_report))
+    stages.append(_Stage("report", at("report"), h_report, do_report, storage_options=so))
     return stages
 
 
-def _execute(stages: list[_Stage], run_dir: Path, record: dict[str, Any]) -> None:
+def _execute(stages: list[_Stage], run_dir: Any, record: dict[str, Any],
+             after_stage: Callable[[], None] = lambda: None) -> None:
     """Run the stages in order, skipping those recorded as done with an unchanged hash.
 
     ``record["started"]`` holds the hash of each stage that was started but not finished: a
@@ -419,8 +517,8 @@ def _execute(stages: list[_Stage], run_dir: Path, record: dict[str, Any]) -> Non
         done.pop(st.name, None)
         store.remove_stale_partials(st.output)
         keep = st.resumable and started.get(st.name) == st.hash
-        if st.output.exists() and not keep:
-            shutil.rmtree(st.output) if st.output.is_dir() else st.output.unlink()
+        if not keep:
+            _remove_output(st.output, st.storage_options)
         started[st.name] = st.hash
         _write_run(run_dir, record)
         log.info("%s: starting", st.name)
@@ -431,6 +529,7 @@ def _execute(stages: list[_Stage], run_dir: Path, record: dict[str, Any]) -> Non
         started.pop(st.name, None)
         _write_run(run_dir, record)
         log.info("%s: %s", st.name, summary)
+        after_stage()
 
 
 # --------------------------------------------------------------------------------------
@@ -447,6 +546,7 @@ def run(
     quiet: bool = False,
     verbose: bool = False,
     overrides: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run the whole pipeline from a raw scan to a denoised volume and a report.
 
@@ -466,6 +566,10 @@ def run(
         Console verbosity; the full log always goes to ``out/tomochunk.log``.
     overrides : mapping, optional
         ``{"train.epochs": 5}``-style overrides on top of ``config`` (None values ignored).
+    storage_options : mapping, optional
+        fsspec options of URL inputs and outputs (``input="s3://bucket/scan.h5"``,
+        ``out="s3://bucket/run"``); replaces the config's ``io.storage_options``. A run in
+        a bucket keeps every stage's output there (README, "Stores in a bucket").
 
     Returns
     -------
@@ -474,31 +578,45 @@ def run(
     cfg = _resolve_config(config, overrides)
     if cluster is not None:
         cfg.cluster = cluster
+    if storage_options is not None:
+        cfg.io.storage_options = dict(storage_options)
     check_config(cfg)  # every section, before any data is read or a cluster starts
-    if not isinstance(input, xr.Dataset) and not Path(input).exists():
-        raise InputError(f"input {input} does not exist; give a scan file or folder")
+    so = _storage(cfg)
+    if not isinstance(input, xr.Dataset):
+        if is_url(input):
+            if not url_exists(os.fspath(input), so):
+                raise InputError(f"input {input} does not exist; check the URL and "
+                                 "--storage-option (credentials, endpoint_url)")
+        elif not Path(input).exists():
+            raise InputError(f"input {input} does not exist; give a scan file or folder")
     check_not_file(out, "--out")
     check_distinct(out, [input], what="--out")
-    with exclusive(out, "run folder"):
-        return _run(input, Path(out), cfg, overwrite, quiet, verbose)
+    with exclusive(out, "run folder", so):
+        return _run(input, location(out, so), cfg, overwrite, quiet, verbose)
 
 
-def _run(input: str | os.PathLike[str] | xr.Dataset, run_dir: Path, cfg: RunConfig,
+def _run(input: str | os.PathLike[str] | xr.Dataset, run_dir: Any, cfg: RunConfig,
          overwrite: bool, quiet: bool, verbose: bool) -> RunResult:
-    """:func:`run` once its configuration is checked and the run folder is locked."""
+    """:func:`run` once its configuration is checked and the run folder is locked.
+
+    ``run_dir`` is a Path, or a :class:`~tomochunk.io.urls.RemotePath` for a run in a bucket.
+    """
     from .io.ingest import check_values_without_flats, open_reader
 
-    with open_reader(input, cfg.ingest) as reader:  # format and layout, from headers
-        check_values_without_flats(reader, cfg.ingest, warn=False)  # raw counts: fail early
+    so = _storage(cfg)
+    if not is_url(input) or url_exists(join(os.fspath(input), "zarr.json"), so):
+        with open_reader(input, cfg.ingest, so) as reader:  # format and layout, from headers
+            check_values_without_flats(reader, cfg.ingest, warn=False)  # raw counts: fail early
     record = _claim_run_dir(run_dir, _input_id(input), overwrite)
-    record["config"] = to_dict(cfg)
+    record["config"] = _recorded(cfg)
     _write_run(run_dir, record)
-    save_config(cfg, run_dir / "config.yaml")
+    _write_text(run_dir, "config.yaml", yaml.safe_dump(_recorded(cfg), sort_keys=False))
     stages = _stages(input, run_dir, cfg)
     from .cluster import connect
 
     t0 = time.perf_counter()
-    with _run_logging(run_dir, quiet, verbose):
+    with _log_file(run_dir) as (log_file, upload_log), \
+            _run_logging(log_file, quiet, verbose):
         what = (f"an in-memory scan ({input.attrs.get('source', 'dataset')})"
                 if isinstance(input, xr.Dataset) else record["input"])
         log.info("tomochunk %s run of %s into %s", __version__, what, run_dir)
@@ -506,7 +624,7 @@ def _run(input: str | os.PathLike[str] | xr.Dataset, run_dir: Path, cfg: RunConf
         try:
             with connect(cfg.cluster) as client, _forward_worker_logs(client, quiet, verbose,
                                                                       local):
-                _execute(stages, run_dir, record)
+                _execute(stages, run_dir, record, after_stage=upload_log)
         except BaseException as exc:
             _log_failure(exc, [st.output for st in stages])
             raise
@@ -571,6 +689,7 @@ def demo(
     config: RunConfig | None = None,
     size: str = "demo",
     spec: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run the whole pipeline on the built-in synthetic scan (truth known, so PSNR/SSIM too).
 
@@ -586,16 +705,21 @@ def demo(
         The :func:`tomochunk.phantom.demo_spec` preset.
     spec : mapping, optional
         :class:`tomochunk.phantom.ScanSpec` fields overriding the preset (``seed``, ...).
+    storage_options : mapping, optional
+        fsspec options when ``out`` is a URL (``s3://bucket/demo``); default the config's
+        ``io.storage_options``.
     """
     from .phantom import demo_spec
 
     scan_spec = demo_spec(size, **dict(spec or {}))
-    run_dir = Path(out)
     cfg = config or demo_config()
+    if storage_options:
+        cfg = replace(cfg, io=replace(cfg.io, storage_options=dict(storage_options)))
     check_config(replace_cluster(cfg, cluster))
-    check_not_file(run_dir, "--out")
-    with exclusive(run_dir, "run folder"):
-        return _demo(run_dir, scan_spec, cfg, cluster, overwrite, quiet, verbose)
+    check_not_file(out, "--out")
+    with exclusive(out, "run folder", _storage(cfg)):
+        return _demo(location(out, _storage(cfg)), scan_spec, cfg, cluster, overwrite, quiet,
+                     verbose)
 
 
 def replace_cluster(cfg: RunConfig, cluster: ClusterConfig | None) -> RunConfig:
@@ -603,7 +727,7 @@ def replace_cluster(cfg: RunConfig, cluster: ClusterConfig | None) -> RunConfig:
     return cfg if cluster is None else replace(cfg, cluster=cluster)
 
 
-def _demo(run_dir: Path, scan_spec: Any, cfg: RunConfig, cluster: ClusterConfig | None,
+def _demo(run_dir: Any, scan_spec: Any, cfg: RunConfig, cluster: ClusterConfig | None,
           overwrite: bool, quiet: bool, verbose: bool) -> RunResult:
     """:func:`demo` once its configuration is checked and the run folder is locked."""
     from .phantom import simulate_scan
@@ -611,18 +735,19 @@ def _demo(run_dir: Path, scan_spec: Any, cfg: RunConfig, cluster: ClusterConfig 
     input_id = f"in-memory:tomochunk.phantom:{scan_spec.to_json()}"  # as _input_id(scan)
     record = _claim_run_dir(run_dir, input_id, overwrite)
     _write_run(run_dir, record)
-    truth_path = run_dir / "truth.zarr"
-    with _run_logging(run_dir, quiet, verbose):
+    so = _storage(cfg)
+    remote = isinstance(run_dir, RemotePath)
+    truth_path = join(run_dir.url, "truth.zarr") if remote else run_dir / "truth.zarr"
+    with _log_file(run_dir) as (log_file, _), _run_logging(log_file, quiet, verbose):
         scan, truth = simulate_scan(scan_spec)
-        if not store.is_complete(truth_path):
+        if not store.is_complete(truth_path, so):
             store.remove_stale_partials(truth_path)
-            if truth_path.exists():
-                shutil.rmtree(truth_path)
+            _remove_output(truth_path, so)
             ds = xr.Dataset({"truth": (("z", "y", "x"), truth)}).chunk({"z": 16})
             store.write_dataset(ds, truth_path,
                                 attrs={"phantom_spec": scan.attrs.get("phantom_spec")},
-                                label="writing truth.zarr")
+                                label="writing truth.zarr", storage_options=so)
         if cfg.report.truth is None:
             cfg.report.truth = str(truth_path)
-        return run(scan, run_dir, config=cfg, cluster=cluster, overwrite=False, quiet=quiet,
-                   verbose=verbose)
+        return run(scan, run_dir.url if remote else run_dir, config=cfg, cluster=cluster,
+                   overwrite=False, quiet=quiet, verbose=verbose)

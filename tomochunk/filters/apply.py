@@ -55,8 +55,11 @@ def apply_filter(
     method: str,
     config: FilterConfig | None = None,
     overwrite: bool = False,
+    storage_options: Any = None,
 ) -> xr.Dataset:
     """Filter the full reconstruction with a baseline and write ``<method>.zarr`` atomically.
+
+    ``recon`` and ``out`` may be fsspec URLs (``s3://...``) opened with ``storage_options``.
 
     Parameters
     ----------
@@ -89,8 +92,8 @@ def apply_filter(
     """
     cfg = config or FilterConfig()
     fn = FILTERS.get(method)
-    check_output_path(out, overwrite)
-    ds = recon if isinstance(recon, xr.Dataset) else open_recon(recon)
+    check_output_path(out, overwrite, storage_options)
+    ds = recon if isinstance(recon, xr.Dataset) else open_recon(recon, storage_options)
     if "full" not in ds:
         raise InputError(
             f"the reconstruction has no 'full' volume (it holds {', '.join(map(str, ds))}); "
@@ -105,7 +108,8 @@ def apply_filter(
     if isinstance(recon, xr.Dataset):
         result = fn(full if full.chunks else full.chunk(), **params, chunk_z=cfg.chunk_z)
     else:  # every task reads its own slab of the store: no data dependencies between tasks
-        data = fn(ZarrSource.open(recon, "full"), **params, chunk_z=cfg.chunk_z)
+        data = fn(ZarrSource.open(recon, "full", storage_options), **params,
+                  chunk_z=cfg.chunk_z)
         result = xr.DataArray(data, dims=full.dims, coords=full.coords)
     attrs = {"filter_method": method, "filter_params": {**params, "chunk_z": cfg.chunk_z}}
     for key in ("pixel_size_um", "center", "filter", "algorithm"):
@@ -119,5 +123,7 @@ def apply_filter(
     out_ds = result.to_dataset(name=method)
     log.info("%s filter of %s voxels, chunk_z=%d, params %s", method, full.shape,
              cfg.chunk_z, params)
-    write_dataset(out_ds, out, overwrite=overwrite, attrs=attrs, label=f"{method} filter")
-    return open_store(out, required=(method,), what=f"{method} store")
+    write_dataset(out_ds, out, overwrite=overwrite, attrs=attrs, label=f"{method} filter",
+                  storage_options=storage_options)
+    return open_store(out, required=(method,), what=f"{method} store",
+                      storage_options=storage_options)

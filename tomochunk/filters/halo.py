@@ -76,25 +76,34 @@ class ZarrSource:
     shape : tuple of int
     version : int
         Modification time of the array's metadata (part of the task keys, so a rewritten
-        store is read again).
+        store is read again); for a URL, a digest of its metadata object's ETag/mtime.
+    storage_options : dict or None
+        fsspec options when ``path`` is a URL (``s3://...``).
     """
 
     path: str
     name: str
     shape: tuple[int, ...]
     version: int = 0
+    storage_options: dict[str, Any] | None = None
 
     @classmethod
-    def open(cls, path: Any, name: str) -> ZarrSource:
-        """Describe variable ``name`` of the store at ``path``."""
+    def open(cls, path: Any, name: str, storage_options: Any = None) -> ZarrSource:
+        """Describe variable ``name`` of the store at ``path`` (a path or an fsspec URL)."""
         import os
 
-        import zarr
+        from ..io.urls import array_version, is_url, zarr_array
 
-        arr = zarr.open_array(os.path.join(str(path), name), mode="r")
-        meta = os.path.join(str(path), name, "zarr.json")
-        version = os.stat(meta).st_mtime_ns if os.path.exists(meta) else 0
-        return cls(str(path), name, tuple(int(n) for n in arr.shape), version)
+        so = dict(storage_options or {}) if is_url(path) else None
+        where = os.fspath(path) if is_url(path) else str(path)
+        arr = zarr_array(where, name, so)
+        return cls(where, name, tuple(int(n) for n in arr.shape),
+                   array_version(where, name, so), so)
+
+    def _array(self) -> Any:
+        from ..io.urls import zarr_array
+
+        return zarr_array(self.path, self.name, self.storage_options)
 
     @property
     def ndim(self) -> int:
@@ -102,11 +111,7 @@ class ZarrSource:
 
     def read(self, lo: int, hi: int) -> np.ndarray:
         """Slices ``[lo, hi)`` along z (leading axes whole)."""
-        import os
-
-        import zarr
-
-        arr = zarr.open_array(os.path.join(self.path, self.name), mode="r")
+        arr = self._array()
         return np.asarray(arr[(slice(None),) * (self.ndim - 3) + (slice(lo, hi),)])
 
 

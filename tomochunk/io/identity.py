@@ -45,8 +45,27 @@ def _one(path: Path) -> str:
     return f"{path.name}:{st.st_size}:{st.st_mtime_ns}:{_file_digest(path, st.st_size)}"
 
 
-def input_identity(source: Any) -> str:
+def _remote_identity(url: str, storage_options: Any) -> str:
+    """Name, size and ETag (or mtime) of every object of the URL ``url``: no data is read."""
+    from .urls import basename, filesystem
+
+    fs, path = filesystem(url, storage_options)
+    if not fs.exists(path):
+        return ""
+    infos = fs.find(path, detail=True) if fs.isdir(path) else {path: fs.info(path)}
+    h = hashlib.sha256()
+    for name in sorted(infos):
+        info = infos[name]
+        tag = info.get("ETag") or info.get("LastModified") or info.get("mtime") or ""
+        h.update(f"{name[len(path):]}:{info.get('size')}:{tag};".encode())
+    return f"{basename(url)}:{len(infos)}:{h.hexdigest()[:16]}"
+
+
+def input_identity(source: Any, storage_options: Any = None) -> str:
     """A short string that changes when the input at ``source`` changes.
+
+    For an fsspec URL (read with ``storage_options``): every object's name, size and ETag
+    (S3's content digest) or modification time, from one listing.
 
     In-memory inputs (datasets) and paths that do not exist give ``""``. A folder (a TIFF
     stack) is identified by every file's name, size and mtime and the digests of its
@@ -54,6 +73,10 @@ def input_identity(source: Any) -> str:
     """
     if not isinstance(source, str | os.PathLike):
         return ""
+    from .urls import is_url
+
+    if is_url(source):
+        return _remote_identity(os.fspath(source), storage_options)
     path = Path(source)
     if path.is_file():
         return _one(path)

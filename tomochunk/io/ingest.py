@@ -18,9 +18,11 @@ touches an existing store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from .readers import (
     open_hdf5,
 )
 from .store import atomic_store, check_output_path, open_scan, open_store
+from .urls import basename, exists, fetch, is_url, join, staging_dir
 from .values import ValueStats, check_dtype, check_transmission
 
 __all__ = ["ingest", "from_arrays", "open_reader", "detect_format", "validate_scan",
@@ -100,9 +103,21 @@ def detect_format(source: Any) -> str:
     )
 
 
-def open_reader(source: Any, config: IngestConfig | None = None) -> ScanReader:
-    """Open ``source`` with the reader chosen by ``config.format`` (validates cheaply)."""
+def open_reader(source: Any, config: IngestConfig | None = None,
+                storage_options: Mapping[str, Any] | None = None) -> ScanReader:
+    """Open ``source`` with the reader chosen by ``config.format`` (validates cheaply).
+
+    A URL ``source`` must be a Zarr scan store (read with ``storage_options``); see
+    :func:`local_source` for remote files.
+    """
     cfg = config or IngestConfig()
+    if is_url(source):
+        if not exists(join(source, "zarr.json"), storage_options):
+            raise InputError(f"input {source} is not a Zarr scan store; remote raw files are "
+                             "read through tomochunk.io.ingest.local_source")
+        ds = open_store(source, required=("projections", "theta"), what="scan store",
+                        storage_options=storage_options)
+        return READERS.get("xarray")(ds, cfg)
     if isinstance(source, xr.Dataset):
         if cfg.format not in ("auto", "numpy"):
             raise ConfigError(f"format {cfg.format!r} does not apply to an in-memory dataset; "
@@ -218,6 +233,7 @@ def ingest(
     *,
     config: IngestConfig | None = None,
     overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> xr.Dataset:
     """Read a raw scan into ``scan.zarr`` block by block of detector rows.
@@ -230,6 +246,10 @@ def ingest(
         re-chunk it), or a dataset built by :func:`from_arrays`.
     out : path
         The ``scan.zarr`` store to write.
+
+        ``source`` and ``out`` may be fsspec URLs (``s3://bucket/scan.h5``), opened with
+        ``storage_options``: a remote Zarr scan store is streamed, a remote file or folder is
+        first downloaded into a local staging folder (``TMPDIR``) and removed afterwards.
     config : IngestConfig, optional
         Reader options; ``overrides`` are IngestConfig fields that replace its values
         (``rows_per_chunk=16``, ``angles="angles.txt"``, ...).
@@ -260,13 +280,16 @@ def ingest(
         raise ConfigError(f"rows_per_chunk must be >= 1, got {cfg.rows_per_chunk}")
     if not cfg.read_block_mb > 0:
         raise ConfigError(f"read_block_mb must be > 0, got {cfg.read_block_mb}")
-    out = Path(out)
-    check_output_path(out, overwrite)
-    if isinstance(source, str | os.PathLike) and Path(source).resolve() == out.resolve():
+    out = check_output_path(out, overwrite, storage_options)
+    if (isinstance(source, str | os.PathLike) and not is_url(source) and not is_url(out)
+            and Path(source).resolve() == Path(out).resolve()):
         raise InputError(f"input and output are the same path {out}; choose another output")
     t0 = time.perf_counter()
-    with open_reader(source, cfg) as reader:
+    with local_source(source, storage_options) as src, \
+            open_reader(src, cfg, storage_options) as reader:
         layout = reader.layout
+        if src is not source:
+            layout.source = os.fspath(source)  # the URL, not the staged copy
         check_dtype(layout.projections.dtype, layout.source)
         check_values_without_flats(reader, cfg)  # raw counts without flats: refused here
         step = _rows_per_read(reader.row_bytes(), cfg)
@@ -275,17 +298,35 @@ def ingest(
             log.warning("%s: pixel size unknown; lengths (report axes, FRC resolution) are "
                         "given in pixels: pass --pixel-size-um to get physical units",
                         layout.source)
-        with atomic_store(out, overwrite=overwrite, attrs=_store_attrs(layout)) as tmp:
+        with atomic_store(out, overwrite=overwrite, attrs=_store_attrs(layout),
+                          storage_options=storage_options) as tmp:
             arrays = _create_arrays(tmp, layout, cfg.rows_per_chunk)
             stats = ValueStats()
-            n_blocks = _copy_rows(reader, arrays, step, label=f"ingest {out.name}", stats=stats)
+            n_blocks = _copy_rows(reader, arrays, step, label=f"ingest {basename(out)}",
+                                  stats=stats)
             stats.check(layout.source, layout.normalized)
     nbytes = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in layout.variables().values())
     dt = time.perf_counter() - t0
     log.info("ingested %s -> %s: %.1f MB in %.1f s (%.0f MB/s, %d block(s) of <= %d rows)",
              layout.source, out, nbytes / 1e6, dt, nbytes / 1e6 / max(dt, 1e-9), n_blocks,
              min(step, layout.n_rows))
-    return open_scan(out)
+    return open_scan(out, storage_options)
+
+
+@contextlib.contextmanager
+def local_source(source: Any, storage_options: Mapping[str, Any] | None = None) -> Iterator[Any]:
+    """``source``, or for a URL of a file or folder that is not a Zarr store, a local copy.
+
+    The copy lies in a staging folder (:func:`tomochunk.io.urls.staging_dir`) removed on
+    exit. A remote Zarr scan store is returned unchanged (it is read in place).
+    """
+    if not is_url(source) or exists(join(source, "zarr.json"), storage_options):
+        yield source
+        return
+    with staging_dir(os.fspath(source)) as tmp:
+        tmp.mkdir(parents=True)
+        log.info("downloading %s to %s", source, tmp)
+        yield fetch(os.fspath(source), tmp, storage_options)
 
 
 def check_values_without_flats(reader: ScanReader, cfg: IngestConfig, *,
@@ -381,7 +422,7 @@ def _create_arrays(tmp: Path, layout: ScanLayout, rows_per_chunk: int) -> dict[s
     return arrays
 
 
-def _log_layout(layout: ScanLayout, out: Path) -> None:
+def _log_layout(layout: ScanLayout, out: Any) -> None:
     deg = np.rad2deg(layout.theta)
     parts = [f"projections {layout.projections.shape} {layout.projections.dtype}"]
     for name in ("flat", "dark"):

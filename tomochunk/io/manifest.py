@@ -9,7 +9,8 @@ The manifests live inside the array folders, where Zarr never lists members (a f
 group level would make Zarr warn on every open), and travel with the store when it is
 copied. A chunk overwritten with other bytes of the same size is caught when it is decoded
 (:func:`tomochunk.faults.explain` turns the codec error into a one-line message). Stores
-written before manifests existed have none and are not checked.
+written before manifests existed have none and are not checked. Stores in a bucket are
+checked the same way, from one listing of their objects.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from ..errors import CorruptStoreError
 
@@ -31,7 +33,7 @@ _STAGE_OF = {"scan": "tomochunk ingest", "recon": "tomochunk recon",
 
 def recreate_hint(path: str | os.PathLike[str]) -> str:
     """"re-create it with tomochunk ingest"-style advice for the store at ``path``."""
-    stem = Path(path).name.removesuffix(".zarr")
+    stem = os.fspath(path).rstrip("/").rsplit("/", 1)[-1].removesuffix(".zarr")
     command = _STAGE_OF.get(stem, "tomochunk filter" if stem in ("median", "nlm", "iternlm")
                             else "the stage that wrote it")
     return f"re-create it with {command} --overwrite (or re-run tomochunk run)"
@@ -76,29 +78,38 @@ def write_manifest(root: str | os.PathLike[str]) -> int:
     return total
 
 
-def verify_manifest(root: str | os.PathLike[str], what: str = "store") -> None:
-    """Raise :class:`CorruptStoreError` when a chunk of ``root`` is missing or resized."""
-    root = Path(root)
-    for array in _arrays(root):
-        f = array / MANIFEST_FILE
+def verify_manifest(root: str | os.PathLike[str], what: str = "store",
+                    storage_options: Any = None) -> None:
+    """Raise :class:`CorruptStoreError` when a chunk of ``root`` is missing or resized.
+
+    ``root`` is a path or an fsspec URL (read with ``storage_options``): one listing of the
+    store's files with their sizes (through fsspec, for both), then each manifest is read.
+    """
+    from .urls import filesystem, is_url
+
+    text = os.fspath(root)
+    fs, base = filesystem(text if is_url(text) else os.path.abspath(text), storage_options)
+    sizes = {str(k).rstrip("/"): v.get("size") for k, v in fs.find(base, detail=True).items()}
+    suffix = f"/{MANIFEST_FILE}"
+    for key in sorted(k for k in sizes if k.endswith(suffix)):
+        array = key[: -len(suffix)]
+        name = array.rsplit("/", 1)[-1]
         try:
-            files = json.loads(f.read_text())["files"]
-        except FileNotFoundError:
-            continue  # written before manifests existed
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            files = json.loads(fs.cat_file(key))["files"]
+            files.items()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CorruptStoreError(
-                f"{what} {root}: the chunk manifest of {array.name} is unreadable ({exc}); "
+                f"{what} {root}: the chunk manifest of {name} is unreadable ({exc}); "
                 f"the store is damaged: {recreate_hint(root)}"
             ) from exc
         for rel, size in files.items():
-            chunk = f"{array.relative_to(root).as_posix()}/{rel}"
-            try:
-                actual = (array / rel).stat().st_size
-            except FileNotFoundError:
+            chunk = f"{array[len(base) + 1:]}/{rel}"
+            actual = sizes.get(f"{array}/{rel}")
+            if actual is None:
                 raise CorruptStoreError(
                     f"{what} {root}: chunk {chunk} is missing (zarr would read it as zeros); "
                     f"the store is damaged: {recreate_hint(root)}"
-                ) from None
+                )
             if actual != size:
                 raise CorruptStoreError(
                     f"{what} {root}: chunk {chunk} has {actual} bytes, {size} when written; "

@@ -5,6 +5,11 @@ when complete, after writing the completion attribute ``tomochunk_complete = Tru
 An interrupted or failed stage therefore never leaves a store that looks complete, and an
 existing store is never touched unless ``overwrite=True``.
 
+An fsspec URL output (``s3://...``, :mod:`tomochunk.io.urls`) has no rename: the temporary
+store is a local staging folder, finalized the same way, and published with its root
+``zarr.json`` (completion attribute + consolidated metadata) as the last object; an overwrite
+invalidates the old store's root ``zarr.json`` before deleting it.
+
 Store contract (see ``ARCHITECTURE.md``):
 
 - ``scan.zarr``: ``projections(angle,row,col)``, ``flat(flat,row,col)``, ``dark(dark,row,col)``,
@@ -75,12 +80,28 @@ def _version() -> str:
     return __version__
 
 
-def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+def check_output_path(path: str | os.PathLike[str], overwrite: bool = False,
+                      storage_options: Mapping[str, Any] | None = None) -> Any:
     """Raise :class:`OutputExistsError` if ``path`` exists and ``overwrite`` is false.
 
-    Call it before any expensive work so the user learns of the clash at once.
+    Call it before any expensive work so the user learns of the clash at once. Returns
+    ``path`` as a :class:`~pathlib.Path`, or unchanged when it is an fsspec URL (an existing
+    remote output left incomplete by an interrupted write is refused too: it may be
+    someone's data).
     """
-    path = Path(path)
+    from .urls import exists, is_url, local_path
+
+    if is_url(path):
+        url = os.fspath(path)
+        if not overwrite and exists(url, storage_options):
+            state = ("" if is_complete(url, storage_options)
+                     else " (incomplete: an interrupted write left it)")
+            raise OutputExistsError(
+                f"output {url} already exists{state}; pass --overwrite (overwrite=True) to "
+                "replace it, or choose another URL"
+            )
+        return url
+    path = Path(local_path(path))
     if path.exists() and not overwrite:
         raise OutputExistsError(
             f"output {path} already exists; pass --overwrite (overwrite=True) to replace it, "
@@ -94,7 +115,14 @@ def _partial_name(path: Path) -> Path:
 
 
 def remove_stale_partials(path: str | os.PathLike[str]) -> list[Path]:
-    """Delete temporary siblings left by interrupted writes of ``path``; return them."""
+    """Delete temporary siblings left by interrupted writes of ``path``; return them.
+
+    A URL has none (its output is staged locally, see :func:`tomochunk.io.urls.staging_dir`).
+    """
+    from .urls import is_url
+
+    if is_url(path):
+        return []
     path = Path(path)
     removed = []
     if not path.parent.exists():
@@ -112,8 +140,14 @@ def atomic_store(
     overwrite: bool = False,
     attrs: Mapping[str, Any] | None = None,
     config_hash: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Iterator[Path]:
     """Write a store under a temporary name; rename it to ``path`` only when complete.
+
+    For an fsspec URL ``path`` the temporary store is a local staging folder, finalized the
+    same way and then published without rename (:mod:`tomochunk.io.urls`): the old output
+    (with ``overwrite``) is invalidated and deleted, every object uploaded, the completion
+    marker last.
 
     Parameters
     ----------
@@ -125,37 +159,64 @@ def atomic_store(
         Extra root attributes written just before completion.
     config_hash : str, optional
         Stored as ``tomochunk_config_hash`` so a pipeline can tell a stale stage.
+    storage_options : mapping, optional
+        fsspec options of a URL ``path``.
 
     Yields
     ------
     pathlib.Path
         The temporary path to write into.
     """
-    path = check_output_path(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _partial_name(path)
+    from .urls import is_url
+
+    if is_url(path):
+        url = check_output_path(path, overwrite, storage_options)
+        with _remote_atomic(url, attrs, config_hash, storage_options) as tmp:
+            yield tmp
+        return
+    target: Path = check_output_path(path, overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _partial_name(target)
     try:
         yield tmp
-        if (tmp / "zarr.json").exists():
-            final = dict(attrs or {})
-            final[VERSION_ATTR] = _version()
-            if config_hash is not None:
-                final[HASH_ATTR] = config_hash
-            final[COMPLETE_ATTR] = True
-            # data variables, units, NGFF, chunk manifest, then completion + consolidated metadata
-            finalize_store(tmp, final, before_complete=write_manifest)
-        elif not tmp.exists():
-            raise RuntimeError(f"nothing was written to the temporary output {tmp}")
-        if path.exists():
-            old = path.with_name(f".{path.name}{_OLD}{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-            os.replace(tmp, path)
+        _finish(tmp, attrs, config_hash)
+        if target.exists():
+            old = target.with_name(f".{target.name}{_OLD}{uuid.uuid4().hex[:8]}")
+            os.replace(target, old)
+            os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, path)
+            os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _finish(tmp: Path, attrs: Mapping[str, Any] | None, config_hash: str | None) -> None:
+    """Finalize the written temporary output ``tmp`` (a store: :func:`finalize_store`)."""
+    if (tmp / "zarr.json").exists():
+        final = dict(attrs or {})
+        final[VERSION_ATTR] = _version()
+        if config_hash is not None:
+            final[HASH_ATTR] = config_hash
+        final[COMPLETE_ATTR] = True
+        # data variables, units, NGFF, chunk manifest, then completion + consolidated metadata
+        finalize_store(tmp, final, before_complete=write_manifest)
+    elif not tmp.exists():
+        raise RuntimeError(f"nothing was written to the temporary output {tmp}")
+
+
+@contextlib.contextmanager
+def _remote_atomic(url: str, attrs: Mapping[str, Any] | None, config_hash: str | None,
+                   storage_options: Mapping[str, Any] | None) -> Iterator[Path]:
+    """:func:`atomic_store` for a URL: write and finalize locally, then publish."""
+    from .urls import publish, remove, staging_dir
+
+    with staging_dir(url) as tmp:
+        yield tmp
+        _finish(tmp, attrs, config_hash)
+        remove(url, storage_options)  # invalidate the old output first (overwrite checked)
+        publish(tmp, url, storage_options)
 
 
 def float_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
@@ -181,35 +242,52 @@ def write_dataset(
     attrs: Mapping[str, Any] | None = None,
     config_hash: str | None = None,
     label: str | None = None,
-) -> Path:
+    storage_options: Mapping[str, Any] | None = None,
+) -> Any:
     """Write a (lazy, Dask-backed) dataset atomically as a Zarr v3 store.
 
     Each Dask chunk is written by the task that computes it, so memory stays bounded by
-    the chunk size. Progress is shown with :func:`tomochunk.progress.compute`.
+    the chunk size. Progress is shown with :func:`tomochunk.progress.compute`. ``path``
+    may be an fsspec URL (written with ``storage_options``, see :func:`atomic_store`);
+    the return value is ``path`` as a Path, or the URL.
     """
     from ..progress import compute
+    from .urls import basename, is_url, local_path
 
-    path = Path(path)
-    with atomic_store(path, overwrite=overwrite, attrs=attrs, config_hash=config_hash) as tmp:
+    path = os.fspath(path) if is_url(path) else Path(local_path(path))
+    ds = ds.copy()
+    ds.attrs.pop(COMPLETE_ATTR, None)  # the flag comes last, from atomic_store only
+    with atomic_store(path, overwrite=overwrite, attrs=attrs, config_hash=config_hash,
+                      storage_options=storage_options) as tmp:
         delayed = ds.to_zarr(
             str(tmp), mode="w", zarr_format=3, consolidated=False, compute=False,
             encoding=float_encoding(ds),
         )
-        compute(delayed, label=label or f"writing {path.name}")
+        compute(delayed, label=label or f"writing {basename(path)}")
     return path
 
 
-def is_complete(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` is a store that a stage finished writing."""
+def is_complete(path: str | os.PathLike[str],
+                storage_options: Mapping[str, Any] | None = None) -> bool:
+    """True when ``path`` (a path or an fsspec URL) is a store that a stage finished writing."""
     try:
-        return bool(read_attrs(path).get(COMPLETE_ATTR, False))
+        return bool(read_attrs(path, storage_options).get(COMPLETE_ATTR, False))
     except Exception:  # noqa: BLE001 - unreadable means not complete
         return False
 
 
-def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Root attributes of a Zarr store."""
-    return dict(zarr.open_group(str(path), mode="r").attrs)
+def read_attrs(path: str | os.PathLike[str],
+               storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Root attributes of a Zarr store (a path or an fsspec URL)."""
+    from .urls import RemotePath, is_url, local_path, zarr_store
+
+    if isinstance(path, RemotePath):
+        storage_options = path.storage_options
+        path = path.url
+    if is_url(path):
+        return dict(zarr.open_group(zarr_store(os.fspath(path), storage_options),
+                                    mode="r").attrs)
+    return dict(zarr.open_group(local_path(path), mode="r").attrs)
 
 
 def open_store(
@@ -233,8 +311,11 @@ def open_store(
     IncompleteStoreError
         If the store was never marked complete.
     """
-    from .urls import is_url, local_path
+    from .urls import RemotePath, is_url, local_path
 
+    if isinstance(path, RemotePath):
+        storage_options = path.storage_options
+        path = path.url
     if is_url(path):
         ds = _open_remote(str(path), storage_options, require_complete, what, chunks)
         _check_required(ds, required, what, path)
@@ -279,32 +360,49 @@ def _open_remote(url: str, storage_options: Mapping[str, Any] | None, require_co
             f"{what} {url} is incomplete (an interrupted or failed stage wrote it); "
             "re-run the stage that produces it with --overwrite"
         )
+    if require_complete:
+        verify_manifest(url, what, storage_options)
     consolidated = group.metadata.consolidated_metadata is not None
     ds = xr.open_zarr(store, consolidated=consolidated,
                       chunks=chunks if chunks is not None else {})
     return restore_index_dims(ds)
 
 
-def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
+def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None,
+                 storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
     """``xarray.open_zarr`` of a store in the in-memory layout (``split(split, z, y, x)``).
 
     Reads the consolidated metadata when the store has it (stores written before it was
     added are read without), and renames the ``<name>_index`` dimensions back
     (:mod:`tomochunk.io.finalize`). ``chunks=None`` gives NumPy-backed lazy variables.
+    ``path`` may be an fsspec URL, read with ``storage_options`` (no completion check: see
+    :func:`open_store`).
     """
     import json
 
+    from .urls import is_url, zarr_store
+
+    if is_url(path):
+        remote = zarr_store(os.fspath(path), storage_options)
+        group = zarr.open_group(remote, mode="r")
+        return restore_index_dims(xr.open_zarr(
+            remote, consolidated=group.metadata.consolidated_metadata is not None,
+            chunks=chunks))
     root = Path(path) / "zarr.json"
     consolidated = root.exists() and bool(json.loads(root.read_text()).get("consolidated_metadata"))
     ds = xr.open_zarr(str(path), consolidated=consolidated, chunks=chunks)
     return restore_index_dims(ds)
 
 
-def open_scan(path: str | os.PathLike[str]) -> xr.Dataset:
+def open_scan(path: str | os.PathLike[str],
+              storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Open ``scan.zarr`` lazily: ``projections``, ``flat``, ``dark`` and ``theta`` (radians)."""
-    return open_store(path, required=("projections", "theta"), what="scan store")
+    return open_store(path, required=("projections", "theta"), what="scan store",
+                      storage_options=storage_options)
 
 
-def open_recon(path: str | os.PathLike[str]) -> xr.Dataset:
+def open_recon(path: str | os.PathLike[str],
+               storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Open ``recon.zarr`` lazily: ``full(z,y,x)`` and ``split(split,z,y,x)``."""
-    return open_store(path, required=("full",), what="recon store")
+    return open_store(path, required=("full",), what="recon store",
+                      storage_options=storage_options)

@@ -216,17 +216,21 @@ class _RowSource:
     path: str
     name: str
     version: int
+    storage_options: dict[str, Any] | None = None  # when ``path`` is an fsspec URL
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], name: str) -> _RowSource:
-        meta = Path(path) / name / "zarr.json"
-        return cls(str(path), name, meta.stat().st_mtime_ns if meta.exists() else 0)
+    def open(cls, path: str | os.PathLike[str], name: str,
+             storage_options: Any = None) -> _RowSource:
+        from ..io.urls import array_version, is_url
+
+        so = dict(storage_options or {}) if is_url(path) else None
+        return cls(os.fspath(path), name, array_version(path, name, so), so)
 
     def read(self, lo: int, hi: int) -> np.ndarray:
         """Rows ``[lo, hi)`` (all angles/frames and columns)."""
-        import zarr
+        from ..io.urls import zarr_array
 
-        return np.asarray(zarr.open_array(os.path.join(self.path, self.name), mode="r")[:, lo:hi])
+        return np.asarray(zarr_array(self.path, self.name, self.storage_options)[:, lo:hi])
 
 
 def _load(data: Any, rows: tuple[int, int]) -> np.ndarray | None:
@@ -278,7 +282,8 @@ def _block_task(
         raise _block_failed(err, own, source, "process") from err
 
 
-def _as_dataset(scan: xr.Dataset | str | os.PathLike[str]) -> tuple[xr.Dataset, str]:
+def _as_dataset(scan: xr.Dataset | str | os.PathLike[str],
+                storage_options: Any = None) -> tuple[xr.Dataset, str]:
     if isinstance(scan, xr.Dataset):
         missing = [v for v in ("projections", "theta") if v not in scan.variables]
         if missing:
@@ -287,7 +292,10 @@ def _as_dataset(scan: xr.Dataset | str | os.PathLike[str]) -> tuple[xr.Dataset, 
                 "row,col) and theta(angle) in radians (open a store with tc.open_scan)"
             )
         return scan, str(scan.attrs.get("source", "dataset"))
-    return store.open_scan(scan), str(Path(scan))
+    from ..io.urls import is_url
+
+    return (store.open_scan(scan, storage_options),
+            os.fspath(scan) if is_url(scan) else str(Path(scan)))
 
 
 def _dask(var: xr.DataArray, rows_per_block: int) -> da.Array:
@@ -305,9 +313,12 @@ def reconstruct(
     preprocess: PreprocessConfig | None = None,
     config: ReconConfig | None = None,
     overwrite: bool = False,
+    storage_options: Any = None,
     **overrides: Any,
 ) -> xr.Dataset:
     """Preprocess, split and reconstruct a scan: ``full(z,y,x)`` and ``split(split,z,y,x)``.
+
+    ``scan`` and ``out`` may be fsspec URLs (``s3://...``) opened with ``storage_options``.
 
     Parameters
     ----------
@@ -364,13 +375,13 @@ def reconstruct(
     >>> rec = reconstruct("scan.zarr", "recon.zarr", splits=2, center="auto")  # doctest: +SKIP
     """
     if out is not None:
-        store.check_output_path(out, overwrite)
+        store.check_output_path(out, overwrite, storage_options)
     preprocess = preprocess or PreprocessConfig()
     config = config or ReconConfig()
     preprocess, config = _apply_overrides(preprocess, config, overrides)
     _check_config(config)
 
-    ds, source = _as_dataset(scan)
+    ds, source = _as_dataset(scan, storage_options)
     preprocess = resolve_paganin(preprocess, ds.attrs.get("pixel_size_um"))
     proj = ds["projections"]
     if proj.ndim != 3:
@@ -409,7 +420,7 @@ def reconstruct(
         ds[v].dims == (v if v != "projections" else "angle", "row", "col") for v in names
     ):
         p_data, f_data, d_data = (
-            _RowSource.open(scan, v) if v in names else None
+            _RowSource.open(scan, v, storage_options) if v in names else None
             for v in ("projections", "flat", "dark")
         )
     else:
@@ -494,5 +505,6 @@ def reconstruct(
         overwrite=overwrite,
         attrs=attrs,
         label=f"reconstructing {n_rows} slices x {k + 1} volumes",
+        storage_options=storage_options,
     )
-    return store.open_recon(out)
+    return store.open_recon(out, storage_options)

@@ -408,12 +408,15 @@ def make_report(
     *,
     config: ReportConfig | None = None,
     overwrite: bool = False,
-) -> Path:
+    storage_options: Any = None,
+) -> Any:
     """Write the static comparison report of a run directory.
 
     The folder holds ``index.html`` (relative links only, no JavaScript, readable from disk),
     PNG figures and ``metrics.json``; it is written under a temporary name and renamed when
-    complete. See the module docstring for what is measured where.
+    complete. See the module docstring for what is measured where. ``run_dir`` and ``out``
+    may be fsspec URLs (read and written with ``storage_options``; ``index.html`` is
+    uploaded last).
 
     Parameters
     ----------
@@ -439,18 +442,21 @@ def make_report(
         On a missing run directory or reconstruction, or a truth of another shape.
     """
     config = config or ReportConfig()
-    run_dir = Path(run_dir)
-    out = Path(out) if out is not None else run_dir / "report"
-    check_output_path(out, overwrite)
-    run = collect_run(run_dir, truth=config.truth)
+    from ..io.urls import is_url, location
+
+    run_dir: Any = location(run_dir, storage_options)
+    out = location(out, storage_options) if out is not None else run_dir / "report"
+    out = check_output_path(str(out) if is_url(str(out)) else out, overwrite, storage_options)
+    run = collect_run(run_dir, truth=location(config.truth, storage_options)
+                      if config.truth else None)
     if config.truth_free_reference:
         check_reference(config.truth_free_reference, run.shape)
     metrics, data = analyse(run, config)
     metrics["report_config"] = to_dict(config)
-    with atomic_store(out, overwrite=overwrite) as tmp:
+    with atomic_store(out, overwrite=overwrite, storage_options=storage_options) as tmp:
         tmp.mkdir(parents=True)
         figs = figures.write_all(data, tmp)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (tmp / "index.html").write_text(render_html(metrics, figs, run), encoding="utf-8")
-    log.info("report written to %s", out / "index.html")
+    log.info("report written to %s", location(out) / "index.html")
     return out

@@ -26,6 +26,7 @@ import yaml
 
 from ..errors import IncompleteStoreError, InputError
 from ..io.store import is_complete, open_store, read_attrs
+from ..io.urls import location
 
 __all__ = ["METHODS", "LABELS", "RunData", "collect_run", "load_truth"]
 
@@ -141,7 +142,7 @@ def load_truth(path: str | Path, shape: tuple[int, ...]) -> da.Array:
     InputError
         If the file is missing, unreadable, or not of the reconstruction's ``shape``.
     """
-    p = Path(path)
+    p = location(path)
     if not p.exists():
         raise InputError(f"truth {p} does not exist; pass an existing .npy file or .zarr store")
     if p.suffix == ".npy":
@@ -183,7 +184,7 @@ def collect_run(run_dir: str | Path, truth: str | Path | None = None) -> RunData
     IncompleteStoreError
         If ``recon.zarr`` is incomplete.
     """
-    run_dir = Path(run_dir)
+    run_dir: Any = location(run_dir)  # a Path, or a RemotePath for a run in a bucket
     if not run_dir.is_dir():
         raise InputError(f"run directory {run_dir} does not exist; pass the --out of a run")
     recon_path = run_dir / "recon.zarr"

@@ -181,7 +181,8 @@ def default_budget_minutes(n_voxels: int, threads: int, cuda: bool) -> float:
     return float(min(60.0, max(5.0, round(m))))
 
 
-def with_default_budget(cfg: TrainConfig, recon: Any, threads: int | None) -> TrainConfig:
+def with_default_budget(cfg: TrainConfig, recon: Any, threads: int | None,
+                        storage_options: Any = None) -> TrainConfig:
     """``cfg`` with :func:`default_budget_minutes` when no budget and no training size is set.
 
     Used by ``tomochunk run``: a user who chose none of :data:`SIZE_FIELDS` (nor a budget)
@@ -198,7 +199,8 @@ def with_default_budget(cfg: TrainConfig, recon: Any, threads: int | None) -> Tr
     from ..io.store import open_dataset
     from ..training.modelfile import _resolve_device
 
-    ds = recon if isinstance(recon, xr.Dataset) else open_dataset(recon)
+    ds = (recon if isinstance(recon, xr.Dataset)
+          else open_dataset(recon, storage_options=storage_options))
     n_vox = int(math.prod(ds["split"].shape[1:]))
     cores = worker_threads(threads)
     cuda = _resolve_device(cfg.device).type == "cuda"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,8 +163,13 @@ def save_model(
     history: dict[str, Any] | None = None,
     *,
     overwrite: bool = False,
-) -> Path:
+    storage_options: Mapping[str, Any] | None = None,
+) -> Any:
     """Write a model directory atomically (temporary sibling, renamed when complete).
+
+    ``path`` may be an fsspec URL (``s3://bucket/run/model``, written with
+    ``storage_options``): ``model.pt`` is uploaded last, so a model folder is never
+    complete before its files are.
 
     Parameters
     ----------
@@ -185,10 +191,12 @@ def save_model(
     ModelError
         If the metadata is incomplete.
     """
+    from ..io.urls import is_url
+
     validate_metadata(metadata, str(path))
-    with atomic_store(path, overwrite=overwrite) as tmp:
+    with atomic_store(path, overwrite=overwrite, storage_options=storage_options) as tmp:
         write_model_files(tmp, _cpu_state(network), metadata, history)
-    return Path(path)
+    return os.fspath(path) if is_url(path) else Path(path)
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
@@ -286,9 +294,11 @@ class TrainedModel:
         y = y[:, 0] * n_out["std"] + n_out["mean"]
         return y.cpu().numpy().astype(np.float32, copy=False)
 
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """Write this model as a directory (:func:`save_model`)."""
-        return save_model(path, self.network, self.metadata, self.history, overwrite=overwrite)
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False,
+             storage_options: Mapping[str, Any] | None = None) -> Any:
+        """Write this model as a directory (:func:`save_model`; a path or an fsspec URL)."""
+        return save_model(path, self.network, self.metadata, self.history, overwrite=overwrite,
+                          storage_options=storage_options)
 
 
 def _load_detail(exc: Exception) -> str:
@@ -318,13 +328,15 @@ def _model_file(path: Path) -> Path:
     return path
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> TrainedModel:
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu",
+               storage_options: Mapping[str, Any] | None = None) -> TrainedModel:
     """Load a model directory (or the ``model.pt`` inside it) safely.
 
     Parameters
     ----------
-    path : path-like
-        ``MODEL/`` or ``MODEL/model.pt``.
+    path : path-like or fsspec URL
+        ``MODEL/`` or ``MODEL/model.pt``; a URL (read with ``storage_options``) is
+        downloaded into a staging folder first.
     device : {"cpu", "cuda", "auto"} or torch.device
 
     Raises
@@ -334,8 +346,16 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         (the missing keys are named), an unknown ``format_version``, or weights that do not
         fit the network the metadata describes.
     """
+    from ..io.urls import exists, fetch, is_url, staging_dir
     from ..nn.registry import build_network
 
+    if is_url(path):
+        url = os.fspath(path)
+        if not exists(url, storage_options):
+            raise ModelError(f"model {url} does not exist; train one with 'tomochunk train'")
+        with staging_dir(url) as tmp:
+            tmp.mkdir(parents=True)
+            return load_model(fetch(url, tmp, storage_options), device)
     path = Path(path)
     f = _model_file(path)
     try:

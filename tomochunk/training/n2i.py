@@ -25,7 +25,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,26 +217,29 @@ def training_hash(cfg: TrainConfig, info: ReconInfo) -> tuple[str, dict[str, Any
     return config_hash(fields_), fields_
 
 
-def _open_recon(recon: Any) -> tuple[xr.Dataset, Path | None]:
+def _open_recon(recon: Any, storage_options: Any = None) -> tuple[xr.Dataset, Path | str | None]:
+    """The recon dataset and its location: a Path, an fsspec URL (str) or None (in memory)."""
     if isinstance(recon, xr.Dataset):
         return recon, None
     if isinstance(recon, str | os.PathLike):
         from ..io.store import open_store
+        from ..io.urls import is_url
 
-        path = Path(recon)
-        return open_store(path, what="recon store"), path
+        path: Path | str = os.fspath(recon) if is_url(recon) else Path(recon)
+        return open_store(path, what="recon store", storage_options=storage_options), path
     raise InputError(
         f"recon must be the path of a recon.zarr store or an xarray.Dataset, got "
         f"{type(recon).__name__}"
     )
 
 
-def _read_slab(recon: xr.Dataset | Path, layout: SlabLayout) -> np.ndarray:
+def _read_slab(recon: xr.Dataset | Path | str, layout: SlabLayout,
+               storage_options: Any = None) -> np.ndarray:
     """Read the split volumes of ``layout.read`` as float32 (K, R, H, W)."""
     lo, hi = layout.read
-    if isinstance(recon, Path):
+    if isinstance(recon, Path | str):
         # no Dask inside the task: read the Zarr arrays directly
-        ds = open_dataset(recon)
+        ds = open_dataset(recon, storage_options=storage_options)
         return np.asarray(ds["split"][:, lo:hi].values, dtype=np.float32)
     return np.asarray(recon["split"].isel(z=slice(lo, hi)).values, dtype=np.float32)
 
@@ -682,18 +685,22 @@ def _checkpoint_plan(model_dir: Path, cfg: TrainConfig) -> dict[str, Any] | None
 
 
 def _train_here(
-    recon: xr.Dataset | Path,
+    recon: xr.Dataset | Path | str,
     model_dir: Path | None,
     cfg: TrainConfig,
     overwrite: bool,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    storage_options: Any = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any], torch.nn.Module]:
-    """Train in this process (the body of the Dask task); returns state, metadata, history."""
+    """Train in this process (the body of the Dask task); returns state, metadata, history.
+
+    ``recon`` is a dataset, a store Path or a store URL (read with ``storage_options``).
+    """
     device = _resolve_device(cfg.device)
     with _torch_session(cfg.threads, device):
-        ds = open_dataset(recon) if isinstance(
-            recon, Path) else recon
-        where = str(recon) if isinstance(recon, Path) else "recon dataset"
+        ds = open_dataset(recon, storage_options=storage_options) if isinstance(
+            recon, Path | str) else recon
+        where = str(recon) if isinstance(recon, Path | str) else "recon dataset"
         info = inspect_recon(ds, cfg, where)
         plan = None
         planned = _checkpoint_plan(model_dir, cfg) if model_dir else None
@@ -718,7 +725,7 @@ def _train_here(
             fields_["budget_plan"] = {f: getattr(cfg, f) for f in _PLAN_FIELDS}
         ckpt = _check_model_dir(model_dir, cfg, info, overwrite) if model_dir else None
         t0 = time.perf_counter()
-        slab = _read_slab(recon, info.layout)
+        slab = _read_slab(recon, info.layout, storage_options)
         check_finite(slab, info.layout.read[0])
         data = N2IData(slab, info.layout, cfg.strategy)
         norm = data.norm_stats()
@@ -763,8 +770,11 @@ def _train_task(
     cfg_dict: dict[str, Any],
     overwrite: bool,
     topic: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Dask task: train from the store at ``recon_path``; return CPU weights + metadata.
+
+    ``recon_path`` may be an fsspec URL, read with ``storage_options``.
 
     Every epoch's record is published as a worker event on ``topic`` so the client can show
     progress.
@@ -780,14 +790,17 @@ def _train_task(
             cancel.check(Path(model_dir) if model_dir else None)
 
     cfg = from_dict(TrainConfig, cfg_dict)
+    from ..io.urls import is_url
+
     state, meta, history, _ = _train_here(
-        Path(recon_path), Path(model_dir) if model_dir else None, cfg, overwrite, on_epoch
+        recon_path if is_url(recon_path) else Path(recon_path),
+        Path(model_dir) if model_dir else None, cfg, overwrite, on_epoch, storage_options
     )
     return {"state_dict": state, "metadata": meta, "history": history}
 
 
-def _submit(client: Any, path: Path, model_dir: Path | None, cfg: TrainConfig,
-            overwrite: bool) -> dict[str, Any]:
+def _submit(client: Any, path: Path | str, model_dir: Path | None, cfg: TrainConfig,
+            overwrite: bool, storage_options: Any = None) -> dict[str, Any]:
     """Run :func:`_train_task` on the cluster, showing its epochs here as they finish."""
     import uuid
 
@@ -801,9 +814,10 @@ def _submit(client: Any, path: Path, model_dir: Path | None, cfg: TrainConfig,
     future = None
     try:
         future = client.submit(
-            _train_task, str(path.resolve()),
+            _train_task, path if isinstance(path, str) else str(path.resolve()),
             str(model_dir.resolve()) if model_dir else None,
-            to_dict(cfg), overwrite, topic, resources=resources, pure=False,
+            to_dict(cfg), overwrite, topic, dict(storage_options or {}),
+            resources=resources, pure=False,
         )
         wait_for(future)  # Ctrl-C lands here, not inside the client's event loop
         payload = future.result()
@@ -839,9 +853,15 @@ def train(
     config: TrainConfig | None = None,
     overwrite: bool = False,
     client: Any | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     **overrides: Any,
 ) -> TrainedModel:
     """Train a Noise2Inverse denoiser on the split reconstructions of ``recon``.
+
+    ``recon`` and ``model_path`` may be fsspec URLs (``s3://...``) opened with
+    ``storage_options``. A remote model folder is trained in a local staging folder
+    (checkpoints included) and uploaded when training ends, ``model.pt`` last; so an
+    interrupted remote training restarts from scratch.
 
     Parameters
     ----------
@@ -904,7 +924,16 @@ def train(
     cfg = replace(config or TrainConfig(), **overrides)
     _check_config(cfg)
     check_cuda_config(cfg)
-    ds, path = _open_recon(recon)
+    from ..io.urls import is_url
+
+    if is_url(model_path):
+        from ..io.store import atomic_store
+
+        with atomic_store(os.fspath(model_path), overwrite=overwrite,  # type: ignore[arg-type]
+                          storage_options=storage_options) as tmp:
+            return train(recon, tmp, config=cfg, client=client,
+                         storage_options=storage_options)
+    ds, path = _open_recon(recon, storage_options)
     info = inspect_recon(ds, cfg, str(path) if path else "recon dataset")
     model_dir = Path(model_path) if model_path is not None else None
     if model_dir is not None and not (cfg.resume and cfg.budget_minutes is not None):
@@ -912,6 +941,8 @@ def train(
         _check_model_dir(model_dir, cfg, info, overwrite)
     client = client if client is not None else (current_client() if path else None)
     if client is not None and path is not None:
-        return _model_from_payload(_submit(client, path, model_dir, cfg, overwrite))
-    state, meta, history, net = _train_here(path or ds, model_dir, cfg, overwrite)
+        return _model_from_payload(_submit(client, path, model_dir, cfg, overwrite,
+                                           storage_options))
+    state, meta, history, net = _train_here(path or ds, model_dir, cfg, overwrite,
+                                            storage_options=storage_options)
     return TrainedModel(net, meta, history)
