@@ -79,15 +79,22 @@ class BudgetPlan:
 def budget_settings(minutes: float, side: int, cuda: bool) -> dict[str, Any]:
     """Network, patch and batch for a budget of ``minutes`` on slices of ``side`` pixels.
 
-    From ``benchmarks/n2i_ablation.py``: on CPU a wider-than-needed network never gets enough
-    steps, so depth grows with the budget; patches of 64-96 px with batch 8 gave the most
-    improvement per CPU second. On CUDA, large patches and batches.
+    On CPU, a UNet of 16 features and 3 levels with 96-px patches x 8: at equal CPU time
+    (600 CPU-s, about 300 steps) it scored 1.1 dB above MSD-30 with the same patches and
+    level with BM4D (``benchmarks/n2i_ablation.py``, recorded in ``benchmarks/README.md``).
+    MSDNet spends its CPU time on single-channel dilated convolutions, which CPUs run far
+    below their peak; the UNet's 16-128-channel convolutions run near it. Slices too small
+    for three 2x poolings get fewer levels, and slices under 8 px an MSD-20. On CUDA, where
+    MSD's many steps are cheap, MSD-50/100 with large patches and batches (Flenner et al.).
     """
     if cuda:
         return {"network": "msd", "depth": 100 if minutes >= 20 else 50,
                 "patch_size": min(side, 256), "batch_size": 16}
-    depth = 20 if minutes < 4 else 30 if minutes < 15 else 50
-    return {"network": "msd", "depth": depth, "patch_size": min(side, 96), "batch_size": 8}
+    if side < 8:
+        return {"network": "msd", "depth": 20, "patch_size": side, "batch_size": 8}
+    levels = max(1, min(3, int(math.log2(side / 4))))
+    return {"network": "unet", "unet_depth": levels, "unet_features": 16,
+            "patch_size": min(side, 96), "batch_size": 8}
 
 
 def round_steps(steps: float) -> int:

@@ -39,6 +39,7 @@ from ..errors import ConfigError, InputError, ModelError, OutputExistsError
 from ..io.store import open_dataset
 from ..progress import current_client, get_logger, progress_enabled, wait_for
 from . import cancel
+from .budget import SIZE_FIELDS  # the fields a budget plan sets, replayed on resume
 from .cuda import check_cuda_config, fit_on_devices, to_device
 from .dataset import N2IData, SlabLayout, check_finite
 from .modelfile import (
@@ -670,8 +671,6 @@ def _metadata(
 
 
 #: The settings a budget plan fixes, kept in the checkpoint so a resumed run keeps its plan.
-_PLAN_FIELDS = ("network", "depth", "width", "patch_size", "batch_size", "patches_per_epoch",
-                "epochs", "patience", "max_minutes")
 
 
 def _checkpoint_plan(model_dir: Path, cfg: TrainConfig) -> dict[str, Any] | None:
@@ -722,7 +721,7 @@ def _train_here(
                      plan.describe())
         h, fields_ = training_hash(cfg, info)
         if plan is not None or planned is not None:
-            fields_["budget_plan"] = {f: getattr(cfg, f) for f in _PLAN_FIELDS}
+            fields_["budget_plan"] = {f: getattr(cfg, f) for f in SIZE_FIELDS}
         ckpt = _check_model_dir(model_dir, cfg, info, overwrite) if model_dir else None
         t0 = time.perf_counter()
         slab = _read_slab(recon, info.layout, storage_options)
