@@ -383,6 +383,14 @@ def test_run_into_bucket_resumes_after_kill_and_equals_local_run(s3, tmp_path):
     assert "secret: <redacted>" in text and "testing" not in text
     assert "train: 3 epochs" in fs.cat_file("tomochunk-test/e2e/run/tomochunk.log").decode()
     assert not fs.exists("tomochunk-test/e2e/.run.tomochunk-lock")
+    # `tomochunk view` reads the bucket run's NGFF pyramids (napari itself is tested locally)
+    from tomochunk.view import run_volumes
+
+    vols = run_volumes(run, opts)
+    assert [v.name for v in vols] == [v.name for v in run_volumes(ref)]
+    assert [v.name for v in vols][:2] == ["full", "denoised"] and "median" in vols[-1].name
+    np.testing.assert_array_equal(np.asarray(vols[1].levels[0]),
+                                  store.open_store(ref / "denoised.zarr")["denoised"].values)
 
     # an existing output without --overwrite: refused before any work, bucket untouched
     before = _objects(fs, "tomochunk-test/e2e")

@@ -559,12 +559,16 @@ def export_cmd(store: str, out: str | None, fmt: str, dtype: str, value_range: s
 @click.option("--screenshot", default=None, type=click.Path(dir_okay=False),
               help="Write a PNG of the viewer and exit (headless: run under xvfb-run).")
 @common
+@storage_option
 @_errors
 def view_cmd(run_dir: str, screenshot: str | None, overwrite: bool, **kw: Any) -> None:
-    """Open a run's reconstruction, denoised volume and baselines in napari (linked layers)."""
+    """Open a run's reconstruction, denoised volume and baselines in napari (linked layers).
+
+    RUN_DIR may be a bucket URL (s3://bucket/run, with --storage-option)."""
     fn = _api("view", "view", "view")
+    so = _storage(kw)
     with _session(kw, cluster=False):
-        path = fn(run_dir, screenshot=screenshot, overwrite=overwrite)
+        path = fn(run_dir, screenshot=screenshot, overwrite=overwrite, storage_options=so)
         if path is not None:
             click.echo(f"screenshot written to {path}")
 

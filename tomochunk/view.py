@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,12 @@ class Volume:
     unit: str | None
 
 
-def read_multiscale(path: str | os.PathLike[str]) -> Volume:
-    """The first NGFF multiscale image of a store as lazy Dask arrays."""
-    group = zarr.open_group(str(path), mode="r")
+def read_multiscale(path: Any, storage_options: Mapping[str, Any] | None = None) -> Volume:
+    """The first NGFF multiscale image of a store (a path or an fsspec URL) as Dask arrays."""
+    from .io.urls import is_url, zarr_store
+
+    url = str(path)
+    group = zarr.open_group(zarr_store(url, storage_options) if is_url(url) else url, mode="r")
     ome = group.attrs.get("ome")
     if not isinstance(ome, dict) or not ome.get("multiscales"):
         raise InputError(f"{path} has no OME-Zarr multiscale metadata; re-write it with this "
@@ -53,20 +57,24 @@ def read_multiscale(path: str | os.PathLike[str]) -> Volume:
     levels = [da.from_zarr(group[d["path"]]) for d in ms["datasets"]]
     scale = tuple(float(s) for s in ms["datasets"][0]["coordinateTransformations"][0]["scale"])
     unit = ms["axes"][0].get("unit")
-    return Volume(str(ms.get("name", Path(path).stem)), levels, scale, unit)
+    return Volume(str(ms.get("name", Path(url.rstrip("/")).stem)), levels, scale, unit)
 
 
-def run_volumes(run_dir: str | os.PathLike[str]) -> list[Volume]:
-    """The complete volumes of a run folder: full, denoised, then the baselines present."""
-    run = Path(run_dir)
+def run_volumes(run_dir: str | os.PathLike[str],
+                storage_options: Mapping[str, Any] | None = None) -> list[Volume]:
+    """The complete volumes of a run folder (a path or an fsspec URL): full, denoised, then
+    the baselines present."""
+    from .io.urls import location
+
+    run = location(run_dir, storage_options)
     if not run.is_dir():
         raise InputError(f"run folder {run} does not exist")
     stores = [run / "recon.zarr", run / "denoised.zarr", *(run / f"{m}.zarr" for m in BASELINES)]
-    found = [p for p in stores if p.exists() and is_complete(p)]
+    found = [p for p in stores if is_complete(str(p), storage_options)]
     if not found:
         raise InputError(f"{run} holds no complete recon.zarr, denoised.zarr or baseline "
                          "store; run 'tomochunk run' first")
-    return [read_multiscale(p) for p in found]
+    return [read_multiscale(p, storage_options) for p in found]
 
 
 def shared_contrast(volume: Volume, percentiles: tuple[float, float] = (0.5, 99.5)
@@ -80,7 +88,8 @@ def shared_contrast(volume: Volume, percentiles: tuple[float, float] = (0.5, 99.
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
-def open_viewer(run_dir: str | os.PathLike[str], *, show: bool = True) -> Any:
+def open_viewer(run_dir: str | os.PathLike[str], *, show: bool = True,
+                storage_options: Mapping[str, Any] | None = None) -> Any:
     """A napari viewer with the run's volumes as linked multiscale layers in a grid."""
     try:
         import napari
@@ -88,9 +97,9 @@ def open_viewer(run_dir: str | os.PathLike[str], *, show: bool = True) -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise BackendUnavailableError(
             "tomochunk view needs napari and a Qt binding: pip install 'napari[pyqt6]'") from exc
-    volumes = run_volumes(run_dir)
+    volumes = run_volumes(run_dir, storage_options)
     limits = shared_contrast(volumes[0])
-    viewer = napari.Viewer(title=f"tomochunk {Path(run_dir).name}", show=show)
+    viewer = napari.Viewer(title=f"tomochunk {Path(str(run_dir).rstrip('/')).name}", show=show)
     layers = []
     for vol in volumes:
         multiscale = len(vol.levels) > 1
@@ -112,8 +121,12 @@ def open_viewer(run_dir: str | os.PathLike[str], *, show: bool = True) -> Any:
 
 
 def view(run_dir: str | os.PathLike[str], *, screenshot: str | os.PathLike[str] | None = None,
-         size: tuple[int, int] = (1200, 500), overwrite: bool = False) -> Path | None:
+         size: tuple[int, int] = (1200, 500), overwrite: bool = False,
+         storage_options: Mapping[str, Any] | None = None) -> Path | None:
     """Open napari on a run; with ``screenshot``, write the canvas as PNG and close instead.
+
+    ``run_dir`` may be an fsspec URL (``s3://bucket/run``) read with ``storage_options``;
+    the screenshot is a local file.
 
     Raises
     ------
@@ -124,16 +137,16 @@ def view(run_dir: str | os.PathLike[str], *, screenshot: str | os.PathLike[str] 
     """
     if screenshot is not None:
         check_output_path(screenshot, overwrite)
-    run_volumes(run_dir)  # bad input fails before napari starts
+    run_volumes(run_dir, storage_options)  # bad input fails before napari starts
     if screenshot is None:
         import napari
 
-        open_viewer(run_dir, show=True)
+        open_viewer(run_dir, show=True, storage_options=storage_options)
         napari.run()
         return None
     out = Path(screenshot)
     out.parent.mkdir(parents=True, exist_ok=True)
-    viewer = open_viewer(run_dir, show=True)
+    viewer = open_viewer(run_dir, show=True, storage_options=storage_options)
     try:
         from qtpy.QtWidgets import QApplication
 
