@@ -120,11 +120,12 @@ def test_budget_settings_per_device_and_slice_size():
     from tomochunk.training.budget import budget_settings
 
     cpu = budget_settings(10, 192, cuda=False)
-    assert cpu == {"network": "unet", "unet_depth": 3, "unet_features": 16, "patch_size": 96,
-                   "batch_size": 8}
-    # fewer poolings on small slices, so 2**levels stays well inside the patch
-    assert [budget_settings(10, s, cuda=False)["unet_depth"] for s in (32, 24, 16, 8)] == [
-        3, 2, 2, 1]
+    assert cpu == {"network": "unet", "unet_depth": 2, "unet_features": 32,
+                   "unet_space_to_depth": 2, "patch_size": 96, "batch_size": 8}
+    # fewer levels on small slices, so the alignment (2**levels x 2) stays inside the patch
+    assert [budget_settings(10, s, cuda=False)["unet_depth"] for s in (32, 24, 16, 12)] == [
+        2, 1, 1, 1]
+    assert budget_settings(10, 12, cuda=False)["unet_space_to_depth"] == 1
     assert budget_settings(10, 6, cuda=False)["network"] == "msd"
     gpu = budget_settings(30, 512, cuda=True)
     assert (gpu["network"], gpu["depth"], gpu["patch_size"]) == ("msd", 100, 256)
@@ -136,7 +137,8 @@ def test_plan_fills_the_budget_with_a_whole_number_of_epochs():
     plan = plan_budget(cfg, 0.2, context=3, side=40, val_pixels=2 * 2 * 40 * 40,
                        device=torch.device("cpu"))
     c = plan.config
-    assert (c.network, c.unet_depth, c.unet_features) == ("unet", 3, 16)
+    assert (c.network, c.unet_depth, c.unet_features, c.unet_space_to_depth) == (
+        "unet", 2, 32, 2)
     assert c.patch_size == 40 and c.batch_size == 8
     assert plan.steps == c.epochs * (c.patches_per_epoch // c.batch_size)
     assert c.patience is None and c.max_minutes == pytest.approx(0.6)

@@ -226,6 +226,29 @@ def test_tiling_exact_with_receptive_halo_and_blended_approximation():
     assert 0 < err_blend < np.abs(cropped_no_halo - ref).max()
 
 
+def test_space_to_depth_unet_chunked_and_tiled_equal_whole_volume(tmp_path):
+    """The CPU budget's network (a UNet on the 2x2 space-to-depth slice): z-chunked and
+    in-plane tiled inference equal whole-slice inference."""
+    torch.manual_seed(0)
+    net = build_network("unet", 3, 1, depth=2, features=4, space_to_depth=2)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.3)
+    meta = _model(context=3).metadata | {
+        "network": "unet", "network_params": net.config | {"in_channels": 3},
+        "receptive_radius": int(net.receptive_radius)}
+    meta["network_params"] = {k: v for k, v in net.config.items()
+                              if k not in ("in_channels", "out_channels")}
+    model = TrainedModel(net.eval(), meta)
+    splits = _splits(shape=(6, 72, 64))
+    ref = denoise_array(splits, model)
+    np.testing.assert_allclose(denoise_array(splits, model, tile=24), ref, atol=1e-5)
+    model.save(tmp_path / "model")
+    _store(tmp_path / "recon.zarr", splits)
+    out = denoise(tmp_path / "recon.zarr", tmp_path / "model", chunk_z=2)
+    np.testing.assert_allclose(out.values, ref, atol=1e-5)
+
+
 def test_tiling_through_denoise_chunked(saved):
     out = denoise(saved["root"] / "recon.zarr", saved["model"], chunk_z=4, tile=16)
     assert out.attrs["tiling_exact"] and out.attrs["tile_halo"] == saved["model"].metadata[

@@ -214,6 +214,35 @@ def test_unet_any_size_and_aligned_tiles():
     assert not any(isinstance(m, torch.nn.modules.batchnorm._NormBase) for m in net.modules())
 
 
+def test_space_to_depth_unet_tiles_receptive_field_and_config():
+    torch.manual_seed(0)
+    net = _randomise(UNet(3, 1, depth=2, features=4, space_to_depth=2), std=0.3).double().eval()
+    assert net.alignment == 8 and net.config["space_to_depth"] == 2
+    for h, w in [(30, 21), (17, 64), (9, 12)]:
+        assert net(torch.randn(2, 3, h, w, dtype=torch.float64)).shape == (2, 1, h, w)
+    r, a = net.receptive_radius, net.alignment
+    x = torch.randn(1, 3, 208, 200, dtype=torch.float64)
+    with torch.no_grad():
+        whole = net(x)
+        halo = -(-r // a) * a
+        tile = net(x[:, :, 96 - halo : 112 + halo, 88 - halo : 104 + halo])
+        diff = tile[:, :, halo:-halo, halo:-halo] - whole[:, :, 96:112, 88:104]
+        assert diff.abs().max().item() < 1e-9 * whole.abs().max().item()
+        # the radius bounds the reach: a change r+1 pixels away leaves the pixel unchanged,
+        # while a change next to it changes the pixels around it
+        far, near = x.clone(), x.clone()
+        far[:, :, 104, 96 + r + 1] += 10.0
+        near[:, :, 104, 97] += 10.0
+        assert net(far)[0, 0, 104, 96] == whole[0, 0, 104, 96]
+        assert (net(near) - whole)[0, 0, 102:107, 94:99].abs().max() > 1e-6
+    # the plain UNet's weights (and saved models without the key) are unchanged by the option
+    plain = UNet(3, 1, depth=2, features=4)
+    assert [k for k in plain.state_dict()] == [k for k in net.state_dict()]
+    assert build_network("unet", 3, 1, depth=2, features=4).config["space_to_depth"] == 1
+    with pytest.raises(ConfigError, match="space_to_depth"):
+        UNet(3, 1, space_to_depth=0)
+
+
 def test_training_steps_reduce_the_loss():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 16, 16)
@@ -221,6 +250,7 @@ def test_training_steps_reduce_the_loss():
     for name, params in (
         ("msd", {"depth": 6, "dilations": (1, 2, 3)}),
         ("unet", {"depth": 2, "features": 4}),
+        ("unet", {"depth": 1, "features": 8, "space_to_depth": 2}),
     ):
         torch.manual_seed(0)
         net = build_network(name, 3, 1, **params)
@@ -261,7 +291,7 @@ def test_network_params_from_config():
     cfg = TrainConfig(depth=30, width=2, unet_depth=4, unet_features=16)
     assert network_params_from_config(cfg) == {"depth": 30, "width": 2}
     cfg = TrainConfig(network="unet", unet_depth=4, unet_features=16)
-    assert network_params_from_config(cfg) == {"depth": 4, "features": 16}
+    assert network_params_from_config(cfg) == {"depth": 4, "features": 16, "space_to_depth": 1}
     with pytest.raises(ConfigError, match="unknown network 'foo'"):
         network_params_from_config(TrainConfig(network="foo"))
 

@@ -249,7 +249,19 @@ def _tiling(meta: Mapping[str, Any], tile: int | None,
             )
         tile_halo = int(radius)
     blend = radius is None or tile_halo < int(radius)
+    # a pooling network (UNet) is translation-equivariant only on its alignment grid: tiles
+    # and halos in multiples of it put every tile's origin on the grid of the whole slice
+    a = _alignment(meta)
+    tile, tile_halo = -(-int(tile) // a) * a, -(-int(tile_halo) // a) * a
     return int(tile), int(tile_halo), bool(blend)
+
+
+def _alignment(meta: Mapping[str, Any]) -> int:
+    """Shifts (pixels) under which the model's network is translation-equivariant."""
+    if meta.get("network") != "unet":
+        return 1
+    params = meta.get("network_params") or {}
+    return 2 ** int(params.get("depth", 3)) * int(params.get("space_to_depth", 1))
 
 
 def denoise_array(

@@ -76,14 +76,16 @@ def build_network(
 def network_params_from_config(cfg: TrainConfig) -> dict:
     """The :func:`build_network` parameters that a :class:`TrainConfig` selects.
 
-    ``{"depth", "width"}`` for msd, ``{"depth": unet_depth, "features": unet_features}`` for
-    unet, ``{}`` (defaults) for other registered networks.
+    ``{"depth", "width"}`` for msd, ``{"depth": unet_depth, "features": unet_features,
+    "space_to_depth": unet_space_to_depth}`` for unet, ``{}`` (defaults) for other registered
+    networks.
     """
     NETWORKS.get(cfg.network)  # unknown names fail here with the list of valid ones
     if cfg.network == "msd":
         return {"depth": cfg.depth, "width": cfg.width}
     if cfg.network == "unet":
-        return {"depth": cfg.unet_depth, "features": cfg.unet_features}
+        return {"depth": cfg.unet_depth, "features": cfg.unet_features,
+                "space_to_depth": cfg.unet_space_to_depth}
     return {}
 
 

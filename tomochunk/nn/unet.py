@@ -7,8 +7,14 @@ Features double at every level. There is no batch or instance normalisation (the
 statistics over the image, so tiles would differ from the whole slice), so the output is a pure
 function of the input.
 
-The input is padded by reflection on the bottom and right to a multiple of ``2**depth`` and the
-output cropped back, so any image larger than ``2**depth`` pixels per side works. Because of
+With ``space_to_depth=s > 1`` the image is first rearranged losslessly into ``s*s`` sub-images
+stacked as channels (``pixel_unshuffle``, as FFDNet does; Zhang, Zuo & Zhang 2018), the U-Net
+runs at ``1/s`` resolution, and ``pixel_shuffle`` puts the ``s*s`` outputs back: every
+convolution then costs ``1/s**2`` of the pixels, so a CPU gets several times more training
+steps per second for the same receptive field (``benchmarks/n2i_networks.py``).
+
+The input is padded by reflection on the bottom and right to a multiple of ``2**depth`` (times
+``space_to_depth``) and the output cropped back, so any image larger than that works. Because of
 the pooling, the network is translation-equivariant only for shifts by multiples of
 ``2**depth`` (:attr:`UNet.alignment`): in-plane tiles that must equal whole-slice inference
 need origins on that grid and a halo of :attr:`UNet.receptive_radius` pixels (plus alignment).
@@ -61,6 +67,10 @@ class UNet(nn.Module):
         Number of 2x downsamplings (levels below the full resolution).
     features : int
         Feature channels at full resolution; doubled at every level.
+    space_to_depth : int
+        1 (default): the plain U-Net. ``s > 1``: run it on the ``s x s`` pixel-unshuffled
+        image (``in_channels * s**2`` channels at ``1/s`` resolution) and pixel-shuffle the
+        ``out_channels * s**2`` outputs back.
 
     Examples
     --------
@@ -69,13 +79,15 @@ class UNet(nn.Module):
     torch.Size([1, 1, 30, 21])
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 1, depth: int = 3, features: int = 32):
+    def __init__(self, in_channels: int, out_channels: int = 1, depth: int = 3, features: int = 32,
+                 space_to_depth: int = 1):
         super().__init__()
         for name, value in (
             ("in_channels", in_channels),
             ("out_channels", out_channels),
             ("depth", depth),
             ("features", features),
+            ("space_to_depth", space_to_depth),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"UNet {name} must be a positive integer, got {value!r}")
@@ -83,9 +95,11 @@ class UNet(nn.Module):
         self.out_channels = out_channels
         self.depth = depth
         self.features = features
+        self.space_to_depth = space_to_depth
+        s2 = space_to_depth**2
         f = [features * 2**level for level in range(depth + 1)]
         self.down = nn.ModuleList(
-            _double_conv(in_channels if level == 0 else f[level - 1], f[level])
+            _double_conv(in_channels * s2 if level == 0 else f[level - 1], f[level])
             for level in range(depth)
         )
         self.bottom = _double_conv(f[depth - 1], f[depth])
@@ -93,7 +107,7 @@ class UNet(nn.Module):
             nn.ConvTranspose2d(f[level + 1], f[level], 2, stride=2) for level in range(depth)
         )
         self.dec = nn.ModuleList(_double_conv(2 * f[level], f[level]) for level in range(depth))
-        self.head = nn.Conv2d(f[0], out_channels, 1)
+        self.head = nn.Conv2d(f[0], out_channels * s2, 1)
 
     @property
     def config(self) -> dict:
@@ -103,12 +117,14 @@ class UNet(nn.Module):
             "out_channels": self.out_channels,
             "depth": self.depth,
             "features": self.features,
+            "space_to_depth": self.space_to_depth,
         }
 
     @property
     def alignment(self) -> int:
-        """Shifts (pixels) under which the network is translation-equivariant: ``2**depth``."""
-        return 2**self.depth
+        """Shifts (pixels) under which the network is translation-equivariant:
+        ``2**depth * space_to_depth``."""
+        return 2**self.depth * self.space_to_depth
 
     @property
     def receptive_radius(self) -> int:
@@ -127,7 +143,9 @@ class UNet(nn.Module):
         r += _conv_radius(self.bottom) * 2**self.depth
         for level in reversed(range(self.depth)):
             r = max(r + 2**level, enc[level]) + _conv_radius(self.dec[level]) * 2**level
-        return r
+        # a sub-image pixel of the s x s unshuffle covers input pixels [s c, s c + s - 1]
+        s = self.space_to_depth
+        return s * r + s - 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the network to ``x`` of shape ``(B, in_channels, H, W)``."""
@@ -146,6 +164,8 @@ class UNet(nn.Module):
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+        if self.space_to_depth > 1:
+            x = F.pixel_unshuffle(x, self.space_to_depth)
         skips = []
         for block in self.down:
             x = block(x)
@@ -155,4 +175,7 @@ class UNet(nn.Module):
         for level in reversed(range(self.depth)):
             x = self.up[level](x)
             x = self.dec[level](torch.cat([skips[level], x], dim=1))
-        return self.head(x)[:, :, :h, :w]
+        x = self.head(x)
+        if self.space_to_depth > 1:
+            x = F.pixel_shuffle(x, self.space_to_depth)
+        return x[:, :, :h, :w]

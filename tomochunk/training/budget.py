@@ -33,7 +33,8 @@ log = get_logger("train")
 
 #: TrainConfig fields a budget chooses; ``tomochunk run`` applies its default budget only
 #: when all of them are left at their defaults.
-SIZE_FIELDS = ("network", "depth", "width", "unet_depth", "unet_features", "patch_size",
+SIZE_FIELDS = ("network", "depth", "width", "unet_depth", "unet_features",
+               "unet_space_to_depth", "patch_size",
                "batch_size", "patches_per_epoch", "epochs", "patience", "max_minutes")
 
 #: Validations per budget: the validation loss picks the best weights and detects a run
@@ -65,7 +66,9 @@ class BudgetPlan:
     def describe(self) -> str:
         c = self.config
         net = (f"MSD-{c.depth}" if c.network == "msd" else
-               f"UNet(depth {c.unet_depth}, {c.unet_features} features)")
+               f"UNet(depth {c.unet_depth}, {c.unet_features} features"
+               + (f", {c.unet_space_to_depth}x{c.unet_space_to_depth} space-to-depth)"
+                  if c.unet_space_to_depth > 1 else ")"))
         return (f"{net}, {c.patch_size}^2 patches x {c.batch_size}, {c.lr_schedule} lr "
                 f"{c.lr:g}, {self.steps} steps ({c.epochs} epochs of "
                 f"{c.patches_per_epoch // c.batch_size}); estimated {self.estimated_minutes:.2g} "
@@ -79,12 +82,13 @@ class BudgetPlan:
 def budget_settings(minutes: float, side: int, cuda: bool) -> dict[str, Any]:
     """Network, patch and batch for a budget of ``minutes`` on slices of ``side`` pixels.
 
-    On CPU, a UNet of 16 features and 3 levels with 96-px patches x 8: at equal CPU time
-    (600 CPU-s, about 300 steps) it scored 1.1 dB above MSD-30 with the same patches and
-    level with BM4D (``benchmarks/n2i_ablation.py``, recorded in ``benchmarks/README.md``).
-    MSDNet spends its CPU time on single-channel dilated convolutions, which CPUs run far
-    below their peak; the UNet's 16-128-channel convolutions run near it. Slices too small
-    for three 2x poolings get fewer levels, and slices under 8 px an MSD-20. On CUDA, where
+    On CPU, a UNet of 2 levels and 32 features on the 2x2 space-to-depth slice, with 96-px
+    patches x 8. At equal CPU time (600 CPU-s) it made 2.6x the steps of a plain UNet (3
+    levels x 16) and scored 0.7 dB above it, 1.8 dB above MSD-30 and 0.5 dB above BM4D
+    (``benchmarks/n2i_networks.py``, recorded in ``benchmarks/README.md``): MSDNet spends its
+    CPU time on single-channel dilated convolutions that CPUs run far below their peak, and
+    the space-to-depth UNet runs its convolutions on a quarter of the pixels. Slices under
+    32 px get one level, under 16 px the plain UNet, under 8 px an MSD-20. On CUDA, where
     MSD's many steps are cheap, MSD-50/100 with large patches and batches (Flenner et al.).
     """
     if cuda:
@@ -92,9 +96,11 @@ def budget_settings(minutes: float, side: int, cuda: bool) -> dict[str, Any]:
                 "patch_size": min(side, 256), "batch_size": 16}
     if side < 8:
         return {"network": "msd", "depth": 20, "patch_size": side, "batch_size": 8}
-    levels = max(1, min(3, int(math.log2(side / 4))))
-    return {"network": "unet", "unet_depth": levels, "unet_features": 16,
-            "patch_size": min(side, 96), "batch_size": 8}
+    if side < 16:
+        return {"network": "unet", "unet_depth": 1, "unet_features": 16,
+                "unet_space_to_depth": 1, "patch_size": side, "batch_size": 8}
+    return {"network": "unet", "unet_depth": 2 if side >= 32 else 1, "unet_features": 32,
+            "unet_space_to_depth": 2, "patch_size": min(side, 96), "batch_size": 8}
 
 
 def round_steps(steps: float) -> int:

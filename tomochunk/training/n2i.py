@@ -77,6 +77,7 @@ HASH_FIELDS = (
     "width",
     "unet_depth",
     "unet_features",
+    "unet_space_to_depth",
     "context",
     "strategy",
     "patch_size",
