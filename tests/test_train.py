@@ -353,7 +353,7 @@ def test_unet_and_1x_strategy_and_l1_train(tmp_path, vols):
                                                      "unet_features": 4, "strategy": "1:X",
                                                      "loss": "l1", "epochs": 1})
     loaded = T.load_model(tmp_path / "u")
-    assert loaded.metadata["network_params"] == {"depth": 1, "features": 4}
+    assert loaded.metadata["network_params"] == {"depth": 1, "features": 4, "space_to_depth": 1}
     assert loaded.strategy == "1:X" and _weights_equal(loaded, m, 0)
 
 
