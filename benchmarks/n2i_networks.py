@@ -43,7 +43,8 @@ from tomochunk.phantom.labels import lattice_mask, sample_mask  # noqa: E402
 
 PEER_PYTHON = Path(__file__).resolve().parent / "peers" / ".venv" / "bin" / "python"
 
-#: name -> (network, patch, batch); "s2d": a UNet on the 2x space-to-depth image (FFDNet-like)
+#: name -> (network, patch, batch); "s2d": UNet(space_to_depth=2), the 2x2 pixel-unshuffled
+#: slice (FFDNet-like), which train --budget picks on CPU
 VARIANTS: dict[str, dict[str, Any]] = {
     "msd30": {"net": "msd", "depth": 30, "patch": 96, "batch": 8},
     "msd30-residual": {"net": "msd", "depth": 30, "patch": 96, "batch": 8, "residual": True},
@@ -73,10 +74,8 @@ def build(v: dict[str, Any], context: int) -> nn.Module:
         net: nn.Module = MSDNet(context, 1, depth=v["depth"], width=1)
     elif v["net"] == "unet":
         net = UNet(context, 1, depth=v["levels"], features=v["features"])
-    else:
-        net = nn.Sequential(nn.PixelUnshuffle(2),
-                            UNet(4 * context, 4, depth=v["levels"], features=v["features"]),
-                            nn.PixelShuffle(2))
+    else:  # the shipped option: the UNet on the 2x2 pixel-unshuffled slice
+        net = UNet(context, 1, depth=v["levels"], features=v["features"], space_to_depth=2)
     return Residual(net, context) if v.get("residual") else net
 
 
@@ -147,7 +146,8 @@ def run_variant(v: dict[str, Any], split: np.ndarray, cpu: float, context: int, 
     with torch.no_grad():
         for k in range(k_n):
             for z in range(nz):
-                out[z] += net(torch.from_numpy(_context(inputs[k], z, context)[None].copy()))[0, 0]
+                x = torch.from_numpy(_context(inputs[k], z, context)[None].copy())
+                out[z] += net(x)[0, 0].numpy()
     out = out / k_n * std + mean
     return out, {"steps": steps, "train_cpu_s": round(train_cpu, 1),
                  "train_wall_s": round(train_wall, 1),
@@ -207,7 +207,8 @@ def main() -> None:
             r["dB_vs_bm4d"] = round(r["psnr"] - ref, 2)
     print(table(rows, ["method", "psnr", "ssim", "dB_vs_bm4d", "lattice_y", "lattice_z",
                        "anisotropy", "steps", "train_cpu_s", "train_wall_s", "infer_cpu_s"]))
-    print(write_json("n2i_networks", {"args": vars(args), "sigma": sigma, "rows": rows}))
+    name = "n2i_networks-quick" if args.quick else "n2i_networks"
+    print(write_json(name, {"args": vars(args), "sigma": sigma, "rows": rows}))
 
 
 if __name__ == "__main__":
