@@ -146,8 +146,41 @@ def test_export_from_bucket_cli(s3, tmp_path):
     with h5py.File(tmp_path / "d.h5") as f:
         np.testing.assert_array_equal(f["volume"][...], full)
         assert f["volume"].attrs["pixel_size_um"] == 0.5
-    res = CliRunner().invoke(main, ["export", url, "--format", "hdf5"])  # no local --out
+    res = CliRunner().invoke(main, ["export", url, "--format", "hdf5"])  # no --out
     assert res.exit_code == 2 and "--out" in res.output
+
+
+def test_export_into_bucket_file_and_folder(s3, tmp_path):
+    """Export writes into the bucket too: an HDF5 file in one PUT, a TIFF folder with its
+    sidecar last; an existing output is refused without --overwrite and left unchanged."""
+    import tifffile
+
+    fs, opts = s3
+    url, full = _upload(fs, tmp_path, "exp-src.zarr", px=0.5)
+    so = ["--storage-option", "key=testing", "--storage-option", "secret=testing",
+          "--storage-option", f"endpoint_url={opts['endpoint_url']}", "-q"]
+    h5_url = "s3://tomochunk-test/exports/d.h5"
+    res = CliRunner().invoke(main, ["export", url, "--format", "hdf5", "--out", h5_url, *so])
+    assert res.exit_code == 0, res.output
+    fs.get_file("tomochunk-test/exports/d.h5", str(tmp_path / "back.h5"))
+    with h5py.File(tmp_path / "back.h5") as f:
+        np.testing.assert_array_equal(f["volume"][...], full)
+        assert f["volume"].attrs["pixel_size_um"] == 0.5
+    before = fs.cat_file("tomochunk-test/exports/d.h5")
+    res = CliRunner().invoke(main, ["export", url, "--format", "hdf5", "--out", h5_url, *so])
+    assert res.exit_code == 2 and "already exists; pass --overwrite" in res.stderr
+    assert fs.cat_file("tomochunk-test/exports/d.h5") == before
+
+    tif_url = "s3://tomochunk-test/exports/tiffs"
+    for extra in ([], ["--overwrite"]):  # written, then replaced
+        res = CliRunner().invoke(main, ["export", url, "--format", "tiff", "--out", tif_url,
+                                        *so, *extra])
+        assert res.exit_code == 0, res.output
+    names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls("tomochunk-test/exports/tiffs"))
+    tifs = [n for n in names if n.endswith(".tif")]
+    assert len(tifs) == full.shape[0] and len(names) == len(tifs) + 1  # + the sidecar JSON
+    fs.get_file(f"tomochunk-test/exports/tiffs/{tifs[1]}", str(tmp_path / "s1.tif"))
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "s1.tif"), full[1])
 
 
 # --------------------------------------------------------------------------------------

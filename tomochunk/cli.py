@@ -527,7 +527,8 @@ def backends() -> None:
 @main.command("export")
 @click.argument("store", type=click.Path())
 @click.option("--out", "out", default=None, type=click.Path(),
-              help="Output file (hdf5, nxtomo) or folder (tiff, raw); default next to STORE.")
+              help="Output file (hdf5, nxtomo) or folder (tiff, raw), a path or a URL (s3://...); "
+                   "default next to STORE.")
 @click.option("--format", "fmt", type=click.Choice(["tiff", "hdf5", "nxtomo", "raw"]),
               default="tiff", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "uint16"]), default="float32",
@@ -536,7 +537,8 @@ def backends() -> None:
               help="uint16 mapping: 'auto' (min,max) or 'lo,hi'.")
 @click.option("--variable", default=None, help="Variable to export (default: the volume).")
 @click.option("--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
-              help="fsspec option for a URL STORE (s3://...), e.g. endpoint_url=http://h:9000.")
+              help="fsspec option for a URL STORE or --out (s3://...), e.g. "
+                   "endpoint_url=http://h:9000.")
 @common
 @_errors
 def export_cmd(store: str, out: str | None, fmt: str, dtype: str, value_range: str,

@@ -354,7 +354,7 @@ def export(
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
     **overrides: Any,
-) -> Path:
+) -> Any:
     """Export a store's volume to TIFF, HDF5, NeXus or raw files, chunk-parallel.
 
     Parameters
@@ -370,12 +370,14 @@ def export(
     overwrite : bool
         Replace an existing output (only once the new one is complete).
     storage_options : dict, optional
-        fsspec options when ``store`` is a URL (``s3://...``); the output is a local path.
+        fsspec options when ``store`` or ``out`` is a URL (``s3://...``). A URL output is
+        written locally first and then uploaded: an HDF5/NeXus file in one PUT, a TIFF or raw
+        folder with its sidecar ``.json`` last (a folder without it is incomplete).
 
     Returns
     -------
-    pathlib.Path
-        The written file or folder.
+    pathlib.Path or str
+        The written file or folder (the URL for a URL output).
 
     Raises
     ------
@@ -388,7 +390,9 @@ def export(
     from .io.urls import is_url
 
     if out is None and is_url(store):
-        raise ConfigError(f"exporting the remote store {store} needs a local --out path")
+        raise ConfigError(f"exporting the remote store {store} needs an --out path or URL")
+    if out is not None and is_url(out):
+        return _export_to_url(store, os.fspath(out), cfg, rng, overwrite, storage_options)
     path = Path(out) if out is not None else default_output(store, cfg.format)
     check_output_path(path, overwrite)
     ds = open_store(store, what="store", storage_options=storage_options)
@@ -396,3 +400,31 @@ def export(
     px = pixel_size_of(dict(ds.attrs))
     return export_volume(vol, path, fmt=cfg.format, dtype=cfg.dtype, value_range=rng,
                          pixel_size_um=px, overwrite=overwrite)
+
+
+def _export_to_url(store: Any, url: str, cfg: ExportConfig, rng: tuple[float, float] | None,
+                   overwrite: bool, storage_options: dict[str, Any] | None) -> str:
+    """:func:`export` to an fsspec URL: written in a staging folder, then uploaded with the
+    sidecar JSON last; an existing output is removed only once the new one is built."""
+    from .io.urls import basename, filesystem, remove, staging_dir
+
+    check_output_path(url, overwrite, storage_options)
+    ds = open_store(store, what="store", storage_options=storage_options)
+    vol = _pick(ds, cfg.variable, str(store))
+    with staging_dir(url) as tmp:
+        tmp.mkdir(parents=True)
+        local = export_volume(vol, tmp / basename(url), fmt=cfg.format, dtype=cfg.dtype,
+                              value_range=rng, pixel_size_um=pixel_size_of(dict(ds.attrs)))
+        remove(url, storage_options)
+        fs, root = filesystem(url, storage_options)
+        if local.is_dir():
+            files = sorted(p for p in local.rglob("*") if p.is_file())
+            for group in ([p for p in files if p.suffix != ".json"],
+                          [p for p in files if p.suffix == ".json"]):
+                if group:
+                    fs.put([str(p) for p in group],
+                           [f"{root}/{p.relative_to(local).as_posix()}" for p in group])
+        else:
+            fs.put_file(str(local), root)
+    log.info("uploaded the export to %s", url)
+    return url

@@ -94,7 +94,8 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool = False,
     if is_url(path):
         url = os.fspath(path)
         if not overwrite and exists(url, storage_options):
-            state = ("" if is_complete(url, storage_options)
+            store_like = url.rstrip("/").endswith(".zarr")  # models, reports, exports: no flag
+            state = ("" if not store_like or is_complete(url, storage_options)
                      else " (incomplete: an interrupted write left it)")
             raise OutputExistsError(
                 f"output {url} already exists{state}; pass --overwrite (overwrite=True) to "
