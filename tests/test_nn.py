@@ -198,19 +198,27 @@ def test_msd_tile_with_full_halo_equals_whole_image():
         assert diff.abs().max().item() > 1e-4
 
 
-def test_unet_any_size_and_aligned_tiles():
-    net = _randomise(UNet(5, 1, depth=2, features=4), std=0.3).double().eval()
-    for h, w in [(30, 21), (17, 64), (5, 9)]:
-        assert net(torch.randn(2, 5, h, w, dtype=torch.float64)).shape == (2, 1, h, w)
+def _any_size_and_aligned_tile(net, channels: int, sizes, shape, y0: int, x0: int):
+    """``net`` keeps any image size, and a 16-px tile on its alignment grid, extended by the
+    receptive radius rounded up to that grid, equals the whole image there. Returns the input
+    and the whole image's output."""
+    for h, w in sizes:
+        assert net(torch.randn(2, channels, h, w, dtype=torch.float64)).shape == (2, 1, h, w)
     r, a = net.receptive_radius, net.alignment
-    x = torch.randn(1, 5, 100, 96, dtype=torch.float64)
+    x = torch.randn(1, channels, *shape, dtype=torch.float64)
     with torch.no_grad():
         whole = net(x)
         halo = -(-r // a) * a  # the radius rounded up to the alignment grid
-        tile = net(x[:, :, 40 - halo : 56 + halo, 36 - halo : 52 + halo])
-        diff = tile[:, :, halo:-halo, halo:-halo] - whole[:, :, 40:56, 36:52]
+        tile = net(x[:, :, y0 - halo : y0 + 16 + halo, x0 - halo : x0 + 16 + halo])
+        diff = tile[:, :, halo:-halo, halo:-halo] - whole[:, :, y0:y0 + 16, x0:x0 + 16]
         assert diff.abs().max().item() < 1e-9 * whole.abs().max().item()
         assert torch.equal(net(x), whole)
+    return x, whole
+
+
+def test_unet_any_size_and_aligned_tiles():
+    net = _randomise(UNet(5, 1, depth=2, features=4), std=0.3).double().eval()
+    _any_size_and_aligned_tile(net, 5, [(30, 21), (17, 64), (5, 9)], (100, 96), 40, 36)
     assert not any(isinstance(m, torch.nn.modules.batchnorm._NormBase) for m in net.modules())
 
 
@@ -218,16 +226,10 @@ def test_space_to_depth_unet_tiles_receptive_field_and_config():
     torch.manual_seed(0)
     net = _randomise(UNet(3, 1, depth=2, features=4, space_to_depth=2), std=0.3).double().eval()
     assert net.alignment == 8 and net.config["space_to_depth"] == 2
-    for h, w in [(30, 21), (17, 64), (9, 12)]:
-        assert net(torch.randn(2, 3, h, w, dtype=torch.float64)).shape == (2, 1, h, w)
-    r, a = net.receptive_radius, net.alignment
-    x = torch.randn(1, 3, 208, 200, dtype=torch.float64)
+    x, whole = _any_size_and_aligned_tile(net, 3, [(30, 21), (17, 64), (9, 12)], (208, 200),
+                                          96, 88)
+    r = net.receptive_radius
     with torch.no_grad():
-        whole = net(x)
-        halo = -(-r // a) * a
-        tile = net(x[:, :, 96 - halo : 112 + halo, 88 - halo : 104 + halo])
-        diff = tile[:, :, halo:-halo, halo:-halo] - whole[:, :, 96:112, 88:104]
-        assert diff.abs().max().item() < 1e-9 * whole.abs().max().item()
         # the radius bounds the reach: a change r+1 pixels away leaves the pixel unchanged,
         # while a change next to it changes the pixels around it
         far, near = x.clone(), x.clone()
