@@ -239,7 +239,7 @@ def test_demo_end_to_end(tmp_path):  # result does not (the training budget is i
     m = json.loads((out / "report" / "metrics.json").read_text())["methods"]
     assert m["ml"]["psnr"] > m["unfiltered"]["psnr"]
     assert m["ml"]["psnr"] > m["median"]["psnr"]
-    assert m["ml"]["psnr"] > m["nlm"]["psnr"] + 1.0  # measured: 27.5 against 24.3 dB
+    assert m["ml"]["psnr"] > m["nlm"]["psnr"] + 1.0  # measured: 27.3 against 24.3 dB
     print(f"demo took {time.time() - t0:.0f} s ({len(hist['epochs'])} epochs, stopped: "
           f"{hist['stopped']}); PSNR ml {m['ml']['psnr']:.2f} unfiltered "
           f"{m['unfiltered']['psnr']:.2f} median {m['median']['psnr']:.2f} nlm "
@@ -255,7 +255,8 @@ def test_demo_budget_counts_epochs_not_minutes():
     # the budget is 20 epochs with early stopping; the wall clock is only a safety stop far
     # above the ~1.5 min the epochs take on 2 idle cores, so a busy machine trains the same
     assert cfg.train.epochs == 20 and cfg.train.patience == 8
-    assert (cfg.train.network, cfg.train.unet_depth, cfg.train.unet_features) == ("unet", 3, 16)
+    assert (cfg.train.network, cfg.train.unet_depth, cfg.train.unet_features,
+            cfg.train.unet_space_to_depth) == ("unet", 2, 32, 2)
     assert cfg.train.max_minutes >= 15
 
 
