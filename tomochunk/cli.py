@@ -138,6 +138,25 @@ def _storage(kw: dict[str, Any]) -> dict[str, Any]:
     return parse_storage_options(kw.pop("storage_option", ()))
 
 
+@contextlib.contextmanager
+def _writing(kw: dict[str, Any], out: str, overwrite: bool, *, check_output: bool = True,
+             **inputs: str) -> Iterator[dict[str, Any]]:
+    """The pre-flight of a command that writes ``out`` from ``inputs``, then its session.
+
+    Pops ``--storage-option``; refuses an absent input, an ``out`` that is one of the inputs
+    and (with ``check_output``) an existing ``out`` without ``--overwrite``, all before any
+    work; then holds ``out``'s lock and the command's session (logging, cluster). Yields the
+    storage options.
+    """
+    so = _storage(kw)
+    check_exists(so, **inputs)
+    check_distinct(out, list(inputs.values()))
+    if check_output:
+        check_output_path(out, overwrite, so)
+    with exclusive(out, storage_options=so), _session(kw):
+        yield so
+
+
 def _cluster_cfg(kw: dict[str, Any]) -> cfgmod.ClusterConfig:
     return cfgmod.ClusterConfig(
         scheduler=kw.pop("scheduler"),
@@ -289,11 +308,7 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
                               circle=circle, tomopy_convention=tomopy_convention,
                               rows_per_block=rows_per_block, half_acquisition=half_acquisition)
     check_config(rcfg)
-    so = _storage(kw)
-    check_exists(so, scan=scan)
-    check_distinct(recon, [scan])
-    check_output_path(recon, overwrite, so)
-    with exclusive(recon, storage_options=so), _session(kw):
+    with _writing(kw, recon, overwrite, scan=scan) as so:
         fn(scan, recon, preprocess=pre, config=rcfg, overwrite=overwrite, storage_options=so)
 
 
@@ -336,15 +351,11 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
 def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
     """Train a Noise2Inverse model on the split volumes of RECON.zarr."""
     fn = _api("training.n2i", "train", "train")
-    so = _storage(kw)
     fields = {f: kw.pop(f) for f in list(kw) if f in cfgmod.TrainConfig.__dataclass_fields__}
     tcfg = cfgmod.from_dict(cfgmod.TrainConfig, fields)
     check_config(tcfg)
-    check_exists(so, recon=recon)
-    check_distinct(model, [recon])
-    if is_url(model):
-        check_output_path(model, overwrite, so)  # (a local model folder may be --resume'd)
-    with exclusive(model, storage_options=so), _session(kw):
+    # (a local model folder may be --resume'd: train checks it itself)
+    with _writing(kw, model, overwrite, check_output=is_url(model), recon=recon) as so:
         fn(recon, model, config=tcfg, overwrite=overwrite, storage_options=so)
 
 
@@ -372,11 +383,7 @@ def denoise(recon: str, model: str, denoised: str, chunk_z: int, tile: int | Non
     dcfg = cfgmod.DenoiseConfig(chunk_z=chunk_z, tile=tile, tile_halo=tile_halo, strict=strict,
                                 device=device, ensemble=int(ensemble))
     check_config(dcfg)
-    so = _storage(kw)
-    check_exists(so, recon=recon, model=model)
-    check_distinct(denoised, [recon, model])
-    check_output_path(denoised, overwrite, so)
-    with exclusive(denoised, storage_options=so), _session(kw):
+    with _writing(kw, denoised, overwrite, recon=recon, model=model) as so:
         fn(recon, model, denoised, config=dcfg, overwrite=overwrite, storage_options=so)
 
 
@@ -411,11 +418,7 @@ def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, c
     fcfg = cfgmod.FilterConfig(methods=[method], radius=radius, footprint=footprint,
                                chunk_z=chunk_z, sigma=_sigma_option(sigma))
     check_config(fcfg)
-    so = _storage(kw)
-    check_exists(so, recon=recon)
-    check_distinct(out, [recon])
-    check_output_path(out, overwrite, so)
-    with exclusive(out, storage_options=so), _session(kw):
+    with _writing(kw, out, overwrite, recon=recon) as so:
         fn(recon, out, method=method, config=fcfg, overwrite=overwrite, storage_options=so)
 
 
