@@ -406,7 +406,7 @@ def _export_to_url(store: Any, url: str, cfg: ExportConfig, rng: tuple[float, fl
                    overwrite: bool, storage_options: dict[str, Any] | None) -> str:
     """:func:`export` to an fsspec URL: written in a staging folder, then uploaded with the
     sidecar JSON last; an existing output is removed only once the new one is built."""
-    from .io.urls import basename, filesystem, remove, staging_dir
+    from .io.urls import basename, filesystem, publish, remove, staging_dir
 
     check_output_path(url, overwrite, storage_options)
     ds = open_store(store, what="store", storage_options=storage_options)
@@ -416,15 +416,10 @@ def _export_to_url(store: Any, url: str, cfg: ExportConfig, rng: tuple[float, fl
         local = export_volume(vol, tmp / basename(url), fmt=cfg.format, dtype=cfg.dtype,
                               value_range=rng, pixel_size_um=pixel_size_of(dict(ds.attrs)))
         remove(url, storage_options)
-        fs, root = filesystem(url, storage_options)
-        if local.is_dir():
-            files = sorted(p for p in local.rglob("*") if p.is_file())
-            for group in ([p for p in files if p.suffix != ".json"],
-                          [p for p in files if p.suffix == ".json"]):
-                if group:
-                    fs.put([str(p) for p in group],
-                           [f"{root}/{p.relative_to(local).as_posix()}" for p in group])
+        if local.is_dir():  # the sidecar JSON is the folder's completion marker
+            publish(local, url, storage_options, is_marker=lambda p: p.suffix == ".json")
         else:
+            fs, root = filesystem(url, storage_options)
             fs.put_file(str(local), root)
     log.info("uploaded the export to %s", url)
     return url

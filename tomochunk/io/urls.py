@@ -27,7 +27,7 @@ import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,15 +198,21 @@ def fetch(url: str, dest: str | os.PathLike[str],
 
 
 def publish(local: str | os.PathLike[str], url: str,
-            storage_options: Mapping[str, Any] | None = None) -> int:
-    """Upload the complete output folder ``local`` to ``url``, its :data:`MARKERS` last.
+            storage_options: Mapping[str, Any] | None = None,
+            is_marker: Callable[[Path], bool] | None = None) -> int:
+    """Upload the complete output folder ``local`` to ``url``, its completion markers last.
 
-    ``url`` must be empty (see :func:`remove`). Returns the number of objects written.
+    The markers are the files for which ``is_marker`` is true; by default the
+    :data:`MARKERS` at the top of ``local``. ``url`` must be empty (see :func:`remove`).
+    Returns the number of objects written.
     """
     fs, root = filesystem(url, storage_options)
     local = Path(local)
     files = sorted(p for p in local.rglob("*") if p.is_file())
-    last = [p for p in files if p.parent == local and p.name in MARKERS]
+    if is_marker is None:
+        def is_marker(p: Path) -> bool:
+            return p.parent == local and p.name in MARKERS
+    last = [p for p in files if is_marker(p)]
     first = [p for p in files if p not in last]
     for group in (first, last):
         if group:
