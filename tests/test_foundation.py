@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import tomochunk as tc
 from tomochunk import config as cfgmod
-from tomochunk._registry import Registry
+from tomochunk.registry import Registry
 from tomochunk.cli import main
 from tomochunk.io import store
 

@@ -1,6 +1,9 @@
 """The ``.tomo`` xarray accessors: filters and Noise2Inverse denoising as methods.
 
-Importing this module registers them (``import tomochunk`` does)::
+Importing this module registers them (``import tomochunk`` does). The filter methods are
+generated from :data:`tomochunk.filters.FILTERS`: every registered filter is a method with
+the parameters of its Params as keywords (plus ``sigma`` for noise-aware ones and
+``chunk_z``)::
 
     rec = tc.open_recon("recon.zarr")
     med = rec.full.tomo.median(radius=2)          # lazy DataArray, same coords
@@ -14,7 +17,8 @@ Every method is a thin call of :mod:`tomochunk.filters` or :func:`tomochunk.infe
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any
 
 import xarray as xr
 
@@ -30,29 +34,13 @@ class TomoDataArrayAccessor:
     def __init__(self, obj: xr.DataArray) -> None:
         self._obj = obj
 
-    def median(self, radius: int = 2, footprint: Literal["ball", "cube"] = "ball",
-               chunk_z: int | None = None) -> xr.DataArray:
-        """3D median filter (:func:`tomochunk.filters.median`)."""
-        from .filters import median
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _filter_method(name, lambda: self._obj)
 
-        return median(self._obj, radius=radius, footprint=footprint, chunk_z=chunk_z)
-
-    def nlm(self, patch_size: int = 3, patch_distance: int = 5, h: float = 0.8,
-            sigma: float | None = None, chunk_z: int | None = None) -> xr.DataArray:
-        """3D non-local means (:func:`tomochunk.filters.nlm`)."""
-        from .filters import nlm
-
-        return nlm(self._obj, patch_size=patch_size, patch_distance=patch_distance, h=h,
-                   sigma=sigma, chunk_z=chunk_z)
-
-    def iternlm(self, iterations: int = 4, patch_size: int = 3, patch_distance: int = 3,
-                h: float = 0.8, sigma: float | None = None,
-                chunk_z: int | None = None) -> xr.DataArray:
-        """Iterative z-adaptive NLM (:func:`tomochunk.filters.iternlm`)."""
-        from .filters import iternlm
-
-        return iternlm(self._obj, iterations=iterations, patch_size=patch_size,
-                       patch_distance=patch_distance, h=h, sigma=sigma, chunk_z=chunk_z)
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_filter_names()})
 
     def denoise(self, model: Any, out: str | os.PathLike[str] | None = None,
                 **kwargs: Any) -> xr.DataArray:
@@ -87,14 +75,38 @@ class TomoDatasetAccessor:
 
         return denoise(self._obj, model, out, **kwargs)
 
-    def median(self, **kwargs: Any) -> xr.DataArray:
-        """Median of ``full`` (:func:`tomochunk.filters.median`)."""
-        return self._full().tomo.median(**kwargs)
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _filter_method(name, self._full)
 
-    def nlm(self, **kwargs: Any) -> xr.DataArray:
-        """NLM of ``full`` (:func:`tomochunk.filters.nlm`)."""
-        return self._full().tomo.nlm(**kwargs)
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_filter_names()})
 
-    def iternlm(self, **kwargs: Any) -> xr.DataArray:
-        """Iterative NLM of ``full`` (:func:`tomochunk.filters.iternlm`)."""
-        return self._full().tomo.iternlm(**kwargs)
+
+def _filter_names() -> list[str]:
+    from .filters.registry import FILTERS
+
+    return FILTERS.names()
+
+
+def _filter_method(name: str, volume: Callable[[], xr.DataArray]) -> Callable[..., Any]:
+    """``da.tomo.NAME``: the registered filter ``NAME`` bound to a volume, with the keyword
+    parameters, defaults and docstring of its Params (``help(da.tomo.median)``)."""
+    from .filters.registry import FILTERS
+
+    if name not in FILTERS:
+        raise AttributeError(f"'tomo' accessor has no attribute {name!r}; the filters are: "
+                             f"{', '.join(FILTERS.names())}")
+    comp = FILTERS.get(name)
+
+    def method(**kwargs: Any) -> Any:
+        comp.signature().bind(**kwargs)  # TypeError for an unknown keyword, as a method would
+        chunk_z = kwargs.pop("chunk_z", None)
+        sigma = kwargs.pop("sigma", None)
+        return comp.run(volume(), comp.params(kwargs), sigma=sigma, chunk_z=chunk_z)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = comp.doc()
+    method.__signature__ = comp.signature()  # type: ignore[attr-defined]
+    return method

@@ -8,12 +8,14 @@ Nothing here is global: functions take a config object or keyword overrides.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
+import inspect
 import json
 import types
 import typing
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -196,21 +198,146 @@ class ReconConfig:
     half_acquisition: bool = False
 
 
+# ---------------------------------------------------------------------------------------
+# component sections: ``filters: {median: {radius: 2}}``, ``train: {unet: {depth: 2}}``.
+# The sections come from a registry of components (their frozen Params); the old flat keys
+# (``radius``, ``nlm_h``, ``unet_depth``, ...) still work with a DeprecationWarning.
+
+_Flat = dict[str, tuple[tuple[str, str], ...]]
+
+
+def _registry(cls: type) -> Any:
+    import importlib
+
+    module, _, attr = cls._component_registry.partition(":")  # type: ignore[attr-defined]
+    return getattr(importlib.import_module(module), attr)
+
+
+def _component_params(cls: type, name: str, value: Any, where: str) -> Any:
+    """The validated Params of component ``name`` from a mapping (or Params) ``value``."""
+    comp = _registry(cls).get_entry(name).obj
+    if isinstance(value, comp.Params):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping of {name} parameters, got "
+                          f"{shorten(value)}")
+    comp.params({k: None for k in value if k not in comp.param_names()})  # unknown keys
+    hints = typing.get_type_hints(comp.Params)
+    return comp.params({k: _coerce(v, hints[k], f"{where}.{k}") for k, v in value.items()})
+
+
+def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
+                   where: str = "") -> dict[str, Any]:
+    """Move the deprecated flat keys and the component sections of ``data`` into
+    ``components`` (a flat key overrides its section's value)."""
+    flat: _Flat = getattr(cls, "_flat_keys", {})
+    if not flat:
+        return data
+    names = set(_registry(cls).names())
+    data = dict(data)
+    comps = {k: (dict(v) if isinstance(v, dict) else v)
+             for k, v in dict(data.pop("components", None) or {}).items()}
+    for key in [k for k in data if k in names and k not in flat]:
+        comps[key] = data.pop(key)
+    for key in [k for k in data if k in flat]:
+        value = data.pop(key)
+        targets = flat[key]
+        if warn:
+            import warnings
+
+            new = " and ".join(f"{where + '.' if where else ''}{c}.{p}" for c, p in targets)
+            warnings.warn(f"config key {where + '.' if where else ''}{key} is deprecated; use "
+                          f"{new}", DeprecationWarning, stacklevel=3)
+        for comp, param in targets:
+            section = comps.setdefault(comp, {})
+            if not isinstance(section, dict):
+                section = comps[comp] = dataclasses.asdict(section)
+            section[param] = value
+    if comps:
+        data["components"] = comps
+    return data
+
+
+def _with_components(registry: str, flat: _Flat) -> Any:
+    """Class decorator: the config section has component sections from ``registry``."""
+
+    def deco(cls: Any) -> Any:
+        init = cls.__init__
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **nest_flat_keys(cls, kwargs))
+
+        __init__.__doc__, __init__.__signature__ = init.__doc__, inspect.signature(init)
+        cls.__init__ = __init__
+        cls._component_registry, cls._flat_keys = registry, flat
+        return cls
+
+    return deco
+
+
+class _ComponentSections:
+    """Mixin of configs with component sections: ``params_of``, flat-key reads."""
+
+    components: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        comps = {name: _component_params(type(self), name, value,
+                                         f"{type(self).__name__}.{name}")
+                 for name, value in (self.components or {}).items()}
+        object.__setattr__(self, "components", comps)
+
+    def params_of(self, name: str) -> Any:
+        """The Params of component ``name`` (its defaults when the config sets none)."""
+        if name in self.components:
+            return self.components[name]
+        return _registry(type(self)).get_entry(name).obj.params()
+
+    def components_names(self) -> list[str]:
+        """The names of the registered components (the section keys)."""
+        return list(_registry(type(self)).names())
+
+    def component_sections(self) -> dict[str, dict[str, Any]]:
+        """``{name: {param: value}}`` of every registered component (YAML sections)."""
+        return {name: dataclasses.asdict(self.params_of(name))
+                for name in _registry(type(self)).names()}
+
+    def value(self, key: str) -> Any:
+        """A field, or a deprecated flat key resolved in its component section."""
+        flat: _Flat = getattr(type(self), "_flat_keys", {})
+        if key in flat:
+            comp, param = flat[key][0]
+            return getattr(self.params_of(comp), param)
+        return getattr(self, key)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key == "components" or key not in getattr(
+                type(self), "_flat_keys", {}):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+        import warnings
+
+        comp, param = type(self)._flat_keys[key][0]  # type: ignore[attr-defined]
+        warnings.warn(f"{type(self).__name__}.{key} is deprecated; use "
+                      f".params_of({comp!r}).{param}", DeprecationWarning, stacklevel=2)
+        return self.value(key)
+
+
+@_with_components("tomochunk.nn.registry:NETWORKS", {
+    "depth": (("msd", "depth"),), "width": (("msd", "width"),),
+    "unet_depth": (("unet", "depth"),), "unet_features": (("unet", "features"),),
+    "unet_space_to_depth": (("unet", "space_to_depth"),)})
 @dataclass
-class TrainConfig:
+class TrainConfig(_ComponentSections):
     """Noise2Inverse training.
 
     Attributes
     ----------
     network : str
         Registered network name: msd (default) or unet.
-    depth, width : int
-        MSDNet depth (layers) and width (channels per layer).
-    unet_depth, unet_features : int
-        UNet levels and base feature count.
-    unet_space_to_depth : int
-        1: plain UNet. 2: the UNet runs on the 2x2 pixel-unshuffled slice (4x the channels at
-        half resolution, FFDNet-style), about 2.5x the training steps per CPU second.
+    components : mapping
+        Network parameters by network name, written as sections of their own:
+        ``msd: {depth: 100, width: 1}``, ``unet: {depth: 3, features: 32,
+        space_to_depth: 1}`` (see ``tomochunk.nn``). The old flat keys ``depth``, ``width``,
+        ``unet_depth``, ``unet_features``, ``unet_space_to_depth`` still work (deprecated).
     context : int
         Slices of 2.5D input (odd): the slice and ``context//2`` neighbours on each side.
     strategy : {"X:1", "1:X"}
@@ -269,11 +396,7 @@ class TrainConfig:
     """
 
     network: str = "msd"
-    depth: int = 100
-    width: int = 1
-    unet_depth: int = 3
-    unet_features: int = 32
-    unet_space_to_depth: int = 1
+    components: dict[str, Any] = field(default_factory=dict)
     context: int = 5
     strategy: Literal["X:1", "1:X"] = "X:1"
     patch_size: int = 256
@@ -333,24 +456,25 @@ class DenoiseConfig:
     ensemble: int = 1
 
 
+@_with_components("tomochunk.filters.registry:FILTERS", {
+    "radius": (("median", "radius"),), "footprint": (("median", "footprint"),),
+    "nlm_patch_size": (("nlm", "patch_size"), ("iternlm", "patch_size")),
+    "nlm_patch_distance": (("nlm", "patch_distance"),), "nlm_h": (("nlm", "h"), ("iternlm", "h")),
+    "iternlm_iterations": (("iternlm", "iterations"),),
+    "iternlm_patch_distance": (("iternlm", "patch_distance"),)})
 @dataclass
-class FilterConfig:
+class FilterConfig(_ComponentSections):
     """Baseline filters on the full reconstruction.
 
     Attributes
     ----------
     methods : list of str
-        Which baselines ``run`` computes (median, nlm, iternlm).
-    radius : int
-        Median radius (paper: 2).
-    footprint : {"ball", "cube"}
-    nlm_patch_size, nlm_patch_distance : int
-    nlm_h : float
-        NLM strength relative to the estimated noise sigma.
-    iternlm_iterations : int
-    iternlm_patch_distance : int
-        Search radius of the iterative NLM (its cost grows as (2d+1)^3 per iteration and its
-        halo as iterations * (d + patch_size // 2) slices).
+        Which baselines ``run`` computes (median, nlm, iternlm or any registered filter).
+    components : mapping
+        Filter parameters by filter name, written as sections of their own:
+        ``median: {radius: 2, footprint: ball}``, ``nlm: {patch_size: 3, patch_distance: 5,
+        h: 0.8}``, ``iternlm: {iterations: 4, ...}`` (see ``tomochunk.filters``). The old
+        flat keys ``radius``, ``footprint``, ``nlm_*``, ``iternlm_*`` still work (deprecated).
     chunk_z : int
     sigma : {"auto-split", "wavelet"} or float
         NLM/iterNLM noise sigma: auto-split = std(s0 - s1)/sqrt(2K), wavelet, or a number.
@@ -360,13 +484,7 @@ class FilterConfig:
     """
 
     methods: list[str] = field(default_factory=lambda: ["median", "nlm"])
-    radius: int = 2
-    footprint: Literal["ball", "cube"] = "ball"
-    nlm_patch_size: int = 3
-    nlm_patch_distance: int = 5
-    nlm_h: float = 0.8
-    iternlm_iterations: int = 4
-    iternlm_patch_distance: int = 3
+    components: dict[str, Any] = field(default_factory=dict)
     chunk_z: int = 16
     sigma: Literal["auto-split", "wavelet"] | float = "auto-split"
 
@@ -577,10 +695,13 @@ def from_dict(cls: type[C], data: dict[str, Any] | None, *, _where: str = "") ->
     ConfigError
         On unknown keys (the message lists the valid keys) or values of the wrong type.
     """
-    data = dict(data or {})
+    data = nest_flat_keys(cls, dict(data or {}), where=_where)
     hints = typing.get_type_hints(cls)
     valid = [f.name for f in fields(cls)]  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(valid))
+    if hasattr(cls, "_flat_keys"):  # the sections (and the old flat keys) for ``components``
+        i = valid.index("components")
+        valid[i:i + 1] = [*cls._flat_keys, *_registry(cls).names()]
     prefix = f"{_where}." if _where else ""
     if unknown:
         raise ConfigError(
@@ -592,8 +713,15 @@ def from_dict(cls: type[C], data: dict[str, Any] | None, *, _where: str = "") ->
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain (YAML/JSON-serialisable) dict of a config."""
-    return asdict(cfg)
+    """A plain (YAML/JSON-serialisable) dict of a config (component sections nested)."""
+    out = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name == "components" and isinstance(cfg, _ComponentSections):
+            out.update(cfg.component_sections())
+        else:
+            out[f.name] = to_dict(value) if is_dataclass(value) else copy.deepcopy(value)
+    return out
 
 
 def replace(cfg: C, **changes: Any) -> C:
@@ -676,9 +804,16 @@ def example_yaml() -> str:
         sdoc = (type(section).__doc__ or "").strip().splitlines()[0]
         lines.append(f"{f.name}:  # {sdoc}")
         docs = _field_docs(type(section))
-        for sf in fields(section):
-            value = yaml.safe_dump({sf.name: getattr(section, sf.name)},
-                                   default_flow_style=True).strip()[1:-1]  # outer {} only
-            comment = docs.get(sf.name, "")
+        for key, val in to_dict(section).items():
+            if isinstance(section, _ComponentSections) and key in section.components_names():
+                comp = _registry(type(section)).get_entry(key).obj
+                lines.append(f"  {key}:  # {comp.description}")
+                pdocs = _field_docs(comp.Params)
+                for pk, pv in val.items():
+                    text = yaml.safe_dump({pk: pv}, default_flow_style=True).strip()[1:-1]
+                    lines.append(f"    {text}" + (f"  # {pdocs[pk]}" if pk in pdocs else ""))
+                continue
+            value = yaml.safe_dump({key: val}, default_flow_style=True).strip()[1:-1]
+            comment = docs.get(key, "")
             lines.append(f"  {value}" + (f"  # {comment}" if comment else ""))
     return "\n".join(lines) + "\n"

@@ -7,6 +7,8 @@
 - :func:`split_sigma`, :func:`resolve_sigma`: the noise level for NLM measured from the
   split difference, std(s0 - s1) / 2 for K=2 (``FilterConfig.sigma``, default ``auto-split``).
 - :func:`apply_filter`: ``recon.zarr`` -> ``<method>.zarr`` (``tomochunk filter``).
+- :class:`Filter`, :data:`FILTERS`: one module per filter defines its component (parameters,
+  halo, kernel); a new filter registers itself and needs no edit elsewhere.
 
 Each filter takes a numpy array, a Dask array or an :class:`xarray.DataArray` ``(z, y, x)``
 and returns the same kind. The median on projections before reconstruction lives in
@@ -16,16 +18,21 @@ and returns the same kind. The median on projections before reconstruction lives
 from __future__ import annotations
 
 from .apply import apply_filter, filter_params
+from .component import Filter
 from .halo import Slab, map_z_halo, z_chunks
-from .iternlm import iternlm, iternlm_array, iternlm_halo, slice_noise
-from .median import check_radius, footprint_array, median
-from .nlm import nlm, nlm_halo
+from .iternlm import ITERNLM, iternlm_array, iternlm_halo, slice_noise
+from .median import MEDIAN, check_radius, footprint_array
+from .nlm import NLM, nlm_halo
 from .registry import FILTERS
 from .selection import rank_filter
 from .sigma import SIGMA_MODES, resolve_sigma, split_sigma
 
+#: The registered components, callable like the filter functions they wrap.
+median, nlm, iternlm = MEDIAN, NLM, ITERNLM
+
 __all__ = [
     "FILTERS",
+    "Filter",
     "SIGMA_MODES",
     "resolve_sigma",
     "split_sigma",

@@ -23,29 +23,8 @@ log = get_logger("filters")
 def filter_params(method: str, config: FilterConfig, sigma: float | None = None
                   ) -> dict[str, Any]:
     """Keyword arguments of filter ``method`` taken from ``config`` (``sigma``: resolved)."""
-    if method == "median":
-        return {"radius": config.radius, "footprint": config.footprint}
-    if method == "nlm":
-        return {"patch_size": config.nlm_patch_size, "patch_distance": config.nlm_patch_distance,
-                "h": config.nlm_h, "sigma": sigma}
-    if method == "iternlm":
-        return {"iterations": config.iternlm_iterations, "patch_size": config.nlm_patch_size,
-                "patch_distance": config.iternlm_patch_distance, "h": config.nlm_h,
-                "sigma": sigma}
-    return {}
-
-
-def _halo(method: str, params: dict[str, Any]) -> int:
-    from .iternlm import iternlm_halo
-    from .nlm import nlm_halo
-
-    if method == "median":
-        return int(params["radius"])
-    if method == "nlm":
-        return nlm_halo(params["patch_size"], params["patch_distance"])
-    if method == "iternlm":
-        return iternlm_halo(params["iterations"], params["patch_size"], params["patch_distance"])
-    return 0
+    comp = FILTERS.get(method)
+    return comp.config_params(config.params_of(method), sigma)
 
 
 def apply_filter(
@@ -68,10 +47,11 @@ def apply_filter(
     out : path
         Output store; it holds ``<method>(z, y, x)`` float32 with the coords of ``full``
         and the filter parameters as attributes.
-    method : {"median", "nlm", "iternlm"}
-        Registered filter (see :data:`tomochunk.filters.FILTERS`).
+    method : str
+        Registered filter: median, nlm, iternlm or any other in
+        :data:`tomochunk.filters.FILTERS`.
     config : FilterConfig, optional
-        Radius, footprint, NLM parameters and ``chunk_z``.
+        The filter's parameters (``config.params_of(method)``), ``sigma`` and ``chunk_z``.
     overwrite : bool
         Replace an existing output (only once the new one is complete).
 
@@ -91,7 +71,8 @@ def apply_filter(
         finds no (or identical) split volumes.
     """
     cfg = config or FilterConfig()
-    fn = FILTERS.get(method)
+    comp = FILTERS.get(method)
+    fparams = cfg.params_of(method)
     check_output_path(out, overwrite, storage_options)
     ds = recon if isinstance(recon, xr.Dataset) else open_recon(recon, storage_options)
     if "full" not in ds:
@@ -100,22 +81,23 @@ def apply_filter(
             "run 'tomochunk recon' first"
         )
     full = ds["full"]
-    sigma = resolve_sigma(cfg.sigma, ds) if method in ("nlm", "iternlm") else None
-    if method in ("nlm", "iternlm"):
+    sigma = resolve_sigma(cfg.sigma, ds) if comp.needs_sigma else None
+    if comp.needs_sigma:
         log.info("%s: noise sigma %s (%s)", method,
                  "estimated per chunk" if sigma is None else f"{sigma:.4g}", cfg.sigma)
-    params = filter_params(method, cfg, sigma)
+    params = comp.config_params(fparams, sigma)
     if isinstance(recon, xr.Dataset):
-        result = fn(full if full.chunks else full.chunk(), **params, chunk_z=cfg.chunk_z)
+        result = comp.run(full if full.chunks else full.chunk(), fparams, sigma=sigma,
+                          chunk_z=cfg.chunk_z)
     else:  # every task reads its own slab of the store: no data dependencies between tasks
-        data = fn(ZarrSource.open(recon, "full", storage_options), **params,
-                  chunk_z=cfg.chunk_z)
+        data = comp.run(ZarrSource.open(recon, "full", storage_options), fparams, sigma=sigma,
+                        chunk_z=cfg.chunk_z)
         result = xr.DataArray(data, dims=full.dims, coords=full.coords)
     attrs = {"filter_method": method, "filter_params": {**params, "chunk_z": cfg.chunk_z}}
     for key in ("pixel_size_um", "center", "filter", "algorithm"):
         if key in ds.attrs:
             attrs[f"recon_{key}"] = ds.attrs[key]
-    halo = _halo(method, params)
+    halo = comp.halo(fparams)
     if halo and cfg.chunk_z < 2 * halo:
         log.info("%s: chunk_z=%d with a halo of %d slices per side computes %d slices per %d "
                  "kept; a larger --chunk-z is faster (memory grows with it)", method,

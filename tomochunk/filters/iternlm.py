@@ -26,15 +26,20 @@ estimated noise. Volume ends are mirrored (``d c b a | a b c d``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import ConfigError
 from ._volume import Volume, apply_kernel, check_volume
+from .component import Filter
 from .halo import Slab
-from .nlm import check_nlm_params
+from .nlm import _check_positive, check_nlm_params
 
-__all__ = ["iternlm", "iternlm_array", "iternlm_halo", "slice_noise"]
+__all__ = ["ITERNLM", "IterNLM", "IterNLMParams", "iternlm", "iternlm_array", "iternlm_halo",
+           "slice_noise"]
 
 _MAD = 1.482602218505602  # 1 / Phi^-1(3/4): MAD -> standard deviation of a Gaussian
 
@@ -179,3 +184,58 @@ def iternlm(
         attrs={"filter": "iternlm", **{k: ("estimated per slice" if v is None else v)
                                        for k, v in params.items()}},
     )
+
+
+@dataclass(frozen=True)
+class IterNLMParams:
+    """Parameters of the iterative, z-adaptive NLM.
+
+    Attributes
+    ----------
+    iterations : int
+        NLM passes (Bruns et al.: 4); each widens the halo by
+        ``patch_distance + patch_size // 2`` slices.
+    patch_size : int
+        Side of the cubic patches compared.
+    patch_distance : int
+        Search radius in voxels (the cost grows as ``(2 patch_distance + 1)³``).
+    h : float
+        Strength relative to the per-slice noise level.
+    """
+
+    iterations: int = 4
+    patch_size: int = 3
+    patch_distance: int = 3
+    h: float = 0.8
+
+    def __post_init__(self) -> None:
+        _check_positive(iterations=self.iterations, patch_size=self.patch_size,
+                        patch_distance=self.patch_distance)
+        if not self.h > 0:
+            raise ConfigError(f"h (strength relative to the noise sigma) must be > 0, got "
+                              f"{self.h!r}")
+
+
+class IterNLM(Filter):
+    """The iterative NLM (:func:`iternlm`) as a registered filter."""
+
+    name: ClassVar[str] = "iternlm"
+    description: ClassVar[str] = "iterative z-adaptive NLM (Bruns et al. 2017)"
+    Params: ClassVar[type[Any]] = IterNLMParams
+    needs_sigma: ClassVar[bool] = True
+    function: ClassVar[Any] = staticmethod(iternlm)
+
+    def halo(self, params: Any) -> int:
+        """``iterations * (patch_distance + patch_size // 2)`` slices."""
+        return iternlm_halo(params.iterations, params.patch_size, params.patch_distance)
+
+    def run(self, vol: Volume, params: Any = None, *, sigma: float | None = None,
+            chunk_z: int | None = None) -> Volume:
+        """:func:`iternlm` of ``vol`` with ``params`` and the noise level ``sigma``."""
+        p = self.params(params)
+        return iternlm(vol, iterations=p.iterations, patch_size=p.patch_size,
+                       patch_distance=p.patch_distance, h=p.h, sigma=sigma, chunk_z=chunk_z)
+
+
+#: The registered iterative-NLM component (``FILTERS.get("iternlm")``).
+ITERNLM = IterNLM()

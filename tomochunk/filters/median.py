@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import ConfigError
 from ._volume import Volume, apply_kernel, check_volume
+from .component import Filter
 from .halo import Slab
 from .selection import MAX_NETWORK_SIZE, rank_filter
 
-__all__ = ["median", "footprint_array", "check_radius"]
+__all__ = ["MEDIAN", "Median", "MedianParams", "median", "footprint_array", "check_radius"]
 
 
 def footprint_array(radius: int, footprint: Literal["ball", "cube"] = "ball") -> np.ndarray:
@@ -108,3 +110,52 @@ def median(
         name="median",
         attrs={"filter": "median", "radius": radius, "footprint": footprint},
     )
+
+
+@dataclass(frozen=True)
+class MedianParams:
+    """Parameters of the 3D median.
+
+    Attributes
+    ----------
+    radius : int
+        Footprint radius in voxels (paper: 2); also the z-halo of a chunk.
+    footprint : {"ball", "cube"}
+        Spherical (``z²+y²+x² <= r²``) or cubic footprint.
+    """
+
+    radius: int = 2
+    footprint: Literal["ball", "cube"] = "ball"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.radius, int | np.integer) or isinstance(self.radius, bool):
+            raise ConfigError(f"radius must be an integer number of voxels, got {self.radius!r}")
+        if self.radius < 1:
+            raise ConfigError(f"radius must be >= 1 voxel, got {self.radius}; use e.g. "
+                              "--radius 2")
+        if self.footprint not in ("ball", "cube"):
+            raise ConfigError(f"unknown footprint {self.footprint!r}; valid footprints are: "
+                              "ball, cube")
+
+
+class Median(Filter):
+    """The 3D median (:func:`median`) as a registered filter."""
+
+    name: ClassVar[str] = "median"
+    description: ClassVar[str] = "3D median, ball/cube footprint (scipy)"
+    Params: ClassVar[type[Any]] = MedianParams
+    function: ClassVar[Any] = staticmethod(median)
+
+    def halo(self, params: Any) -> int:
+        """The radius: a voxel depends on ``radius`` slices on each side."""
+        return int(params.radius)
+
+    def run(self, vol: Volume, params: Any = None, *, sigma: float | None = None,
+            chunk_z: int | None = None) -> Volume:
+        """:func:`median` of ``vol`` with ``params``."""
+        p = self.params(params)
+        return median(vol, radius=p.radius, footprint=p.footprint, chunk_z=chunk_z)
+
+
+#: The registered median component (``FILTERS.get("median")``).
+MEDIAN = Median()

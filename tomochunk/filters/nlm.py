@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import numpy as np
 
 from ..errors import ConfigError
 from ._volume import Volume, apply_kernel, check_volume
+from .component import Filter
 from .halo import Slab
 
-__all__ = ["nlm", "nlm_halo", "check_nlm_params"]
+__all__ = ["NLM", "NLMFilter", "NLMParams", "nlm", "nlm_halo", "check_nlm_params"]
 
 
 def nlm_halo(patch_size: int, patch_distance: int) -> int:
@@ -98,3 +102,59 @@ def nlm(
         attrs={"filter": "nlm", **{k: ("estimated per chunk" if v is None else v)
                                    for k, v in params.items()}},
     )
+
+
+def _check_positive(**values: Any) -> None:
+    for name, v in values.items():
+        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+
+
+@dataclass(frozen=True)
+class NLMParams:
+    """Parameters of 3D non-local means.
+
+    Attributes
+    ----------
+    patch_size : int
+        Side of the cubic patches compared.
+    patch_distance : int
+        Search radius (voxels) for similar patches.
+    h : float
+        Strength relative to the noise sigma (paper-style NLM: ~0.6-1).
+    """
+
+    patch_size: int = 3
+    patch_distance: int = 5
+    h: float = 0.8
+
+    def __post_init__(self) -> None:
+        _check_positive(patch_size=self.patch_size, patch_distance=self.patch_distance)
+        if not self.h > 0:
+            raise ConfigError(f"h (strength relative to the noise sigma) must be > 0, got "
+                              f"{self.h!r}")
+
+
+class NLMFilter(Filter):
+    """3D non-local means (:func:`nlm`) as a registered filter."""
+
+    name: ClassVar[str] = "nlm"
+    description: ClassVar[str] = "3D non-local means, per-chunk sigma (scikit-image)"
+    Params: ClassVar[type[Any]] = NLMParams
+    needs_sigma: ClassVar[bool] = True
+    function: ClassVar[Any] = staticmethod(nlm)
+
+    def halo(self, params: Any) -> int:
+        """``patch_distance + patch_size // 2`` slices."""
+        return nlm_halo(params.patch_size, params.patch_distance)
+
+    def run(self, vol: Volume, params: Any = None, *, sigma: float | None = None,
+            chunk_z: int | None = None) -> Volume:
+        """:func:`nlm` of ``vol`` with ``params`` and the noise level ``sigma``."""
+        p = self.params(params)
+        return nlm(vol, patch_size=p.patch_size, patch_distance=p.patch_distance, h=p.h,
+                   sigma=sigma, chunk_z=chunk_z)
+
+
+#: The registered NLM component (``FILTERS.get("nlm")``).
+NLM = NLMFilter()

@@ -1,15 +1,16 @@
-"""The filter registry: baseline filters register by name (``tomochunk filter --method``)."""
+"""The filter registry: ``tomochunk filter --method``, ``filters.methods``, ``da.tomo.NAME``.
+
+Built-in filters (median, nlm, iternlm) register when this registry is first looked up;
+other packages register :class:`~tomochunk.filters.component.Filter` components through the
+``tomochunk.filters`` entry-point group or with ``FILTERS.register(component)``.
+"""
 
 from __future__ import annotations
 
-from .._registry import Registry
-from .iternlm import iternlm
-from .median import median
-from .nlm import nlm
+from ..registry import Registry
+from .component import Filter
 
 __all__ = ["FILTERS"]
 
-FILTERS: Registry = Registry("filter")
-FILTERS.register("median", description="3D median, ball/cube footprint (scipy)")(median)
-FILTERS.register("nlm", description="3D non-local means, per-chunk sigma (scikit-image)")(nlm)
-FILTERS.register("iternlm", description="iterative z-adaptive NLM (Bruns et al. 2017)")(iternlm)
+FILTERS: Registry[Filter] = Registry("filter", group="tomochunk.filters",
+                                     builtins=("tomochunk.filters.builtin",))

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from .._registry import Registry
+from ..registry import Registry
 from ..config import IngestConfig
 from ..errors import InputError
 from ..progress import get_logger

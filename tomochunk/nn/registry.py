@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .._registry import Registry
+from ..registry import Registry
 from ..config import TrainConfig
 from ..errors import ConfigError
 from .msd import MSDNet

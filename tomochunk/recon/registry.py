@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._registry import Registry
+from ..registry import Registry
 from . import astra_backend, cufinufft_backend, gridrec, tomopy_backend
 
 __all__ = ["RECONSTRUCTORS", "Reconstructor"]
