@@ -284,7 +284,13 @@ class _ComponentSections:
         comps = {name: _component_params(type(self), name, value,
                                          f"{type(self).__name__}.{name}")
                  for name, value in (self.components or {}).items()}
-        object.__setattr__(self, "components", comps)
+        self._set_components(comps)
+
+    def _set_components(self, comps: dict[str, Any]) -> None:
+        # only the sections that differ from their defaults: equal configs compare equal
+        reg = _registry(type(self)) if comps else None
+        kept = {n: p for n, p in sorted(comps.items()) if p != reg.get_entry(n).obj.params()}
+        object.__setattr__(self, "components", kept)
 
     def params_of(self, name: str) -> Any:
         """The Params of component ``name`` (its defaults when the config sets none)."""
@@ -308,6 +314,25 @@ class _ComponentSections:
             comp, param = flat[key][0]
             return getattr(self.params_of(comp), param)
         return getattr(self, key)
+
+    def with_values(self, **values: Any) -> Any:
+        """A copy with fields and flat keys (``unet_depth=2``) set, without a warning."""
+        data = nest_flat_keys(type(self), {**to_dict(self), **values}, warn=False)
+        return from_dict(type(self), data)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        flat: _Flat = getattr(type(self), "_flat_keys", {})
+        if key not in flat:
+            object.__setattr__(self, key, value)
+            return
+        import warnings
+
+        warnings.warn(f"{type(self).__name__}.{key} is deprecated; set the "
+                      f"{flat[key][0][0]} section instead", DeprecationWarning, stacklevel=2)
+        comps = dict(self.components)
+        for comp, param in flat[key]:
+            comps[comp] = dataclasses.replace(self.params_of(comp), **{param: value})
+        self._set_components(comps)
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_") or key == "components" or key not in getattr(

@@ -1,33 +1,30 @@
 """Registry of denoising networks and helpers to build them by name.
 
-Networks register under a name in :data:`NETWORKS`; :func:`build_network` constructs one from
-the name, the channel counts and keyword parameters, rejecting unknown parameters with a
-message that lists the valid ones. Every network exposes ``receptive_radius`` and ``config``.
+Networks register as :class:`~tomochunk.nn.component.Network` components in
+:data:`NETWORKS` (built-ins: :mod:`tomochunk.nn.builtin`; others through the
+``tomochunk.networks`` entry-point group); :func:`build_network` constructs one from the
+name, the channel counts and keyword parameters, rejecting unknown parameters with a message
+that lists the valid ones. Every network exposes ``receptive_radius`` and ``config``.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..registry import Registry
-from ..config import TrainConfig
 from ..errors import ConfigError
-from .msd import MSDNet
-from .unet import UNet
+from ..registry import Registry
+from .component import Network
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..config import TrainConfig
 
 __all__ = ["NETWORKS", "build_network", "network_params_from_config", "receptive_radius"]
 
-NETWORKS: Registry[type[torch.nn.Module]] = Registry("network")
-NETWORKS.register(
-    "msd",
-    description="Mixed-scale dense network (Pelt & Sethian 2018); params depth, width, dilations",
-)(MSDNet)
-NETWORKS.register(
-    "unet", description="U-Net (Ronneberger et al. 2015), reflect padding; params depth, features"
-)(UNet)
+NETWORKS: Registry[Network] = Registry("network", group="tomochunk.networks",
+                                       builtins=("tomochunk.nn.builtin",))
 
 
 def _valid_params(cls: type) -> list[str]:
@@ -62,7 +59,7 @@ def build_network(
     >>> build_network("msd", 5, depth=10).receptive_radius
     55
     """
-    cls = NETWORKS.get(name)
+    cls = NETWORKS.get(name).network_class()
     valid = _valid_params(cls)
     unknown = sorted(set(params) - set(valid))
     if unknown:
@@ -70,23 +67,16 @@ def build_network(
             f"unknown parameter(s) {', '.join(unknown)} for network {name!r}; valid "
             f"parameters are: {', '.join(valid)}"
         )
-    return cls(in_channels, out_channels, **params)
+    return cls(in_channels, out_channels, **params)  # type: ignore[no-any-return]
 
 
-def network_params_from_config(cfg: TrainConfig) -> dict:
-    """The :func:`build_network` parameters that a :class:`TrainConfig` selects.
+def network_params_from_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The :func:`build_network` parameters that a :class:`TrainConfig` selects: the fields
+    of its ``cfg.params_of(cfg.network)`` section (e.g. ``{"depth": 100, "width": 1}``)."""
+    import dataclasses
 
-    ``{"depth", "width"}`` for msd, ``{"depth": unet_depth, "features": unet_features,
-    "space_to_depth": unet_space_to_depth}`` for unet, ``{}`` (defaults) for other registered
-    networks.
-    """
     NETWORKS.get(cfg.network)  # unknown names fail here with the list of valid ones
-    if cfg.network == "msd":
-        return {"depth": cfg.depth, "width": cfg.width}
-    if cfg.network == "unet":
-        return {"depth": cfg.unet_depth, "features": cfg.unet_features,
-                "space_to_depth": cfg.unet_space_to_depth}
-    return {}
+    return dataclasses.asdict(cfg.params_of(cfg.network))
 
 
 def receptive_radius(net: torch.nn.Module) -> int:

@@ -31,8 +31,9 @@ __all__ = ["BudgetPlan", "plan_budget", "probe_seconds_per_step", "round_steps",
 
 log = get_logger("train")
 
-#: TrainConfig fields a budget chooses; ``tomochunk run`` applies its default budget only
-#: when all of them are left at their defaults.
+#: TrainConfig fields a budget chooses (network parameters by their flat names, read with
+#: ``TrainConfig.value``); ``tomochunk run`` applies its default budget only when all of
+#: them are left at their defaults.
 SIZE_FIELDS = ("network", "depth", "width", "unet_depth", "unet_features",
                "unet_space_to_depth", "patch_size",
                "batch_size", "patches_per_epoch", "epochs", "patience", "max_minutes")
@@ -65,10 +66,15 @@ class BudgetPlan:
 
     def describe(self) -> str:
         c = self.config
-        net = (f"MSD-{c.depth}" if c.network == "msd" else
-               f"UNet(depth {c.unet_depth}, {c.unet_features} features"
-               + (f", {c.unet_space_to_depth}x{c.unet_space_to_depth} space-to-depth)"
-                  if c.unet_space_to_depth > 1 else ")"))
+        p = c.params_of(c.network)
+        if c.network == "msd":
+            net = f"MSD-{p.depth}"
+        elif c.network == "unet":
+            net = (f"UNet(depth {p.depth}, {p.features} features"
+                   + (f", {p.space_to_depth}x{p.space_to_depth} space-to-depth)"
+                      if p.space_to_depth > 1 else ")"))
+        else:
+            net = f"{c.network}({p})"
         return (f"{net}, {c.patch_size}^2 patches x {c.batch_size}, {c.lr_schedule} lr "
                 f"{c.lr:g}, {self.steps} steps ({c.epochs} epochs of "
                 f"{c.patches_per_epoch // c.batch_size}); estimated {self.estimated_minutes:.2g} "
@@ -167,7 +173,7 @@ def plan_budget(cfg: TrainConfig, minutes: float, *, context: int, side: int,
     device : torch.device
     """
     chosen = budget_settings(minutes, side, device.type == "cuda")
-    trial = replace(cfg, **chosen)
+    trial = cfg.with_values(**chosen)
     patch = trial.patch_size
     sec = probe_seconds_per_step(trial, context, patch, device)
     # one validation pass ~ a forward pass (a third of a step) over val_pixels, per epoch
@@ -204,7 +210,7 @@ def with_default_budget(cfg: TrainConfig, recon: Any, threads: int | None,
     if cfg.budget_minutes is not None:
         return cfg
     default = TrainConfig()
-    if any(getattr(cfg, f) != getattr(default, f) for f in SIZE_FIELDS):
+    if any(cfg.value(f) != default.value(f) for f in SIZE_FIELDS):
         return cfg
     import xarray as xr
 
