@@ -9,9 +9,9 @@ from click.testing import CliRunner
 
 import tomochunk as tc
 from tomochunk import config as cfgmod
-from tomochunk.registry import Registry
 from tomochunk.cli import main
 from tomochunk.io import store
+from tomochunk.registry import Registry
 
 
 def test_unknown_config_key_lists_valid_keys(tmp_path):

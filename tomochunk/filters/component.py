@@ -51,9 +51,12 @@ class Filter(Component):
         """Filter ``vol``: ``component(vol, **params, [sigma=...], chunk_z=...)``."""
         if self.function is not None:
             return self.function(vol, *args, chunk_z=chunk_z, **kwargs)  # type: ignore[misc]
+        if len(args) > len(self.param_names()):
+            raise TypeError(f"{self.name}() takes {len(self.param_names())} parameters after "
+                            f"the volume, got {len(args)}")
         sigma = kwargs.pop("sigma", None) if self.needs_sigma else None
-        return self.run(vol, self.params(dict(zip(self.param_names(), args)), **kwargs),
-                        sigma=sigma, chunk_z=chunk_z)
+        positional = dict(zip(self.param_names(), args, strict=False))
+        return self.run(vol, self.params(positional, **kwargs), sigma=sigma, chunk_z=chunk_z)
 
     @property
     def __signature__(self) -> inspect.Signature:  # noqa: D105 - inspect.signature(component)

@@ -24,10 +24,10 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from ..registry import Registry
 from ..config import IngestConfig
 from ..errors import InputError
 from ..progress import get_logger
+from ..registry import Registry
 
 __all__ = [
     "READERS",
