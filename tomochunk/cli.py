@@ -32,6 +32,45 @@ EXIT_NOT_BUILT = 3
 EXIT_INTERRUPTED = 130
 
 
+class RegistryChoice(click.Choice):  # type: ignore[type-arg]
+    """A choice among the names of a component registry, read when first needed, so that
+    a newly registered (or entry-point installed) component appears with no edit here."""
+
+    def __init__(self, registry: str, extra: tuple[str, ...] = ()) -> None:
+        self._registry, self._extra = registry, extra
+        super().__init__([])
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        module, _, attr = self._registry.partition(":")
+        reg = getattr(importlib.import_module(module), attr)
+        return (*self._extra, *reg.names())
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # click.Choice.__init__ assigns it
+        pass
+
+
+def _param_options(items: tuple[str, ...]) -> dict[str, Any]:
+    """``("h=0.6", ...)`` (``--param``) -> ``{"h": 0.6}``; values read as YAML."""
+    from .safe_yaml import load_yaml
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} must be KEY=VALUE, e.g. h=0.6",
+                                     param_hint="--param")
+        out[key.strip()] = load_yaml(raw, f"--param {key.strip()}")
+    return out
+
+
+FILTER_CHOICE = RegistryChoice("tomochunk.filters.registry:FILTERS")
+NETWORK_CHOICE = RegistryChoice("tomochunk.nn.registry:NETWORKS")
+BACKEND_CHOICE = RegistryChoice("tomochunk.recon.registry:RECONSTRUCTORS")
+FORMAT_CHOICE = RegistryChoice("tomochunk.io.readers:READERS", extra=("auto",))
+
+
 class NotBuiltError(click.ClickException):
     """A command of the contract whose implementation is not in this version yet."""
 
@@ -221,8 +260,8 @@ def main() -> None:
 @main.command()
 @click.argument("input", type=click.Path(exists=False))
 @click.argument("scan", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["auto", "dxchange", "nexus", "tiff", "numpy"]),
-              default="auto", show_default=True)
+@click.option("--format", "fmt", type=FORMAT_CHOICE, default="auto", show_default=True,
+              help="Scan reader ('tomochunk backends' lists them).")
 @click.option("--angles", default=None, type=click.Path(), help="Angles text file (TIFF stacks).")
 @click.option("--angles-unit", type=click.Choice(["auto", "deg", "rad"]), default="auto",
               show_default=True)
@@ -267,7 +306,8 @@ def ingest(input: str, scan: str, fmt: str, angles: str | None, angles_unit: str
 @click.option("--filter", "filter_", default="shepp", show_default=True)
 @click.option("--stripe", type=click.Choice(["sorting", "fw", "none"]), default="sorting",
               show_default=True, help="Ring removal (Vo 2018 sorting, Muench 2009 wavelet).")
-@click.option("--backend", default="native", show_default=True)
+@click.option("--backend", type=BACKEND_CHOICE, default="native", show_default=True,
+              help="Reconstructor ('tomochunk backends' says which are available here).")
 @click.option("--pad", type=click.Choice(["zero", "edge", "none"]), default="zero",
               show_default=True, help="Detector padding; 'edge' for ROI/local tomography.")
 @click.option("--circle/--no-circle", default=False, show_default=True)
@@ -315,9 +355,9 @@ def recon(scan: str, recon: str, splits: int, center: str, center_method: str, f
 @main.command()
 @click.argument("recon", type=click.Path())
 @click.argument("model", type=click.Path())
-@click.option("--network", default="msd", show_default=True)
-@click.option("--depth", type=int, default=100, show_default=True)
-@click.option("--width", type=int, default=1, show_default=True)
+@click.option("--network", type=NETWORK_CHOICE, default="msd", show_default=True)
+@click.option("--depth", type=int, default=None, help="MSDNet depth (train.msd.depth; 100).")
+@click.option("--width", type=int, default=None, help="MSDNet width (train.msd.width; 1).")
 @click.option("--context", type=int, default=5, show_default=True)
 @click.option("--epochs", type=int, default=100, show_default=True)
 @click.option("--max-minutes", type=float, default=None)
@@ -352,6 +392,7 @@ def train(recon: str, model: str, overwrite: bool, **kw: Any) -> None:
     """Train a Noise2Inverse model on the split volumes of RECON.zarr."""
     fn = _api("training.n2i", "train", "train")
     fields = {f: kw.pop(f) for f in list(kw) if f in cfgmod.TrainConfig.__dataclass_fields__}
+    fields["msd"] = {k: v for k in ("depth", "width") if (v := kw.pop(k)) is not None}
     tcfg = cfgmod.from_dict(cfgmod.TrainConfig, fields)
     check_config(tcfg)
     # (a local model folder may be --resume'd: train checks it itself)
@@ -401,10 +442,14 @@ def _sigma_option(text: str) -> Any:
 @main.command("filter")
 @click.argument("recon", type=click.Path())
 @click.argument("out", type=click.Path())
-@click.option("--method", type=click.Choice(["median", "nlm", "iternlm"]), required=True)
-@click.option("--radius", type=int, default=2, show_default=True)
+@click.option("--method", type=FILTER_CHOICE, required=True,
+              help="Registered filter ('tomochunk backends' lists them).")
+@click.option("--radius", type=int, default=2, show_default=True, help="median.radius")
 @click.option("--footprint", type=click.Choice(["ball", "cube"]), default="ball",
-              show_default=True)
+              show_default=True, help="median.footprint")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A parameter of the chosen filter (repeatable, the value read as YAML), "
+                   "e.g. --param h=0.6 for nlm; 'tomochunk config --example' lists them.")
 @click.option("--chunk-z", type=int, default=16, show_default=True)
 @click.option("--sigma", default="auto-split", show_default=True,
               help="NLM noise level: auto-split (std(s0-s1)/2), wavelet, or a number.")
@@ -412,11 +457,14 @@ def _sigma_option(text: str) -> Any:
 @storage_option
 @_errors
 def filter_cmd(recon: str, out: str, method: str, radius: int, footprint: str, chunk_z: int,
-               sigma: str, overwrite: bool, **kw: Any) -> None:
-    """Baseline filter (median / nlm / iternlm) of the full reconstruction -> OUT.zarr."""
+               sigma: str, params: tuple[str, ...], overwrite: bool, **kw: Any) -> None:
+    """Baseline filter (median / nlm / iternlm / any registered) of the full reconstruction
+    -> OUT.zarr."""
     fn = _api("filters", "apply_filter", "filter")
-    fcfg = cfgmod.FilterConfig(methods=[method], radius=radius, footprint=footprint,
-                               chunk_z=chunk_z, sigma=_sigma_option(sigma))
+    section = {"median": {"radius": radius, "footprint": footprint}}
+    section.setdefault(method, {}).update(_param_options(params))
+    fcfg = cfgmod.from_dict(cfgmod.FilterConfig, {
+        "methods": [method], "chunk_z": chunk_z, "sigma": _sigma_option(sigma), **section})
     check_config(fcfg)
     with _writing(kw, out, overwrite, recon=recon) as so:
         fn(recon, out, method=method, config=fcfg, overwrite=overwrite, storage_options=so)
@@ -448,17 +496,17 @@ def report(run_dir: str, truth: str | None, out: str | None, truth_free_referenc
 @click.option("--config", "config_path", default=None, type=click.Path(),
               help="YAML config (see 'tomochunk config --example').")
 @click.option("--epochs", type=int, default=None, help="Override train.epochs.")
-@click.option("--depth", type=int, default=None, help="Override train.depth.")
+@click.option("--depth", type=int, default=None, help="Override train.msd.depth.")
 @click.option("--center", default=None, help="Override preprocess.center.")
 @click.option("--budget", type=float, default=None,
               help="Override train.budget_minutes (default: fitted to the data and hardware).")
 @click.option("--splits", type=int, default=None, help="Override recon.splits.")
-@click.option("--network", default=None, help="Override train.network.")
+@click.option("--network", type=NETWORK_CHOICE, default=None, help="Override train.network.")
 @click.option("--context", type=int, default=None, help="Override train.context.")
 @click.option("--max-minutes", type=float, default=None, help="Override train.max_minutes.")
 @click.option("--chunk-z", type=int, default=None,
               help="Override denoise.chunk_z and filters.chunk_z.")
-@click.option("--radius", type=int, default=None, help="Override filters.radius.")
+@click.option("--radius", type=int, default=None, help="Override filters.median.radius.")
 @click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override any config key (repeatable), e.g. --set train.patience=5; "
                    "the value is read as YAML.")
@@ -477,11 +525,11 @@ def run(input: str, out: str, config_path: str | None, epochs: int | None, depth
     so = _storage(kw)
     quiet, verbose = kw.pop("quiet"), kw.pop("verbose")
     ccfg = _cluster_cfg(kw)
-    overrides = {"train.epochs": epochs, "train.depth": depth,
+    overrides = {"train.epochs": epochs, "train.msd.depth": depth,
                  "preprocess.center": _center(center), "train.budget_minutes": budget,
                  "recon.splits": splits, "train.network": network, "train.context": context,
                  "train.max_minutes": max_minutes, "denoise.chunk_z": chunk_z,
-                 "filters.chunk_z": chunk_z, "filters.radius": radius,
+                 "filters.chunk_z": chunk_z, "filters.median.radius": radius,
                  "io.storage_options": so or None, **parse_settings(settings)}
     with _logged_warnings_once():
         fn(input, out, config=config_path, cluster=ccfg, overwrite=overwrite, quiet=quiet,
@@ -515,16 +563,18 @@ def config_cmd(example: bool) -> None:
 
 @main.command()
 def backends() -> None:
-    """List reconstruction backends, networks and filters and whether they are available."""
-    for module, reg in (("io.readers", "READERS"), ("recon.registry", "RECONSTRUCTORS"),
-                        ("nn.registry", "NETWORKS"), ("filters", "FILTERS")):
-        if module == "io.readers":
-            importlib.import_module("tomochunk.io.ingest")  # registers the file readers
-        try:
-            r = getattr(importlib.import_module(f"tomochunk.{module}"), reg)
-            click.echo(f"{r.kind}: {r.describe()}")
-        except (ImportError, AttributeError):
-            click.echo(f"{module}: not built yet")
+    """List the components (scan readers, reconstructors, networks, filters), whether each
+    is available here and what it needs."""
+    from .filters.registry import FILTERS
+    from .io.readers import READERS
+    from .nn.registry import NETWORKS
+    from .recon.registry import RECONSTRUCTORS
+
+    for reg in (READERS, RECONSTRUCTORS, NETWORKS, FILTERS):
+        click.echo(f"{reg.kind}: {reg.describe()}")
+        for name, ok in reg.available().items():
+            need = "" if ok else f" [needs {reg.requires(name) or 'an extra'}]"
+            click.echo(f"  {name:<10} {'yes' if ok else 'no '}  {reg.description(name)}{need}")
 
 
 @main.command("export")

@@ -239,6 +239,12 @@ def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
              for k, v in dict(data.pop("components", None) or {}).items()}
     for key in [k for k in data if k in names and k not in flat]:
         comps[key] = data.pop(key)
+    for key in [k for k in data if k.partition(".")[0] in names]:  # "median.radius": 3
+        comp, _, param = key.partition(".")
+        section = comps.setdefault(comp, {})
+        if not isinstance(section, dict):
+            section = comps[comp] = dataclasses.asdict(section)
+        section[param] = data.pop(key)
     for key in [k for k in data if k in flat]:
         value = data.pop(key)
         targets = flat[key]

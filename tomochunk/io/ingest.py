@@ -35,7 +35,6 @@ from zarr.codecs import BloscCodec, BloscShuffle
 from ..config import IngestConfig, replace
 from ..errors import ConfigError, InputError
 from ..progress import get_logger, tqdm
-from . import dxchange, nexus, tiff  # noqa: F401 - registers the readers
 from .dxchange import HDF5_SUFFIXES
 from .readers import (
     READERS,
