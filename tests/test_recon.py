@@ -26,7 +26,7 @@ from tomochunk.recon import (
     split_indices,
     window,
 )
-from tomochunk.recon.filters import FILTERS
+from tomochunk.recon.filters import RAMP_FILTERS as FILTERS
 
 N = 201  # odd, so our slice middle and scikit-image's n // 2 coincide
 

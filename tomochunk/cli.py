@@ -36,15 +36,16 @@ class RegistryChoice(click.Choice):  # type: ignore[type-arg]
     """A choice among the names of a component registry, read when first needed, so that
     a newly registered (or entry-point installed) component appears with no edit here."""
 
-    def __init__(self, registry: str, extra: tuple[str, ...] = ()) -> None:
-        self._registry, self._extra = registry, extra
+    def __init__(self, registry: str, extra: tuple[str, ...] = (),
+                 exclude: tuple[str, ...] = ()) -> None:
+        self._registry, self._extra, self._exclude = registry, extra, exclude
         super().__init__([])
 
     @property  # type: ignore[override]
     def choices(self) -> tuple[str, ...]:
         module, _, attr = self._registry.partition(":")
         reg = getattr(importlib.import_module(module), attr)
-        return (*self._extra, *reg.names())
+        return (*self._extra, *(n for n in reg.names() if n not in self._exclude))
 
     @choices.setter
     def choices(self, value: Any) -> None:  # click.Choice.__init__ assigns it
@@ -68,7 +69,8 @@ def _param_options(items: tuple[str, ...]) -> dict[str, Any]:
 FILTER_CHOICE = RegistryChoice("tomochunk.filters.registry:FILTERS")
 NETWORK_CHOICE = RegistryChoice("tomochunk.nn.registry:NETWORKS")
 BACKEND_CHOICE = RegistryChoice("tomochunk.recon.registry:RECONSTRUCTORS")
-FORMAT_CHOICE = RegistryChoice("tomochunk.io.readers:READERS", extra=("auto",))
+FORMAT_CHOICE = RegistryChoice("tomochunk.io.readers:READERS", extra=("auto",),
+                               exclude=("xarray",))  # the in-memory reader takes no path
 
 
 class NotBuiltError(click.ClickException):

@@ -23,7 +23,7 @@ import importlib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import BackendUnavailableError, ConfigError
 
@@ -63,11 +63,11 @@ class Component:
         What the component is, for error messages ("filter", "network", ...).
     """
 
-    name: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-    requires: ClassVar[str] = ""
-    kind: ClassVar[str] = "component"
-    Params: ClassVar[type[Any]] = NoParams
+    name: str = ""
+    description: str = ""
+    requires: str = ""
+    kind: str = "component"
+    Params: type[Any] = NoParams
 
     def is_available(self) -> bool:
         """Whether the component works on this machine (its optional dependency imports)."""

@@ -41,7 +41,7 @@ class Filter(Component):
         for it, e.g. from the split difference); ``sigma=None`` lets it estimate the noise.
     """
 
-    kind: ClassVar[str] = "filter"
+    kind = "filter"
     needs_sigma: ClassVar[bool] = False
     #: The module's filter function, if it has one: calling the component calls it.
     function: ClassVar[Any] = None

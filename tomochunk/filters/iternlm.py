@@ -219,9 +219,9 @@ class IterNLMParams:
 class IterNLM(Filter):
     """The iterative NLM (:func:`iternlm`) as a registered filter."""
 
-    name: ClassVar[str] = "iternlm"
-    description: ClassVar[str] = "iterative z-adaptive NLM (Bruns et al. 2017)"
-    Params: ClassVar[type[Any]] = IterNLMParams
+    name = "iternlm"
+    description = "iterative z-adaptive NLM (Bruns et al. 2017)"
+    Params = IterNLMParams
     needs_sigma: ClassVar[bool] = True
     function: ClassVar[Any] = staticmethod(iternlm)
 

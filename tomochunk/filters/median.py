@@ -141,9 +141,9 @@ class MedianParams:
 class Median(Filter):
     """The 3D median (:func:`median`) as a registered filter."""
 
-    name: ClassVar[str] = "median"
-    description: ClassVar[str] = "3D median, ball/cube footprint (scipy)"
-    Params: ClassVar[type[Any]] = MedianParams
+    name = "median"
+    description = "3D median, ball/cube footprint (scipy)"
+    Params = MedianParams
     function: ClassVar[Any] = staticmethod(median)
 
     def halo(self, params: Any) -> int:

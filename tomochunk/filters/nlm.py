@@ -138,9 +138,9 @@ class NLMParams:
 class NLMFilter(Filter):
     """3D non-local means (:func:`nlm`) as a registered filter."""
 
-    name: ClassVar[str] = "nlm"
-    description: ClassVar[str] = "3D non-local means, per-chunk sigma (scikit-image)"
-    Params: ClassVar[type[Any]] = NLMParams
+    name = "nlm"
+    description = "3D non-local means, per-chunk sigma (scikit-image)"
+    Params = NLMParams
     needs_sigma: ClassVar[bool] = True
     function: ClassVar[Any] = staticmethod(nlm)
 

@@ -69,20 +69,20 @@ class UNetParams:
 class MSD(Network):
     """MSDNet (:class:`tomochunk.nn.msd.MSDNet`)."""
 
-    name: ClassVar[str] = "msd"
-    description: ClassVar[str] = ("Mixed-scale dense network (Pelt & Sethian 2018); params "
+    name = "msd"
+    description = ("Mixed-scale dense network (Pelt & Sethian 2018); params "
                                   "depth, width, dilations")
-    Params: ClassVar[type[Any]] = MSDParams
+    Params = MSDParams
     module_class: ClassVar[str] = "tomochunk.nn.msd:MSDNet"
 
 
 class UNet(Network):
     """UNet (:class:`tomochunk.nn.unet.UNet`)."""
 
-    name: ClassVar[str] = "unet"
-    description: ClassVar[str] = ("U-Net (Ronneberger et al. 2015), reflect padding; params "
+    name = "unet"
+    description = ("U-Net (Ronneberger et al. 2015), reflect padding; params "
                                   "depth, features")
-    Params: ClassVar[type[Any]] = UNetParams
+    Params = UNetParams
     module_class: ClassVar[str] = "tomochunk.nn.unet:UNet"
 
 

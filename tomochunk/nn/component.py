@@ -28,7 +28,7 @@ class Network(Component):
         ``alignment`` and ``config``.
     """
 
-    kind: ClassVar[str] = "network"
+    kind = "network"
     module_class: ClassVar[str] = ""
 
     def network_class(self) -> type[Any]:

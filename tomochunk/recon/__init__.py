@@ -5,7 +5,7 @@
 reconstructor of a sinogram block; :data:`RECONSTRUCTORS` lists the backends.
 """
 
-from .filters import FILTERS, fourier_filter, window
+from .filters import RAMP_FILTERS, fourier_filter, window
 from .gridrec import angle_weights, circle_mask, default_center, nufft_fbp
 from .registry import RECONSTRUCTORS
 from .split import angles_per_split, check_splits, full_is_mean_of_splits, split_indices
@@ -16,7 +16,7 @@ __all__ = [
     "reconstruct_sinograms",
     "nufft_fbp",
     "RECONSTRUCTORS",
-    "FILTERS",
+    "RAMP_FILTERS",
     "fourier_filter",
     "window",
     "angle_weights",

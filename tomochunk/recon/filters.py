@@ -40,7 +40,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["FILTERS", "window", "ramp", "fourier_filter", "check_filter"]
+__all__ = ["RAMP_FILTERS", "window", "ramp", "fourier_filter", "check_filter"]
 
 
 def _shepp(u: np.ndarray, order: int) -> np.ndarray:
@@ -76,7 +76,7 @@ def _none(u: np.ndarray, order: int) -> np.ndarray:  # handled specially in four
 
 
 #: Filter name -> window function ``W(u, order)`` of the normalised frequency ``u``.
-FILTERS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+RAMP_FILTERS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "shepp": _shepp,
     "ramlak": _ramlak,
     "cosine": _cosine,
@@ -90,9 +90,9 @@ FILTERS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
 
 def check_filter(name: str, cutoff: float = 1.0, order: int = 8) -> None:
     """Raise :class:`~tomochunk.errors.ConfigError` for an unknown filter or bad parameters."""
-    if name not in FILTERS:
+    if name not in RAMP_FILTERS:
         raise ConfigError(
-            f"unknown reconstruction filter {name!r}; valid filters are: {', '.join(FILTERS)}"
+            f"unknown reconstruction filter {name!r}; valid filters are: {', '.join(RAMP_FILTERS)}"
         )
     if not (0.0 < float(cutoff) <= 1.0):
         raise ConfigError(
@@ -116,7 +116,7 @@ def window(
     Parameters
     ----------
     name : str
-        One of :data:`FILTERS`.
+        One of :data:`RAMP_FILTERS`.
     freqs : ndarray
         Frequencies in cycles per pixel, ``|freqs| <= 0.5``.
     cutoff : float
@@ -138,7 +138,7 @@ def window(
         x = np.cos(2.0 * np.pi * w / (0.5 * cutoff))
         return np.where(w <= 0.5 * cutoff, a + (1.0 - a) * x, 0.0)
     u = w / (0.5 * cutoff)
-    values = FILTERS[name](u, int(order))
+    values = RAMP_FILTERS[name](u, int(order))
     if name in ("butterworth", "none"):
         return values
     return np.where(u <= 1.0, values, 0.0)
@@ -182,7 +182,7 @@ def fourier_filter(
     Parameters
     ----------
     name : str
-        One of :data:`FILTERS`; ``none`` returns all ones (no ramp).
+        One of :data:`RAMP_FILTERS`; ``none`` returns all ones (no ramp).
     n : int
         Padded row length.
     cutoff, order, tomopy_windows

@@ -1,55 +1,89 @@
 """Reconstruction backends by name: ``native`` (always), ``auto``, ``cufinufft``, ``astra``,
 ``tomopy`` (optional).
 
-Every backend is a function with the same signature::
+Every backend is a :class:`Reconstructor` component, called like the function it wraps::
 
-    reconstruct_block(sino_block, theta, center, config, *, nthreads=None) -> ndarray
+    RECONSTRUCTORS.get(name)(sino_block, theta, center, config, *, nthreads=None) -> ndarray
 
 taking a float32 ``(angle, row, col)`` block of line integrals, angles in radians, the
 rotation axis as a 0-based detector column (a float or one per row) and a
 :class:`~tomochunk.config.ReconConfig`, and returning ``(row, n, n)`` float32 slices in
 linear attenuation per pixel. ``RECONSTRUCTORS.available()`` says which ones work here and
 ``RECONSTRUCTORS.get(name)`` raises an error listing the valid names for an unknown one.
+Other packages register a :class:`Reconstructor` through the ``tomochunk.reconstructors``
+entry-point group.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from ..registry import Registry
+from ..registry import Component, Registry
 from . import astra_backend, cufinufft_backend, gridrec, tomopy_backend
 
 __all__ = ["RECONSTRUCTORS", "Reconstructor"]
 
-Reconstructor = Callable[..., np.ndarray]
 
-RECONSTRUCTORS: Registry[Reconstructor] = Registry("reconstruction backend")
+class Reconstructor(Component):
+    """A reconstruction backend: a block function, its availability and what it needs.
 
-RECONSTRUCTORS.register(
-    "native",
-    description="Fourier-gridding FBP with finufft (gridrec family), always available",
-)(gridrec.reconstruct_block)
-RECONSTRUCTORS.register(
-    "astra",
-    is_available=astra_backend.is_available,
-    requires="astra-toolbox (pip install astra-toolbox)",
-    description="ASTRA Toolbox FBP (CPU, or FBP_CUDA on a GPU)",
-)(astra_backend.reconstruct_block)
-RECONSTRUCTORS.register(
-    "tomopy",
-    is_available=tomopy_backend.is_available,
-    requires="tomopy (conda install -c conda-forge tomopy)",
-    description="TomoPy gridrec",
-)(tomopy_backend.reconstruct_block)
-RECONSTRUCTORS.register(
-    "cufinufft",
-    is_available=cufinufft_backend.is_available,
-    requires="a CUDA GPU, a CUDA build of torch and cufinufft (pip install cufinufft)",
-    description="the native gridding FBP on a GPU (torch + cufinufft)",
-)(cufinufft_backend.reconstruct_block)
-RECONSTRUCTORS.register(
-    "auto",
-    description="cufinufft on a worker with a GPU, native elsewhere (decided in each task)",
-)(cufinufft_backend.reconstruct_block_auto)
+    Parameters
+    ----------
+    name : str
+        ``ReconConfig.backend`` / ``--backend`` value.
+    function : callable
+        ``function(sino_block, theta, center, config, *, nthreads=None) -> ndarray``.
+    description : str
+        One line for ``tomochunk backends``.
+    requires : str
+        What to install when ``is_available`` is false.
+    is_available : callable, optional
+        A cheap probe of the optional dependency (default: always available).
+    """
+
+    kind = "reconstruction backend"
+
+    def __init__(self, name: str, function: Callable[..., np.ndarray], *, description: str,
+                 requires: str = "", is_available: Callable[[], bool] | None = None) -> None:
+        self.name, self.function, self.description = name, function, description
+        self.requires = requires
+        self._probe = is_available or (lambda: True)
+
+    def is_available(self) -> bool:
+        """Whether the backend's dependency imports (and a GPU is there, for cufinufft)."""
+        return bool(self._probe())
+
+    def __call__(self, sino_block: np.ndarray, theta: np.ndarray, center: Any, config: Any,
+                 **kwargs: Any) -> np.ndarray:
+        """Reconstruct one block (see the module docstring)."""
+        return self.function(sino_block, theta, center, config, **kwargs)
+
+
+RECONSTRUCTORS: Registry[Reconstructor] = Registry("reconstruction backend",
+                                                   group="tomochunk.reconstructors")
+
+for _backend in (
+    Reconstructor("native", gridrec.reconstruct_block,
+                  description="Fourier-gridding FBP with finufft (gridrec family), always "
+                              "available"),
+    Reconstructor("astra", astra_backend.reconstruct_block,
+                  is_available=astra_backend.is_available,
+                  requires="astra-toolbox (pip install astra-toolbox)",
+                  description="ASTRA Toolbox FBP (CPU, or FBP_CUDA on a GPU)"),
+    Reconstructor("tomopy", tomopy_backend.reconstruct_block,
+                  is_available=tomopy_backend.is_available,
+                  requires="tomopy (conda install -c conda-forge tomopy)",
+                  description="TomoPy gridrec"),
+    Reconstructor("cufinufft", cufinufft_backend.reconstruct_block,
+                  is_available=cufinufft_backend.is_available,
+                  requires="a CUDA GPU, a CUDA build of torch and cufinufft (pip install "
+                           "cufinufft)",
+                  description="the native gridding FBP on a GPU (torch + cufinufft)"),
+    Reconstructor("auto", cufinufft_backend.reconstruct_block_auto,
+                  description="cufinufft on a worker with a GPU, native elsewhere (decided in "
+                              "each task)"),
+):
+    RECONSTRUCTORS.register(_backend)
