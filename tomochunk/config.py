@@ -273,7 +273,8 @@ def _with_components(registry: str, flat: _Flat) -> Any:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             init(self, *args, **nest_flat_keys(cls, kwargs))
 
-        __init__.__doc__, __init__.__signature__ = init.__doc__, inspect.signature(init)
+        __init__.__doc__ = init.__doc__
+        __init__.__signature__ = inspect.signature(init)  # type: ignore[attr-defined]
         cls.__init__ = __init__
         cls._component_registry, cls._flat_keys = registry, flat
         return cls
@@ -294,8 +295,10 @@ class _ComponentSections:
 
     def _set_components(self, comps: dict[str, Any]) -> None:
         # only the sections that differ from their defaults: equal configs compare equal
-        reg = _registry(type(self)) if comps else None
-        kept = {n: p for n, p in sorted(comps.items()) if p != reg.get_entry(n).obj.params()}
+        kept = {}
+        for name, params in sorted(comps.items()):
+            if params != _registry(type(self)).get_entry(name).obj.params():
+                kept[name] = params
         object.__setattr__(self, "components", kept)
 
     def params_of(self, name: str) -> Any:
@@ -732,7 +735,7 @@ def from_dict(cls: type[C], data: dict[str, Any] | None, *, _where: str = "") ->
     unknown = sorted(set(data) - set(valid))
     if hasattr(cls, "_flat_keys"):  # the sections (and the old flat keys) for ``components``
         i = valid.index("components")
-        valid[i:i + 1] = [*cls._flat_keys, *_registry(cls).names()]
+        valid[i:i + 1] = [*cls._flat_keys, *_registry(cls).names()]  # type: ignore[attr-defined]
     prefix = f"{_where}." if _where else ""
     if unknown:
         raise ConfigError(

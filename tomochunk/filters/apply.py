@@ -86,9 +86,10 @@ def apply_filter(
         log.info("%s: noise sigma %s (%s)", method,
                  "estimated per chunk" if sigma is None else f"{sigma:.4g}", cfg.sigma)
     params = comp.config_params(fparams, sigma)
+    result: xr.DataArray
     if isinstance(recon, xr.Dataset):
-        result = comp.run(full if full.chunks else full.chunk(), fparams, sigma=sigma,
-                          chunk_z=cfg.chunk_z)
+        result = comp.run(full if full.chunks else full.chunk(),  # type: ignore[assignment]
+                          fparams, sigma=sigma, chunk_z=cfg.chunk_z)
     else:  # every task reads its own slab of the store: no data dependencies between tasks
         data = comp.run(ZarrSource.open(recon, "full", storage_options), fparams, sigma=sigma,
                         chunk_z=cfg.chunk_z)

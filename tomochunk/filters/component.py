@@ -50,7 +50,7 @@ class Filter(Component):
                  **kwargs: Any) -> Volume:
         """Filter ``vol``: ``component(vol, **params, [sigma=...], chunk_z=...)``."""
         if self.function is not None:
-            return self.function(vol, *args, chunk_z=chunk_z, **kwargs)  # type: ignore[misc]
+            return self.function(vol, *args, chunk_z=chunk_z, **kwargs)  # type: ignore[no-any-return]
         if len(args) > len(self.param_names()):
             raise TypeError(f"{self.name}() takes {len(self.param_names())} parameters after "
                             f"the volume, got {len(args)}")

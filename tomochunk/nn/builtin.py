@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from .component import Network
 from .registry import NETWORKS
 
-__all__ = ["MSD", "MSDParams", "UNET", "UNetParams"]
+__all__ = ["MSD", "MSDNetwork", "MSDParams", "UNET", "UNetNetwork", "UNetParams"]
 
 
 def _positive(what: str, **values: Any) -> None:
@@ -66,7 +66,7 @@ class UNetParams:
                   space_to_depth=self.space_to_depth)
 
 
-class MSD(Network):
+class MSDNetwork(Network):
     """MSDNet (:class:`tomochunk.nn.msd.MSDNet`)."""
 
     name = "msd"
@@ -76,7 +76,7 @@ class MSD(Network):
     module_class: ClassVar[str] = "tomochunk.nn.msd:MSDNet"
 
 
-class UNet(Network):
+class UNetNetwork(Network):
     """UNet (:class:`tomochunk.nn.unet.UNet`)."""
 
     name = "unet"
@@ -86,7 +86,7 @@ class UNet(Network):
     module_class: ClassVar[str] = "tomochunk.nn.unet:UNet"
 
 
-MSD, UNET = MSD(), UNet()
+MSD, UNET = MSDNetwork(), UNetNetwork()
 for _component in (MSD, UNET):
     if _component.name not in NETWORKS:
         NETWORKS.register(_component)
