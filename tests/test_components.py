@@ -246,7 +246,8 @@ def test_unknown_params_are_one_line_errors():
         cfgmod.from_dict(cfgmod.TrainConfig, {"unet": {"levels": 2}})
     with pytest.raises(ConfigError, match=r"valid keys are: .*median, nlm"):
         cfgmod.from_dict(cfgmod.FilterConfig, {"gauss": {"sigma": 1}})
-    with pytest.raises(ConfigError, match=r"radius must be >= 1 voxel, got 0"):
+    with pytest.raises(ConfigError,
+                       match=r"--radius must be >= 1 voxel \(filters\.median\.radius; got 0\)"):
         cfgmod.from_dict(cfgmod.FilterConfig, {"median": {"radius": 0}})
     with pytest.raises(ConfigError, match=r"h: expected a number, got 'strong'"):
         cfgmod.from_dict(cfgmod.FilterConfig, {"nlm": {"h": "strong"}})

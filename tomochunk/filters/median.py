@@ -131,8 +131,8 @@ class MedianParams:
         if not isinstance(self.radius, int | np.integer) or isinstance(self.radius, bool):
             raise ConfigError(f"radius must be an integer number of voxels, got {self.radius!r}")
         if self.radius < 1:
-            raise ConfigError(f"radius must be >= 1 voxel, got {self.radius}; use e.g. "
-                              "--radius 2")
+            raise ConfigError(f"--radius must be >= 1 voxel (filters.median.radius; got "
+                              f"{self.radius}); use e.g. --radius 2")
         if self.footprint not in ("ball", "cube"):
             raise ConfigError(f"unknown footprint {self.footprint!r}; valid footprints are: "
                               "ball, cube")

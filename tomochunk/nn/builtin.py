@@ -17,10 +17,13 @@ from .registry import NETWORKS
 __all__ = ["MSD", "MSDNetwork", "MSDParams", "UNET", "UNetNetwork", "UNetParams"]
 
 
-def _positive(what: str, **values: Any) -> None:
+def _positive(section: str, flags: dict[str, str], **values: Any) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"{what} {name} must be a positive integer, got {value!r}")
+        where = f"train.{section}.{name}"
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{where} must be a positive integer, got {value!r}")
+        if value < 1:  # named by the command-line flag where there is one
+            raise ConfigError(f"{flags.get(name, where)} must be >= 1 ({where}; got {value})")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class MSDParams:
     width: int = 1
 
     def __post_init__(self) -> None:
-        _positive("MSDNet", depth=self.depth, width=self.width)
+        _positive("msd", {"depth": "--depth", "width": "--width"}, depth=self.depth,
+                  width=self.width)
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class UNetParams:
     space_to_depth: int = 1
 
     def __post_init__(self) -> None:
-        _positive("UNet", depth=self.depth, features=self.features,
+        _positive("unet", {}, depth=self.depth, features=self.features,
                   space_to_depth=self.space_to_depth)
 
 
