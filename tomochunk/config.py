@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import inspect
 import json
 import types
 import typing
@@ -21,6 +20,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
+from .config_sections import ComponentSections, nest_flat_keys, registry_of, with_components
 from .errors import ConfigError, shorten
 
 __all__ = [
@@ -198,169 +198,12 @@ class ReconConfig:
     half_acquisition: bool = False
 
 
-# ---------------------------------------------------------------------------------------
-# component sections: ``filters: {median: {radius: 2}}``, ``train: {unet: {depth: 2}}``.
-# The sections come from a registry of components (their frozen Params); the old flat keys
-# (``radius``, ``nlm_h``, ``unet_depth``, ...) still work with a DeprecationWarning.
-
-_Flat = dict[str, tuple[tuple[str, str], ...]]
-
-
-def _registry(cls: type) -> Any:
-    import importlib
-
-    module, _, attr = cls._component_registry.partition(":")  # type: ignore[attr-defined]
-    return getattr(importlib.import_module(module), attr)
-
-
-def _component_params(cls: type, name: str, value: Any, where: str) -> Any:
-    """The validated Params of component ``name`` from a mapping (or Params) ``value``."""
-    comp = _registry(cls).get_entry(name).obj
-    if isinstance(value, comp.Params):
-        return value
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a mapping of {name} parameters, got "
-                          f"{shorten(value)}")
-    comp.params({k: None for k in value if k not in comp.param_names()})  # unknown keys
-    hints = typing.get_type_hints(comp.Params)
-    return comp.params({k: _coerce(v, hints[k], f"{where}.{k}") for k, v in value.items()})
-
-
-def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
-                   where: str = "") -> dict[str, Any]:
-    """Move the deprecated flat keys and the component sections of ``data`` into
-    ``components`` (a flat key overrides its section's value)."""
-    flat: _Flat = getattr(cls, "_flat_keys", {})
-    if not flat:
-        return data
-    names = set(_registry(cls).names())
-    data = dict(data)
-    comps = {k: (dict(v) if isinstance(v, dict) else v)
-             for k, v in dict(data.pop("components", None) or {}).items()}
-    for key in [k for k in data if k in names and k not in flat]:
-        comps[key] = data.pop(key)
-    for key in [k for k in data if k.partition(".")[0] in names]:  # "median.radius": 3
-        comp, _, param = key.partition(".")
-        section = comps.setdefault(comp, {})
-        if not isinstance(section, dict):
-            section = comps[comp] = dataclasses.asdict(section)
-        section[param] = data.pop(key)
-    for key in [k for k in data if k in flat]:
-        value = data.pop(key)
-        targets = flat[key]
-        if warn:
-            import warnings
-
-            new = " and ".join(f"{where + '.' if where else ''}{c}.{p}" for c, p in targets)
-            warnings.warn(f"config key {where + '.' if where else ''}{key} is deprecated; use "
-                          f"{new}", DeprecationWarning, stacklevel=3)
-        for comp, param in targets:
-            section = comps.setdefault(comp, {})
-            if not isinstance(section, dict):
-                section = comps[comp] = dataclasses.asdict(section)
-            section[param] = value
-    if comps:
-        data["components"] = comps
-    return data
-
-
-def _with_components(registry: str, flat: _Flat) -> Any:
-    """Class decorator: the config section has component sections from ``registry``."""
-
-    def deco(cls: Any) -> Any:
-        init = cls.__init__
-
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            init(self, *args, **nest_flat_keys(cls, kwargs))
-
-        __init__.__doc__ = init.__doc__
-        __init__.__signature__ = inspect.signature(init)  # type: ignore[attr-defined]
-        cls.__init__ = __init__
-        cls._component_registry, cls._flat_keys = registry, flat
-        return cls
-
-    return deco
-
-
-class _ComponentSections:
-    """Mixin of configs with component sections: ``params_of``, flat-key reads."""
-
-    components: dict[str, Any]
-
-    def __post_init__(self) -> None:
-        comps = {name: _component_params(type(self), name, value,
-                                         f"{type(self).__name__}.{name}")
-                 for name, value in (self.components or {}).items()}
-        self._set_components(comps)
-
-    def _set_components(self, comps: dict[str, Any]) -> None:
-        # only the sections that differ from their defaults: equal configs compare equal
-        kept = {}
-        for name, params in sorted(comps.items()):
-            if params != _registry(type(self)).get_entry(name).obj.params():
-                kept[name] = params
-        object.__setattr__(self, "components", kept)
-
-    def params_of(self, name: str) -> Any:
-        """The Params of component ``name`` (its defaults when the config sets none)."""
-        if name in self.components:
-            return self.components[name]
-        return _registry(type(self)).get_entry(name).obj.params()
-
-    def components_names(self) -> list[str]:
-        """The names of the registered components (the section keys)."""
-        return list(_registry(type(self)).names())
-
-    def component_sections(self) -> dict[str, dict[str, Any]]:
-        """``{name: {param: value}}`` of every registered component (YAML sections)."""
-        return {name: dataclasses.asdict(self.params_of(name))
-                for name in _registry(type(self)).names()}
-
-    def value(self, key: str) -> Any:
-        """A field, or a deprecated flat key resolved in its component section."""
-        flat: _Flat = getattr(type(self), "_flat_keys", {})
-        if key in flat:
-            comp, param = flat[key][0]
-            return getattr(self.params_of(comp), param)
-        return getattr(self, key)
-
-    def with_values(self, **values: Any) -> Any:
-        """A copy with fields and flat keys (``unet_depth=2``) set, without a warning."""
-        data = nest_flat_keys(type(self), {**to_dict(self), **values}, warn=False)
-        return from_dict(type(self), data)
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        flat: _Flat = getattr(type(self), "_flat_keys", {})
-        if key not in flat:
-            object.__setattr__(self, key, value)
-            return
-        import warnings
-
-        warnings.warn(f"{type(self).__name__}.{key} is deprecated; set the "
-                      f"{flat[key][0][0]} section instead", DeprecationWarning, stacklevel=2)
-        comps = dict(self.components)
-        for comp, param in flat[key]:
-            comps[comp] = dataclasses.replace(self.params_of(comp), **{param: value})
-        self._set_components(comps)
-
-    def __getattr__(self, key: str) -> Any:
-        if key.startswith("_") or key == "components" or key not in getattr(
-                type(self), "_flat_keys", {}):
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
-        import warnings
-
-        comp, param = type(self)._flat_keys[key][0]  # type: ignore[attr-defined]
-        warnings.warn(f"{type(self).__name__}.{key} is deprecated; use "
-                      f".params_of({comp!r}).{param}", DeprecationWarning, stacklevel=2)
-        return self.value(key)
-
-
-@_with_components("tomochunk.nn.registry:NETWORKS", {
+@with_components("tomochunk.nn.registry:NETWORKS", {
     "depth": (("msd", "depth"),), "width": (("msd", "width"),),
     "unet_depth": (("unet", "depth"),), "unet_features": (("unet", "features"),),
     "unet_space_to_depth": (("unet", "space_to_depth"),)})
 @dataclass
-class TrainConfig(_ComponentSections):
+class TrainConfig(ComponentSections):
     """Noise2Inverse training.
 
     Attributes
@@ -490,14 +333,14 @@ class DenoiseConfig:
     ensemble: int = 1
 
 
-@_with_components("tomochunk.filters.registry:FILTERS", {
+@with_components("tomochunk.filters.registry:FILTERS", {
     "radius": (("median", "radius"),), "footprint": (("median", "footprint"),),
     "nlm_patch_size": (("nlm", "patch_size"), ("iternlm", "patch_size")),
     "nlm_patch_distance": (("nlm", "patch_distance"),), "nlm_h": (("nlm", "h"), ("iternlm", "h")),
     "iternlm_iterations": (("iternlm", "iterations"),),
     "iternlm_patch_distance": (("iternlm", "patch_distance"),)})
 @dataclass
-class FilterConfig(_ComponentSections):
+class FilterConfig(ComponentSections):
     """Baseline filters on the full reconstruction.
 
     Attributes
@@ -735,7 +578,7 @@ def from_dict(cls: type[C], data: dict[str, Any] | None, *, _where: str = "") ->
     unknown = sorted(set(data) - set(valid))
     if hasattr(cls, "_flat_keys"):  # the sections (and the old flat keys) for ``components``
         i = valid.index("components")
-        valid[i:i + 1] = [*cls._flat_keys, *_registry(cls).names()]  # type: ignore[attr-defined]
+        valid[i:i + 1] = [*cls._flat_keys, *registry_of(cls).names()]  # type: ignore[attr-defined]
     prefix = f"{_where}." if _where else ""
     if unknown:
         raise ConfigError(
@@ -751,7 +594,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     out = {}
     for f in fields(cfg):
         value = getattr(cfg, f.name)
-        if f.name == "components" and isinstance(cfg, _ComponentSections):
+        if f.name == "components" and isinstance(cfg, ComponentSections):
             out.update(cfg.component_sections())
         else:
             out[f.name] = to_dict(value) if is_dataclass(value) else copy.deepcopy(value)
@@ -839,8 +682,8 @@ def example_yaml() -> str:
         lines.append(f"{f.name}:  # {sdoc}")
         docs = _field_docs(type(section))
         for key, val in to_dict(section).items():
-            if isinstance(section, _ComponentSections) and key in section.components_names():
-                comp = _registry(type(section)).get_entry(key).obj
+            if isinstance(section, ComponentSections) and key in section.components_names():
+                comp = registry_of(type(section)).get_entry(key).obj
                 lines.append(f"  {key}:  # {comp.description}")
                 pdocs = _field_docs(comp.Params)
                 for pk, pv in val.items():

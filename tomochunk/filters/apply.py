@@ -27,6 +27,15 @@ def filter_params(method: str, config: FilterConfig, sigma: float | None = None
     return comp.config_params(config.params_of(method), sigma)
 
 
+def _store_attrs(method: str, params: dict[str, Any], recon_attrs: Any) -> dict[str, Any]:
+    """Attributes of ``<method>.zarr``: the method, its parameters, the recon's geometry."""
+    attrs = {"filter_method": method, "filter_params": params}
+    for key in ("pixel_size_um", "center", "filter", "algorithm"):
+        if key in recon_attrs:
+            attrs[f"recon_{key}"] = recon_attrs[key]
+    return attrs
+
+
 def apply_filter(
     recon: str | os.PathLike[str] | xr.Dataset,
     out: str | os.PathLike[str],
@@ -94,10 +103,7 @@ def apply_filter(
         data = comp.run(ZarrSource.open(recon, "full", storage_options), fparams, sigma=sigma,
                         chunk_z=cfg.chunk_z)
         result = xr.DataArray(data, dims=full.dims, coords=full.coords)
-    attrs = {"filter_method": method, "filter_params": {**params, "chunk_z": cfg.chunk_z}}
-    for key in ("pixel_size_um", "center", "filter", "algorithm"):
-        if key in ds.attrs:
-            attrs[f"recon_{key}"] = ds.attrs[key]
+    attrs = _store_attrs(method, {**params, "chunk_z": cfg.chunk_z}, ds.attrs)
     halo = comp.halo(fparams)
     if halo and cfg.chunk_z < 2 * halo:
         log.info("%s: chunk_z=%d with a halo of %d slices per side computes %d slices per %d "

@@ -1,0 +1,172 @@
+"""Component sections of configs: ``filters: {median: {radius: 2}}``, ``train: {unet: {...}}``.
+
+A config section with components (:class:`~tomochunk.config.FilterConfig`,
+:class:`~tomochunk.config.TrainConfig`) keeps the validated ``Params`` of each component
+that differs from its defaults in ``components``; the YAML form has one sub-section per
+registered component (generated from the registry, so a new filter or network gets its
+section with no edit). The old flat keys (``radius``, ``nlm_h``, ``unet_depth``, ...) still
+work as keyword arguments, YAML keys and attributes, with a DeprecationWarning naming the new
+key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import typing
+import warnings
+from typing import Any
+
+from .errors import ConfigError, shorten
+
+__all__ = ["ComponentSections", "nest_flat_keys", "registry_of", "with_components"]
+
+
+_Flat = dict[str, tuple[tuple[str, str], ...]]
+
+
+def registry_of(cls: type) -> Any:
+    module, _, attr = cls._component_registry.partition(":")  # type: ignore[attr-defined]
+    return getattr(importlib.import_module(module), attr)
+
+
+def _component_params(cls: type, name: str, value: Any, where: str) -> Any:
+    """The validated Params of component ``name`` from a mapping (or Params) ``value``."""
+    comp = registry_of(cls).get_entry(name).obj
+    if isinstance(value, comp.Params):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping of {name} parameters, got "
+                          f"{shorten(value)}")
+    comp.params({k: None for k in value if k not in comp.param_names()})  # unknown keys
+    from .config import _coerce
+
+    hints = typing.get_type_hints(comp.Params)
+    return comp.params({k: _coerce(v, hints[k], f"{where}.{k}") for k, v in value.items()})
+
+
+def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
+                   where: str = "") -> dict[str, Any]:
+    """Move the deprecated flat keys and the component sections of ``data`` into
+    ``components`` (a flat key overrides its section's value)."""
+    flat: _Flat = getattr(cls, "_flat_keys", {})
+    if not flat:
+        return data
+    names = set(registry_of(cls).names())
+    data = dict(data)
+    comps = {k: (dict(v) if isinstance(v, dict) else v)
+             for k, v in dict(data.pop("components", None) or {}).items()}
+    for key in [k for k in data if k in names and k not in flat]:
+        comps[key] = data.pop(key)
+    for key in [k for k in data if k.partition(".")[0] in names]:  # "median.radius": 3
+        comp, _, param = key.partition(".")
+        section = comps.setdefault(comp, {})
+        if not isinstance(section, dict):
+            section = comps[comp] = dataclasses.asdict(section)
+        section[param] = data.pop(key)
+    for key in [k for k in data if k in flat]:
+        value = data.pop(key)
+        targets = flat[key]
+        if warn:
+            new = " and ".join(f"{where + '.' if where else ''}{c}.{p}" for c, p in targets)
+            warnings.warn(f"config key {where + '.' if where else ''}{key} is deprecated; use "
+                          f"{new}", DeprecationWarning, stacklevel=3)
+        for comp, param in targets:
+            section = comps.setdefault(comp, {})
+            if not isinstance(section, dict):
+                section = comps[comp] = dataclasses.asdict(section)
+            section[param] = value
+    if comps:
+        data["components"] = comps
+    return data
+
+
+def with_components(registry: str, flat: _Flat) -> Any:
+    """Class decorator: the config section has component sections from ``registry``."""
+
+    def deco(cls: Any) -> Any:
+        init = cls.__init__
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            init(self, *args, **nest_flat_keys(cls, kwargs))
+
+        __init__.__doc__ = init.__doc__
+        __init__.__signature__ = inspect.signature(init)  # type: ignore[attr-defined]
+        cls.__init__ = __init__
+        cls._component_registry, cls._flat_keys = registry, flat
+        return cls
+
+    return deco
+
+
+class ComponentSections:
+    """Mixin of configs with component sections: ``params_of``, flat-key reads."""
+
+    components: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        comps = {name: _component_params(type(self), name, value,
+                                         f"{type(self).__name__}.{name}")
+                 for name, value in (self.components or {}).items()}
+        self._set_components(comps)
+
+    def _set_components(self, comps: dict[str, Any]) -> None:
+        # only the sections that differ from their defaults: equal configs compare equal
+        kept = {}
+        for name, params in sorted(comps.items()):
+            if params != registry_of(type(self)).get_entry(name).obj.params():
+                kept[name] = params
+        object.__setattr__(self, "components", kept)
+
+    def params_of(self, name: str) -> Any:
+        """The Params of component ``name`` (its defaults when the config sets none)."""
+        if name in self.components:
+            return self.components[name]
+        return registry_of(type(self)).get_entry(name).obj.params()
+
+    def components_names(self) -> list[str]:
+        """The names of the registered components (the section keys)."""
+        return list(registry_of(type(self)).names())
+
+    def component_sections(self) -> dict[str, dict[str, Any]]:
+        """``{name: {param: value}}`` of every registered component (YAML sections)."""
+        return {name: dataclasses.asdict(self.params_of(name))
+                for name in registry_of(type(self)).names()}
+
+    def value(self, key: str) -> Any:
+        """A field, or a deprecated flat key resolved in its component section."""
+        flat: _Flat = getattr(type(self), "_flat_keys", {})
+        if key in flat:
+            comp, param = flat[key][0]
+            return getattr(self.params_of(comp), param)
+        return getattr(self, key)
+
+    def with_values(self, **values: Any) -> Any:
+        """A copy with fields and flat keys (``unet_depth=2``) set, without a warning."""
+        from .config import from_dict, to_dict
+
+        data = nest_flat_keys(type(self), {**to_dict(self), **values}, warn=False)
+        return from_dict(type(self), data)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        flat: _Flat = getattr(type(self), "_flat_keys", {})
+        if key not in flat:
+            object.__setattr__(self, key, value)
+            return
+        warnings.warn(f"{type(self).__name__}.{key} is deprecated; set the "
+                      f"{flat[key][0][0]} section instead", DeprecationWarning, stacklevel=2)
+        comps = dict(self.components)
+        for comp, param in flat[key]:
+            comps[comp] = dataclasses.replace(self.params_of(comp), **{param: value})
+        self._set_components(comps)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key == "components" or key not in getattr(
+                type(self), "_flat_keys", {}):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+
+        comp, param = type(self)._flat_keys[key][0]  # type: ignore[attr-defined]
+        warnings.warn(f"{type(self).__name__}.{key} is deprecated; use "
+                      f".params_of({comp!r}).{param}", DeprecationWarning, stacklevel=2)
+        return self.value(key)
