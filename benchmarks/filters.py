@@ -111,8 +111,8 @@ def main() -> None:
     import tomochunk as tc
     from tomochunk.filters import apply_filter, footprint_array
 
-    cfg = tc.FilterConfig(radius=2, footprint="ball", nlm_patch_size=3, nlm_patch_distance=pd,
-                          nlm_h=0.8, chunk_z=chunk_z)
+    cfg = tc.FilterConfig(median={"radius": 2, "footprint": "ball"},
+                          nlm={"patch_size": 3, "patch_distance": pd, "h": 0.8}, chunk_z=chunk_z)
     tmp = Path(tempfile.mkdtemp(prefix="tc-bench-filters-"))
     rows, summary = [], {}
     try:

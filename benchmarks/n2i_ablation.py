@@ -119,8 +119,9 @@ def run_variant(name: str, data: dict[str, Any], mask: np.ndarray, base: dict[st
         c1 = time.process_time()
         den = denoise_array(splits, model, ensemble=ens)
         rows.append({"variant": name if ens == 1 else f"{name} + D4 x{ens}", "K": k,
-                     "network": (f"MSD-{cfg.depth}" if cfg.network == "msd"
-                                 else f"UNet{cfg.unet_depth}/{cfg.unet_features}"),
+                     "network": (f"MSD-{cfg.value('depth')}" if cfg.network == "msd"
+                                 else f"UNet{cfg.value('unet_depth')}/"
+                                      f"{cfg.value('unet_features')}"),
                      "patch": cfg.patch_size, "batch": cfg.batch_size, "loss": cfg.loss,
                      "schedule": cfg.lr_schedule, "steps": cfg.epochs * per_epoch,
                      "train_cpu_s": round(cpu, 1), "train_wall_s": round(wall, 1),
