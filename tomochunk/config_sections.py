@@ -36,6 +36,8 @@ def _component_params(cls: type, name: str, value: Any, where: str) -> Any:
     comp = registry_of(cls).get_entry(name).obj
     if isinstance(value, comp.Params):
         return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected a mapping of {name} parameters, got "
                           f"{shorten(value)}")
@@ -48,12 +50,20 @@ def _component_params(cls: type, name: str, value: Any, where: str) -> Any:
 
 def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
                    where: str = "") -> dict[str, Any]:
-    """Move the deprecated flat keys and the component sections of ``data`` into
-    ``components`` (a flat key overrides its section's value)."""
+    """Move the component sections and the deprecated flat keys of ``data`` into
+    ``components`` as validated Params (a flat key overrides its section's value).
+
+    Errors name the key as written: ``train.depth`` for a flat key, ``train.msd.depth``
+    for a section's field.
+    """
     flat: _Flat = getattr(cls, "_flat_keys", {})
     if not flat:
         return data
-    names = set(registry_of(cls).names())
+    from .config import _coerce
+
+    reg = registry_of(cls)
+    names = set(reg.names())
+    prefix = f"{where}." if where else ""
     data = dict(data)
     comps = {k: (dict(v) if isinstance(v, dict) else v)
              for k, v in dict(data.pop("components", None) or {}).items()}
@@ -61,25 +71,28 @@ def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
         comps[key] = data.pop(key)
     for key in [k for k in data if k.partition(".")[0] in names]:  # "median.radius": 3
         comp, _, param = key.partition(".")
-        section = comps.setdefault(comp, {})
-        if not isinstance(section, dict):
-            section = comps[comp] = dataclasses.asdict(section)
-        section[param] = data.pop(key)
+        _section(comps, comp)[param] = data.pop(key)
     for key in [k for k in data if k in flat]:
-        value = data.pop(key)
-        targets = flat[key]
+        value, targets = data.pop(key), flat[key]
         if warn:
-            new = " and ".join(f"{where + '.' if where else ''}{c}.{p}" for c, p in targets)
-            warnings.warn(f"config key {where + '.' if where else ''}{key} is deprecated; use "
-                          f"{new}", DeprecationWarning, stacklevel=3)
+            new = " and ".join(f"{prefix}{c}.{p}" for c, p in targets)
+            warnings.warn(f"config key {prefix}{key} is deprecated; use {new}",
+                          DeprecationWarning, stacklevel=3)
         for comp, param in targets:
-            section = comps.setdefault(comp, {})
-            if not isinstance(section, dict):
-                section = comps[comp] = dataclasses.asdict(section)
-            section[param] = value
+            hint = typing.get_type_hints(reg.get_entry(comp).obj.Params)[param]
+            _section(comps, comp)[param] = _coerce(value, hint, prefix + key)
     if comps:
-        data["components"] = comps
+        data["components"] = {n: _component_params(cls, n, v, prefix + n)
+                              for n, v in comps.items()}
     return data
+
+
+def _section(comps: dict[str, Any], name: str) -> dict[str, Any]:
+    """The mutable mapping of section ``name`` in ``comps`` (Params turned into a dict)."""
+    section = comps.setdefault(name, {})
+    if not isinstance(section, dict):
+        section = comps[name] = dataclasses.asdict(section)
+    return section
 
 
 def with_components(registry: str, flat: _Flat) -> Any:
@@ -141,6 +154,11 @@ class ComponentSections:
             comp, param = flat[key][0]
             return getattr(self.params_of(comp), param)
         return getattr(self, key)
+
+    def flat_values(self) -> dict[str, Any]:
+        """The deprecated flat keys with their values (``{"depth": 100, ...}``), for readers
+        of records written before the sections (model metadata)."""
+        return {key: self.value(key) for key in getattr(type(self), "_flat_keys", {})}
 
     def with_values(self, **values: Any) -> Any:
         """A copy with fields and flat keys (``unet_depth=2``) set, without a warning."""

@@ -661,7 +661,7 @@ def _metadata(
         "noise_sigma": float(sigma),
         "norm": norm,
         "receptive_radius": int(receptive_radius(net)),
-        "train_config": _json_safe(to_dict(cfg)),
+        "train_config": _json_safe({**to_dict(cfg), **cfg.flat_values()}),  # + old flat keys
         "recon_attrs": info.attrs,
         "tomochunk_version": __version__,
         "data_shape": [info.n_splits, info.n_z, info.height, info.width],
