@@ -684,7 +684,7 @@ def example_yaml() -> str:
         for key, val in to_dict(section).items():
             if isinstance(section, ComponentSections) and key in section.components_names():
                 comp = registry_of(type(section)).get_entry(key).obj
-                lines.append(f"  {key}:  # {comp.description}")
+                lines.append(f"  {key}:  # {comp.description.rstrip('.')}.")
                 pdocs = _field_docs(comp.Params)
                 for pk, pv in val.items():
                     text = yaml.safe_dump({pk: pv}, default_flow_style=True).strip()[1:-1]

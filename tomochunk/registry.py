@@ -234,8 +234,8 @@ class Registry(Generic[T]):
 
     def description(self, name: str) -> str:
         """The one-line description of ``name``."""
-        return self.get_entry(name).description.strip().splitlines()[0] if \
-            self.get_entry(name).description.strip() else ""
+        text = self.get_entry(name).description.strip()
+        return text.splitlines()[0] if text else ""
 
     def describe(self) -> str:
         """A one-line-per-component summary for ``--help`` texts and error messages."""

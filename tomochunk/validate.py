@@ -48,8 +48,7 @@ def _check_train(cfg: TrainConfig) -> None:
     from .training.n2i import _check_config
 
     problems: list[str] = []
-    for name in ("depth", "width", "unet_depth", "unet_features", "unet_space_to_depth"):
-        _at_least(problems, cfg, name, 1, f"--{name.replace('_', '-')}")
+    # (the network parameters check their ranges when the config is built)
     _at_least(problems, cfg, "threads", 1, "train.threads")
     if problems:
         raise ConfigError("invalid training configuration: " + "; ".join(problems))

@@ -214,7 +214,7 @@ def inspect_recon(ds: xr.Dataset, cfg: TrainConfig, where: str = "reconstruction
 
 def training_hash(cfg: TrainConfig, info: ReconInfo) -> tuple[str, dict[str, Any]]:
     """Hash (and the fields behind it) of what makes two training runs the same."""
-    fields_ = {f: getattr(cfg, f) for f in HASH_FIELDS}
+    fields_ = {f: cfg.value(f) for f in HASH_FIELDS}  # network keys by their flat names
     fields_["data_shape"] = [info.n_splits, info.n_z, info.height, info.width]
     return config_hash(fields_), fields_
 
@@ -722,7 +722,7 @@ def _train_here(
                      plan.describe())
         h, fields_ = training_hash(cfg, info)
         if plan is not None or planned is not None:
-            fields_["budget_plan"] = {f: getattr(cfg, f) for f in SIZE_FIELDS}
+            fields_["budget_plan"] = {f: cfg.value(f) for f in SIZE_FIELDS}
         ckpt = _check_model_dir(model_dir, cfg, info, overwrite) if model_dir else None
         t0 = time.perf_counter()
         slab = _read_slab(recon, info.layout, storage_options)
