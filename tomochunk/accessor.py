@@ -22,7 +22,7 @@ from typing import Any
 
 import xarray as xr
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 
 __all__ = ["TomoDataArrayAccessor", "TomoDatasetAccessor"]
 
@@ -95,9 +95,11 @@ def _filter_method(name: str, volume: Callable[[], xr.DataArray]) -> Callable[..
     parameters, defaults and docstring of its Params (``help(da.tomo.median)``)."""
     from .filters.registry import FILTERS
 
-    if name not in FILTERS:
+    try:
+        FILTERS.get_entry(name)  # an unknown name rescans the entry points first
+    except ConfigError:
         raise AttributeError(f"'tomo' accessor has no attribute {name!r}; the filters are: "
-                             f"{', '.join(FILTERS.names())}")
+                             f"{', '.join(FILTERS.names())}") from None
     comp = FILTERS.get(name)
 
     def method(**kwargs: Any) -> Any:

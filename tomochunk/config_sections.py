@@ -63,6 +63,10 @@ def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
 
     reg = registry_of(cls)
     names = set(reg.names())
+    known = {f.name for f in dataclasses.fields(cls)} | set(flat) | names
+    if any(k.partition(".")[0] not in known for k in data):
+        reg.discover()  # a plugin installed (or put on sys.path) since the first lookup
+        names = set(reg.names())
     prefix = f"{where}." if where else ""
     data = dict(data)
     comps = {k: (dict(v) if isinstance(v, dict) else v)
@@ -123,6 +127,9 @@ class ComponentSections:
                                          f"{type(self).__name__}.{name}")
                  for name, value in (self.components or {}).items()}
         self._set_components(comps)
+        after = getattr(super(), "__post_init__", None)  # a config base's checks, if any
+        if after is not None:
+            after()
 
     def _set_components(self, comps: dict[str, Any]) -> None:
         # only the sections that differ from their defaults: equal configs compare equal
