@@ -1,4 +1,4 @@
-"""The ``tomochunk`` command line (contract in ``ARCHITECTURE.md``).
+"""The ``tomochunk`` command line (contract in ``docs/architecture.md``).
 
 Each command is a thin wrapper: it builds the stage's config from the flags, connects to the
 cluster (``--scheduler`` / ``--scheduler-file``, default a LocalCluster) and calls the Python
