@@ -8,21 +8,18 @@ share one grey scale (Flenner et al. 2022, Fig. 4).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from .collect import LABELS
 from .units import format_length_nm
-
-if TYPE_CHECKING:
-    from matplotlib.image import AxesImage
-    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "write_all",
@@ -36,7 +33,7 @@ __all__ = [
     "masks_figure",
 ]
 
-RC: dict[RcKeyType, Any] = {
+RC: dict[Any, Any] = {  # keys: matplotlib.typing.RcKeyType
     "font.size": 12,
     "axes.titlesize": 13,
     "axes.labelsize": 12,
@@ -295,7 +292,7 @@ def difference_figure(diffs: dict[str, np.ndarray], origin: tuple[float, float],
             axes[j].set_xlabel(f"x ({unit})")
             if j == 0:
                 axes[j].set_ylabel(f"y ({unit})")
-        fig.colorbar(cast("AxesImage", im), ax=list(axes),
+        fig.colorbar(cast(AxesImage, im), ax=list(axes),
                      shrink=0.85).set_label("difference (grey value)")
     return fig
 
