@@ -24,7 +24,7 @@ from .io.lock import exclusive
 from .io.paths import check_distinct, check_exists
 from .io.store import check_output_path
 from .io.urls import is_url
-from .openmp_env import passive_openmp
+from .runtime.openmp_env import passive_openmp
 from .validate import check_cluster, check_config
 
 EXIT_BAD_INPUT = 2
@@ -179,7 +179,7 @@ def _session(kw: dict[str, Any], cluster: bool = True) -> Iterator[cfgmod.Cluste
             yield ccfg
             return
         check_cluster(ccfg)  # before a cluster starts: --workers 0, a bad or dead --scheduler
-        from .cluster import connect
+        from .runtime.cluster import connect
 
         with connect(ccfg):
             yield ccfg
