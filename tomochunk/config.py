@@ -39,6 +39,7 @@ __all__ = [
     "from_dict",
     "to_dict",
     "load_config",
+    "read_config_file",
     "save_config",
     "config_hash",
     "replace",
@@ -516,6 +517,7 @@ class RunConfig(_Section):
     report: ReportConfig = field(default_factory=ReportConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     io: IOConfig = field(default_factory=IOConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 # ---------------------------------------------------------------------------------------
@@ -686,6 +688,11 @@ def stage_hash(*parts: Any) -> str:
 
 def load_config(path: str | Path, cls: type[C] = RunConfig) -> C:  # type: ignore[assignment]
     """Load a YAML config file into ``cls`` (default :class:`RunConfig`)."""
+    return from_dict(cls, read_config_file(path))
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file, not yet checked (see :func:`load_config`)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
@@ -696,7 +703,7 @@ def load_config(path: str | Path, cls: type[C] = RunConfig) -> C:  # type: ignor
     data = load_yaml(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
-    return from_dict(cls, data)
+    return data
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

@@ -31,9 +31,12 @@ def _raise(problems: list[str], section: str) -> None:
 
 def _check_ingest(cfg: Any) -> None:
     problems: list[str] = []
-    _at_least(problems, cfg, "rows_per_chunk", 1, "--rows-per-chunk")
+    if cfg.rows_per_chunk < 1:  # both names: the option and the key of the Python API
+        problems.append(f"--rows-per-chunk must be >= 1 (got {cfg.rows_per_chunk}; "
+                        "ingest.rows_per_chunk must be >= 1 in a config)")
     if not cfg.read_block_mb > 0:
-        problems.append(f"--read-block-mb must be > 0 (got {cfg.read_block_mb})")
+        problems.append(f"--read-block-mb must be > 0 (got {cfg.read_block_mb}; "
+                        "ingest.read_block_mb must be > 0 in a config)")
     _raise(problems, "ingest")
 
 

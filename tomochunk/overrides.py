@@ -8,11 +8,13 @@ before any cluster starts.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from typing import Any
 
-from .config import RunConfig, from_dict, load_config, to_dict
+from .config import RunConfig, from_dict, read_config_file, to_dict
 from .errors import ConfigError, shorten
 from .safe_yaml import load_yaml
 
@@ -40,26 +42,34 @@ def parse_settings(settings: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any] | None) -> RunConfig:
+def apply_overrides(cfg: RunConfig | Mapping[str, Any],
+                    overrides: Mapping[str, Any] | None) -> RunConfig:
     """Apply ``{"section.key": value}`` overrides (``None`` values are ignored).
 
-    A mapping value over a mapping key (``io.storage_options``) is merged into it. The
-    result is a new, validated config; ``cfg`` is unchanged.
+    ``cfg`` is a config or the mapping of a config file; the overrides are merged into its
+    values before the result is built and checked, once (so an option given on the command
+    line replaces a bad value of the file). A mapping value over a mapping key
+    (``io.storage_options``) is merged into it. ``cfg`` is unchanged.
     """
-    data = to_dict(cfg)
+    data = to_dict(cfg) if isinstance(cfg, RunConfig) else copy.deepcopy(dict(cfg))
+    sections = [f.name for f in fields(RunConfig)]
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
         section, _, key = dotted.partition(".")
-        if section not in data or not key:
+        if section not in sections or not key:
             raise ConfigError(
-                f"override {dotted!r} must be 'section.key' with section one of {', '.join(data)}"
+                f"override {dotted!r} must be 'section.key' with section one of "
+                f"{', '.join(sections)}"
             )
-        old = data[section].get(key)
+        part = data.setdefault(section, {})
+        if not isinstance(part, dict):
+            raise ConfigError(f"{section}: expected a mapping for section {section}")
+        old = part.get(key)
         # a mapping (io.storage_options) is merged key by key: --storage-option key=... on
         # the command line adds credentials to a config file's endpoint_url
-        data[section][key] = ({**old, **value} if isinstance(old, dict)
-                              and isinstance(value, dict) else value)
+        part[key] = ({**old, **value} if isinstance(old, dict)
+                     and isinstance(value, dict) else value)
     return from_dict(RunConfig, data)
 
 
@@ -72,8 +82,8 @@ def resolve_config(config: RunConfig | str | os.PathLike[str] | Mapping[str, Any
     config : RunConfig, path or mapping, optional
         The base (default :class:`~tomochunk.config.RunConfig`'s defaults).
     overrides : mapping, optional
-        ``{"section.key": value}`` applied in order (``--set``, then CLI flags); None values
-        are not given.
+        ``{"section.key": value}`` applied in order (CLI options, then ``--set``); None
+        values are not given.
 
     Raises
     ------
@@ -81,11 +91,9 @@ def resolve_config(config: RunConfig | str | os.PathLike[str] | Mapping[str, Any
         An unknown key, a value of the wrong type or out of range, a missing file.
     """
     if config is None:
-        cfg = RunConfig()
-    elif isinstance(config, RunConfig):
-        cfg = config
-    elif isinstance(config, Mapping):
-        cfg = from_dict(RunConfig, dict(config))
+        base: RunConfig | Mapping[str, Any] = RunConfig()
+    elif isinstance(config, RunConfig | Mapping):
+        base = config
     else:
-        cfg = load_config(config)
-    return apply_overrides(cfg, overrides)
+        base = read_config_file(config)
+    return apply_overrides(base, overrides)
