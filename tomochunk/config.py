@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -691,7 +692,7 @@ def load_config(path: str | Path, cls: type[C] = RunConfig) -> C:  # type: ignor
     return from_dict(cls, read_config_file(path))
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The mapping in a YAML config file, not yet checked (see :func:`load_config`)."""
     path = Path(path)
     if not path.exists():

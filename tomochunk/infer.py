@@ -596,21 +596,9 @@ def denoise(
         data = split.data if isinstance(split.data, da.Array) else da.from_array(split.data)
         data = data.rechunk({0: -1, 2: -1, 3: -1})
     context = int(meta["context"])
-    client = current_client()
-    resources = None
-    if client is not None:
-        from .runtime.gpu import gpu_resources
+    from .runtime.gpu import task_resources
 
-        resources = gpu_resources(client)
-    if cfg.device == "cuda" and resources is None:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError(
-                "device 'cuda' was requested but no Dask worker advertises a GPU resource and "
-                "torch sees no CUDA GPU here; use --device auto or cpu, or start GPU workers "
-                "with --resources GPU=1"
-            )
+    resources = task_resources(current_client(), cfg.device)
     params = {"model": ref, "device": cfg.device, "batch_size": cfg.batch_size,
               "tile": tile, "tile_halo": halo, "blend": blend, "ensemble": cfg.ensemble}
     with dask.annotate(resources=resources) if resources else contextlib.nullcontext():

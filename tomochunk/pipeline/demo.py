@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import xarray as xr
 
@@ -57,7 +57,7 @@ def demo(
     quiet: bool = False,
     verbose: bool = False,
     config: RunConfig | None = None,
-    size: str = "demo",
+    size: Literal["test", "demo", "bench"] = "demo",
     spec: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> RunResult:

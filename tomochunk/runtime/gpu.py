@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from .logs import get_logger
 from .worker_signals import PRELOAD
 
-__all__ = ["gpu_resources", "visible_gpus", "chosen_gpus", "gpu_cluster"]
+__all__ = ["gpu_resources", "task_resources", "visible_gpus", "chosen_gpus", "gpu_cluster"]
 
 log = get_logger("cluster")
 
@@ -28,6 +28,36 @@ def gpu_resources(client: Any | None) -> dict[str, float] | None:
         if w.get("resources", {}).get("GPU", 0) >= 1:
             return {"GPU": 1}
     return None
+
+
+def task_resources(client: Any | None, device: str = "auto") -> dict[str, float] | None:
+    """The Dask resources a GPU task (training, inference) asks for on ``client``'s cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client or None
+        The active client (None: Dask's local schedulers, no routing).
+    device : {"auto", "cpu", "cuda"}
+        The device the task was asked to use.
+
+    Raises
+    ------
+    InputError
+        ``cuda`` was asked for, no worker advertises a GPU and torch sees no GPU here.
+    """
+    resources = gpu_resources(client)
+    if device == "cuda" and resources is None:
+        import torch
+
+        if not torch.cuda.is_available():
+            from ..errors import InputError
+
+            raise InputError(
+                "device 'cuda' was requested but no Dask worker advertises a GPU resource and "
+                "torch sees no CUDA GPU here; use --device auto or cpu, or start GPU workers "
+                "with --resources GPU=1"
+            )
+    return resources
 
 
 def visible_gpus() -> list[str]:

@@ -749,9 +749,9 @@ def _submit(client: Any, path: Path | str, model_dir: Path | None, cfg: TrainCon
     """Run :func:`_train_task` on the cluster, showing its epochs here as they finish."""
     import uuid
 
-    from ..runtime.gpu import gpu_resources
+    from ..runtime.gpu import task_resources
 
-    resources = gpu_resources(client)
+    resources = task_resources(client)
     log.info("training as one Dask task%s", " on a GPU worker" if resources else "")
     topic = f"tomochunk-train-{uuid.uuid4().hex}"
     reporter = EpochReporter(cfg.epochs)
