@@ -25,11 +25,12 @@ def test_session_logging_writes_the_file_and_restores_the_loggers(tmp_path):
     root = logging.getLogger("tomochunk")
     handlers, level = list(root.handlers), root.level
     log_file = tmp_path / "t.log"
+    stage_log = logging.getLogger("tomochunk.pipeline")  # a stage module's logger
     with session_logging(quiet=True, verbose=False, log_file=log_file):
-        logging.getLogger("tomochunk.pipeline").info("kept in the file")
+        stage_log.info("kept in the file")
         assert root.getEffectiveLevel() == logging.WARNING  # bars off with --quiet
         with session_logging(quiet=True, verbose=False, log_file=log_file):  # nested: kept
-            logging.getLogger("tomochunk.pipeline").info("nested")
+            stage_log.info("nested")
     assert root.handlers == handlers and root.level == level
     text = log_file.read_text()
     assert "kept in the file" in text and text.count("nested") == 1
