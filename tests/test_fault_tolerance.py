@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import tomochunk as tc
-from tomochunk.cluster import connect
 from tomochunk.errors import InputError
 from tomochunk.io import store
+from tomochunk.runtime.cluster import connect
 
 from .cluster_utils import kill_worker, local_cluster, wait_until, worker_processes
 

@@ -67,7 +67,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "make_report": ("tomochunk.report", "make_report"),
     "run": ("tomochunk.pipeline", "run"),
     "demo": ("tomochunk.pipeline", "demo"),
-    "connect": ("tomochunk.cluster", "connect"),
+    "connect": ("tomochunk.runtime.cluster", "connect"),
     # synthetic scans
     "ScanSpec": ("tomochunk.phantom", "ScanSpec"),
     "demo_spec": ("tomochunk.phantom", "demo_spec"),

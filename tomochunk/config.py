@@ -1,7 +1,10 @@
 """Typed, explicit configuration for every stage, loadable from and savable to YAML.
 
-Each stage has a frozen-by-convention dataclass; :class:`RunConfig` nests them for the whole
-pipeline. :func:`from_dict` validates strictly: unknown keys raise an error that lists the
+Each stage has a frozen dataclass whose values are checked when it is constructed
+(:mod:`tomochunk.config_checks`); :class:`RunConfig` nests them for the whole pipeline.
+A field's metadata says whether it changes the stage's result (:data:`NOT_IN_RESULT`),
+and stage hashes come from that alone (:func:`stage_hash`). :func:`from_dict` validates
+strictly: unknown keys raise an error that lists the
 valid ones, and values of the wrong type are rejected with the expected type named.
 Nothing here is global: functions take a config object or keyword overrides.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -36,17 +40,45 @@ __all__ = [
     "from_dict",
     "to_dict",
     "load_config",
+    "read_config_file",
     "save_config",
     "config_hash",
     "replace",
+    "NULL",
+    "NOT_IN_RESULT",
+    "NOT_IN_CHECKPOINT",
+    "result_fields",
+    "checkpoint_fields",
+    "stage_hash",
     "example_yaml",
 ]
 
 C = TypeVar("C")
 
+#: ``field(metadata=NOT_IN_RESULT)``: the field does not change the stage's result (threads,
+#: devices, credentials): it is left out of the stage hashes (and of checkpoint matching).
+NOT_IN_RESULT: dict[str, Any] = {"result": False}
+#: ``field(metadata=NOT_IN_CHECKPOINT)``: the field changes the stage's result, but an
+#: interrupted training that differs only in it may be continued (epochs, time limits).
+NOT_IN_CHECKPOINT: dict[str, Any] = {"checkpoint": False}
 
-@dataclass
-class IngestConfig:
+
+@dataclass(frozen=True)
+class _Section:
+    """Base of every config section: frozen, and checked when constructed.
+
+    ``__post_init__`` runs the section's checks from the one table of
+    :mod:`tomochunk.config_checks`, so every config object that exists holds valid values.
+    """
+
+    def __post_init__(self) -> None:
+        from .config_checks import check_section
+
+        check_section(self)
+
+
+@dataclass(frozen=True)
+class IngestConfig(_Section):
     """How a raw scan is read into ``scan.zarr``.
 
     Attributes
@@ -85,8 +117,8 @@ class IngestConfig:
     assume_transmission: bool = False
 
 
-@dataclass
-class PreprocessConfig:
+@dataclass(frozen=True)
+class PreprocessConfig(_Section):
     """Flat/dark normalisation, -log, projection median, stripe removal, centre finding.
 
     Attributes
@@ -147,8 +179,8 @@ class PreprocessConfig:
     paganin_delta_beta: float = 100.0
 
 
-@dataclass
-class ReconConfig:
+@dataclass(frozen=True)
+class ReconConfig(_Section):
     """Split and reconstruction.
 
     Attributes
@@ -196,8 +228,8 @@ class ReconConfig:
     half_acquisition: bool = False
 
 
-@dataclass
-class TrainConfig:
+@dataclass(frozen=True)
+class TrainConfig(_Section):
     """Noise2Inverse training.
 
     Attributes
@@ -281,26 +313,26 @@ class TrainConfig:
     patches_per_epoch: int = 64
     lr: float = 1e-3
     loss: Literal["mse", "l1"] = "mse"
-    epochs: int = 100
-    max_minutes: float | None = None
-    patience: int | None = 10
+    epochs: int = field(default=100, metadata=NOT_IN_CHECKPOINT)
+    max_minutes: float | None = field(default=None, metadata=NOT_IN_CHECKPOINT)
+    patience: int | None = field(default=10, metadata=NOT_IN_CHECKPOINT)
     val_fraction: float = 0.1
     val_end: Literal["top", "bottom"] = "bottom"
     seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = None
-    resume: bool = False
+    device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata=NOT_IN_RESULT)
+    threads: int | None = field(default=None, metadata=NOT_IN_RESULT)
+    resume: bool = field(default=False, metadata=NOT_IN_RESULT)
     max_train_slices: int | None = None
-    val_gap: int | None = None
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    data_parallel: int = 1
+    val_gap: int | None = field(default=None, metadata=NOT_IN_CHECKPOINT)
+    precision: Literal["auto", "fp32", "bf16"] = field(default="auto", metadata=NOT_IN_CHECKPOINT)
+    data_parallel: int = field(default=1, metadata=NOT_IN_CHECKPOINT)
     lr_schedule: Literal["constant", "cosine", "onecycle"] = "constant"
     warmup: float = 0.0
-    budget_minutes: float | None = None
+    budget_minutes: float | None = field(default=None, metadata=NOT_IN_CHECKPOINT)
 
 
-@dataclass
-class DenoiseConfig:
+@dataclass(frozen=True)
+class DenoiseConfig(_Section):
     """Chunked inference.
 
     Attributes
@@ -333,8 +365,8 @@ class DenoiseConfig:
     ensemble: int = 1
 
 
-@dataclass
-class FilterConfig:
+@dataclass(frozen=True)
+class FilterConfig(_Section):
     """Baseline filters on the full reconstruction.
 
     Attributes
@@ -371,8 +403,8 @@ class FilterConfig:
     sigma: Literal["auto-split", "wavelet"] | float = "auto-split"
 
 
-@dataclass
-class ExportConfig:
+@dataclass(frozen=True)
+class ExportConfig(_Section):
     """Export of a store's volume to files other tools read (``tomochunk export``).
 
     Attributes
@@ -395,8 +427,8 @@ class ExportConfig:
     variable: str | None = None
 
 
-@dataclass
-class ReportConfig:
+@dataclass(frozen=True)
+class ReportConfig(_Section):
     """Comparison report.
 
     Attributes
@@ -424,8 +456,8 @@ class ReportConfig:
     segmentation_phases: int = 3
 
 
-@dataclass
-class ClusterConfig:
+@dataclass(frozen=True)
+class ClusterConfig(_Section):
     """Where Dask runs.
 
     Attributes
@@ -457,8 +489,8 @@ class ClusterConfig:
     gpus: int = 0
 
 
-@dataclass
-class IOConfig:
+@dataclass(frozen=True)
+class IOConfig(_Section):
     """Where inputs and outputs live: fsspec options for URL paths (s3://, gs://, ...).
 
     Attributes
@@ -470,11 +502,11 @@ class IOConfig:
         "<redacted>" (give them through the environment, e.g. AWS_ACCESS_KEY_ID).
     """
 
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    storage_options: dict[str, Any] = field(default_factory=dict, metadata=NOT_IN_RESULT)
 
 
-@dataclass
-class RunConfig:
+@dataclass(frozen=True)
+class RunConfig(_Section):
     """The whole pipeline: one section per stage."""
 
     ingest: IngestConfig = field(default_factory=IngestConfig)
@@ -486,6 +518,7 @@ class RunConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     io: IOConfig = field(default_factory=IOConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 # ---------------------------------------------------------------------------------------
@@ -596,19 +629,71 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return asdict(cfg)
 
 
+class _Null:
+    """The type of :data:`NULL`."""
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+#: ``replace(cfg, patience=NULL)`` sets a field to None (a plain None means "not given").
+NULL = _Null()
+
+
 def replace(cfg: C, **changes: Any) -> C:
     """Return a copy of ``cfg`` with ``changes`` applied and validated.
 
+    This is the one way to change a config (they are frozen): the result is type-checked
+    like a config file (:func:`from_dict`) and value-checked by its ``__post_init__``.
     ``None`` values in ``changes`` are ignored, so CLI flags that were not given do not
-    override the config.
+    override the config; :data:`NULL` sets a field to None.
     """
-    changes = {k: v for k, v in changes.items() if v is not None}
+    changes = {k: (None if v is NULL else v) for k, v in changes.items() if v is not None}
     merged = {**to_dict(cfg), **changes}
     return from_dict(type(cfg), merged)
 
 
+def result_fields(cfg: Any) -> dict[str, Any]:
+    """The fields of a config section that change its stage's result, by name.
+
+    A field is left out when its metadata says ``result: False`` (:data:`NOT_IN_RESULT`:
+    threads, devices, credentials, resuming). Stage hashes are computed from this alone.
+    """
+    return {f.name: _plain(getattr(cfg, f.name)) for f in fields(cfg)
+            if f.metadata.get("result", True)}
+
+
+def checkpoint_fields(cfg: Any) -> dict[str, Any]:
+    """The fields that must match for an interrupted training to be continued.
+
+    The :func:`result_fields` less those whose metadata says ``checkpoint: False``
+    (:data:`NOT_IN_CHECKPOINT`: epochs, time limits, precision, ...).
+    """
+    return {f.name: _plain(getattr(cfg, f.name)) for f in fields(cfg)
+            if f.metadata.get("result", True) and f.metadata.get("checkpoint", True)}
+
+
+def _plain(value: Any) -> Any:
+    return to_dict(value) if is_dataclass(value) and not isinstance(value, type) else value
+
+
+def stage_hash(*parts: Any) -> str:
+    """The hash of a stage: its :func:`result_fields` and those of the stages before it.
+
+    ``parts`` are config sections (reduced to their :func:`result_fields`), upstream hashes
+    and any other JSON-able values.
+    """
+    return config_hash(*(result_fields(p) if is_dataclass(p) and not isinstance(p, type)
+                         else p for p in parts))
+
+
 def load_config(path: str | Path, cls: type[C] = RunConfig) -> C:  # type: ignore[assignment]
     """Load a YAML config file into ``cls`` (default :class:`RunConfig`)."""
+    return from_dict(cls, read_config_file(path))
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping in a YAML config file, not yet checked (see :func:`load_config`)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
@@ -619,7 +704,7 @@ def load_config(path: str | Path, cls: type[C] = RunConfig) -> C:  # type: ignor
     data = load_yaml(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
-    return from_dict(cls, data)
+    return data
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

@@ -148,7 +148,7 @@ def _tiff_slab(block: np.ndarray, *, folder: str, stem: str, px: float | None,
 
 def _write_tiff(tmp: Path, vol: xr.DataArray, data: da.Array, px: float | None,
                 scaling: Scaling) -> None:
-    from .progress import compute
+    from .runtime.progress import compute
 
     tmp.mkdir(parents=True)
     stem = str(vol.name)
@@ -172,7 +172,7 @@ def _raw_slab(block: np.ndarray, *, file: str, shape: tuple[int, ...], scaling: 
 
 def _write_raw(tmp: Path, vol: xr.DataArray, data: da.Array, px: float | None,
                scaling: Scaling) -> None:
-    from .progress import compute
+    from .runtime.progress import compute
 
     tmp.mkdir(parents=True)
     dtype = np.dtype(scaling.dtype).newbyteorder("<")
@@ -204,7 +204,7 @@ def _write_raw(tmp: Path, vol: xr.DataArray, data: da.Array, px: float | None,
 
 def _stream(data: da.Array, scaling: Scaling) -> Iterator[tuple[int, np.ndarray]]:
     """Slabs computed one ahead of the writer: at most two are held in memory."""
-    from .progress import current_client
+    from .runtime.client import current_client
 
     client = current_client()
     slabs = list(_slabs(data))

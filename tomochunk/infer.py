@@ -34,9 +34,9 @@ A model given as a path is loaded once per worker process (:func:`load_model_cac
 path, device and file time) rather than shipped with every task; a model object is put into
 the graph once and shared. A worker with ``N`` threads runs ``N`` tasks at once, each with
 one torch thread (:func:`task_threads`); tasks ask for ``{"GPU": 1}`` when a worker of the
-active client advertises a GPU (:func:`tomochunk.cluster.gpu_resources`). Dask's low-level task
-fusion (and xarray's ``to_zarr`` graph) drop such annotations, so :func:`denoise` stores with
-fusion off when it routes to GPUs; compute a lazy result under
+active client advertises a GPU (:func:`tomochunk.runtime.gpu.gpu_resources`). Dask's
+low-level task fusion (and xarray's ``to_zarr`` graph) drop such annotations, so
+:func:`denoise` stores with fusion off when it routes to GPUs; compute a lazy result under
 ``dask.config.set({"optimization.fuse.active": False})`` to keep the routing.
 
 Transfer
@@ -68,11 +68,12 @@ import numpy as np
 import xarray as xr
 
 from .config import DenoiseConfig, replace
-from .errors import ConfigError, InputError, ModelError
+from .errors import InputError, ModelError
 from .filters.halo import Slab, ZarrSource, map_z_halo
 from .io.store import check_output_path, open_recon, open_store, write_dataset
 from .io.urls import is_url
-from .progress import current_client, get_logger
+from .runtime.client import current_client
+from .runtime.logs import get_logger
 
 __all__ = [
     "denoise",
@@ -128,19 +129,13 @@ def _worker_model(ref: Any, device: str) -> Any:
 def task_threads() -> int | None:
     """torch threads for one inference task on a Dask worker: 1 (None outside a worker).
 
-    A worker with ``N`` threads (:func:`tomochunk.cluster.worker_threads`) runs ``N`` tasks
-    at once, so each task's torch calls get one thread: ``N`` cores busy and no ``N²``
-    oversubscription (``N`` torch threads per task made a 2-thread worker several times
-    slower in ``benchmarks/inference.py``). For one task using many cores, start workers
-    with one thread and let the cluster run one task per worker process.
+    The policy is :func:`tomochunk.runtime.threads.thread_count` (``inference_task``): a
+    worker with ``N`` threads runs ``N`` tasks at once, so each task's torch calls get one
+    thread.
     """
-    try:
-        from distributed import get_worker
+    from .runtime.threads import thread_count
 
-        get_worker()
-    except (ImportError, ValueError):
-        return None
-    return 1
+    return thread_count("inference_task")
 
 
 @contextlib.contextmanager
@@ -470,24 +465,6 @@ def check_transfer(ds: xr.Dataset, meta: Mapping[str, Any], config: DenoiseConfi
 # ----------------------------------------------------------------------------- API
 
 
-def _check_config(cfg: DenoiseConfig) -> None:
-    problems = []
-    if cfg.chunk_z < 1:
-        problems.append(f"chunk_z must be >= 1 (got {cfg.chunk_z})")
-    if cfg.batch_size < 1:
-        problems.append(f"batch_size must be >= 1 (got {cfg.batch_size})")
-    if cfg.tile is not None and cfg.tile < 16:
-        problems.append(f"tile must be >= 16 pixels or None for whole slices (got {cfg.tile})")
-    if cfg.tile_halo is not None and cfg.tile_halo < 0:
-        problems.append(f"tile_halo must be >= 0 (got {cfg.tile_halo})")
-    if not cfg.noise_tolerance > 0:
-        problems.append(f"noise_tolerance must be > 0 (got {cfg.noise_tolerance})")
-    if cfg.ensemble not in (1, 2, 4, 8):
-        problems.append(f"ensemble must be 1, 2, 4 or 8 (got {cfg.ensemble})")
-    if problems:
-        raise ConfigError("invalid denoise configuration: " + "; ".join(problems))
-
-
 def _open(recon: Any, storage_options: Any = None) -> tuple[xr.Dataset, str]:
     if isinstance(recon, xr.Dataset):
         return recon, "recon dataset"
@@ -545,7 +522,7 @@ def _write(result: xr.DataArray, out: str | os.PathLike[str], *, overwrite: bool
     import zarr
 
     from .io.store import atomic_store, float_encoding
-    from .progress import compute
+    from .runtime.progress import compute
 
     with atomic_store(out, overwrite=overwrite, attrs=attrs,
                       storage_options=storage_options) as tmp:
@@ -602,8 +579,7 @@ def denoise(
         model whose K does not divide the store's, an unreadable model, bad settings; with
         ``strict``, any metadata mismatch (see :func:`check_transfer`).
     """
-    cfg = replace(config or DenoiseConfig(), **overrides)
-    _check_config(cfg)
+    cfg = replace(config or DenoiseConfig(), **overrides)  # checked when constructed
     if out is not None:
         check_output_path(out, overwrite, storage_options)
     ds, where = _open(recon, storage_options)
@@ -620,21 +596,9 @@ def denoise(
         data = split.data if isinstance(split.data, da.Array) else da.from_array(split.data)
         data = data.rechunk({0: -1, 2: -1, 3: -1})
     context = int(meta["context"])
-    client = current_client()
-    resources = None
-    if client is not None:
-        from .cluster import gpu_resources
+    from .runtime.gpu import task_resources
 
-        resources = gpu_resources(client)
-    if cfg.device == "cuda" and resources is None:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError(
-                "device 'cuda' was requested but no Dask worker advertises a GPU resource and "
-                "torch sees no CUDA GPU here; use --device auto or cpu, or start GPU workers "
-                "with --resources GPU=1"
-            )
+    resources = task_resources(current_client(), cfg.device)
     params = {"model": ref, "device": cfg.device, "batch_size": cfg.batch_size,
               "tile": tile, "tile_halo": halo, "blend": blend, "ensemble": cfg.ensemble}
     with dask.annotate(resources=resources) if resources else contextlib.nullcontext():

@@ -34,7 +34,8 @@ from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..config import IngestConfig, replace
 from ..errors import ConfigError, InputError
-from ..progress import get_logger, tqdm
+from ..runtime.logs import get_logger
+from ..runtime.progress import tqdm
 from . import dxchange, nexus, tiff  # noqa: F401 - registers the readers
 from .dxchange import HDF5_SUFFIXES
 from .readers import (

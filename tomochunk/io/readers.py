@@ -27,7 +27,7 @@ import numpy as np
 from .._registry import Registry
 from ..config import IngestConfig
 from ..errors import InputError
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 
 __all__ = [
     "READERS",

@@ -248,11 +248,11 @@ def write_dataset(
     """Write a (lazy, Dask-backed) dataset atomically as a Zarr v3 store.
 
     Each Dask chunk is written by the task that computes it, so memory stays bounded by
-    the chunk size. Progress is shown with :func:`tomochunk.progress.compute`. ``path``
+    the chunk size. Progress is shown with :func:`tomochunk.runtime.progress.compute`. ``path``
     may be an fsspec URL (written with ``storage_options``, see :func:`atomic_store`);
     the return value is ``path`` as a Path, or the URL.
     """
-    from ..progress import compute
+    from ..runtime.progress import compute
     from .urls import basename, is_url, local_path
 
     path = os.fspath(path) if is_url(path) else Path(local_path(path))

@@ -33,7 +33,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 from .objects import make_shapes
 from .shapes import Shapes, project_shapes, rasterise_shapes
 from .spec import ScanSpec

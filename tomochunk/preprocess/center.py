@@ -15,7 +15,8 @@ from scipy import ndimage
 
 from ..config import PreprocessConfig, replace
 from ..errors import InputError
-from ..progress import get_logger, progress_enabled, tqdm
+from ..runtime.logs import get_logger
+from ..runtime.progress import progress_enabled, tqdm
 
 __all__ = [
     "find_center_vo",

@@ -28,7 +28,7 @@ import xarray as xr
 
 from ..config import PreprocessConfig
 from ..errors import InputError
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 from .median import median_filter_projections, normalize_halo
 from .normalize import (
     check_flat_dark,

@@ -34,7 +34,8 @@ from ..config import PreprocessConfig, ReconConfig, replace, to_dict
 from ..errors import BlockError, ConfigError, InputError, located
 from ..io import store
 from ..preprocess.paganin import resolve_paganin
-from ..progress import current_client, get_logger
+from ..runtime.logs import get_logger
+from ..runtime.threads import thread_count
 from .filters import check_filter
 from .order import by_angle, order_name, weight_factors
 from .registry import RECONSTRUCTORS
@@ -69,7 +70,11 @@ def _apply_overrides(
 
 
 def _check_config(config: ReconConfig) -> None:
-    """Validate the reconstruction options before any work (errors list valid values)."""
+    """Check the backend and filter are known and installed (errors list valid values).
+
+    Ranges and cross-field rules are checked when the config is constructed
+    (:mod:`tomochunk.config_checks`).
+    """
     RECONSTRUCTORS.get(config.backend)  # unknown / unavailable backend -> listed names
     check_filter(config.filter, config.filter_cutoff, config.filter_order)
     if config.backend == "astra":
@@ -80,14 +85,6 @@ def _check_config(config: ReconConfig) -> None:
                 f"filter {config.filter!r} is not available in the astra backend; use one of "
                 f"{', '.join(ASTRA_FILTERS)} or backend='native'"
             )
-        if config.tomopy_convention:
-            raise ConfigError("tomopy_convention needs backend='native' or 'tomopy'")
-    if config.pad not in ("zero", "edge", "none"):
-        raise ConfigError(f"pad={config.pad!r}; valid values are: zero, edge, none")
-    if config.rows_per_block < 1:
-        raise ConfigError(f"rows_per_block={config.rows_per_block} must be at least 1")
-    if config.threads is not None and config.threads < 1:
-        raise ConfigError(f"threads={config.threads} must be at least 1 (or None for auto)")
 
 
 def check_center(center: float | np.ndarray, n_det: int, n_rows: int) -> float | np.ndarray:
@@ -137,14 +134,6 @@ def _check_theta(theta: np.ndarray, n_angles: int) -> np.ndarray:
             stacklevel=3,
         )
     return theta
-
-
-def _threads_per_task(n_blocks: int) -> int:
-    """finufft/FFT threads per task: fill the cores without oversubscribing them."""
-    if current_client() is not None:
-        return 1  # a distributed deployment already runs one task per worker thread
-    cores = os.cpu_count() or 1
-    return max(1, cores // max(1, min(n_blocks, cores)))
 
 
 def reconstruct_sinograms(
@@ -428,7 +417,7 @@ def reconstruct(
         f_data = _dask(ds["flat"].transpose("flat", "row", "col"), rpb) if has_flat else None
         d_data = _dask(ds["dark"].transpose("dark", "row", "col"), rpb) if has_flat else None
     starts = list(range(0, n_rows, rpb))
-    nthreads = config.threads or _threads_per_task(len(starts))
+    nthreads = thread_count("recon_task", requested=config.threads, n_tasks=len(starts))
     k = config.splits
     blocks = []
     for r0 in starts:

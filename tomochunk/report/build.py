@@ -48,7 +48,7 @@ from ..metrics import (
     ssim,
     summarize_fwhm,
 )
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 from . import figures
 from .collect import LABELS, RunData, collect_run
 from .html import render_html

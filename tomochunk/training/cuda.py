@@ -56,7 +56,7 @@ import torch
 
 from ..config import TrainConfig, replace
 from ..errors import ConfigError, InputError
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 from .schedule import still_improving
 
 __all__ = [

@@ -34,10 +34,12 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..config import TrainConfig, config_hash, from_dict, replace, to_dict
+from ..config import TrainConfig, checkpoint_fields, config_hash, from_dict, replace, to_dict
 from ..errors import ConfigError, InputError, ModelError, OutputExistsError
 from ..io.store import open_dataset
-from ..progress import current_client, get_logger, progress_enabled, wait_for
+from ..runtime.client import current_client
+from ..runtime.logs import get_logger
+from ..runtime.progress import progress_enabled, wait_for
 from . import cancel
 from .budget import SIZE_FIELDS  # the fields a budget plan sets, replayed on resume
 from .cuda import check_cuda_config, fit_on_devices, to_device
@@ -59,7 +61,6 @@ __all__ = [
     "FitResult",
     "EarlyStopping",
     "validation_loss",
-    "HASH_FIELDS",
     "RECON_ATTRS",
     "training_hash",
     "inspect_recon",
@@ -67,31 +68,6 @@ __all__ = [
 ]
 
 log = get_logger("train")
-
-#: TrainConfig fields that change the result of training; a checkpoint written with other
-#: values of these cannot be resumed. (epochs, max_minutes, patience, device, threads and
-#: resume only decide how long and where training runs.)
-HASH_FIELDS = (
-    "network",
-    "depth",
-    "width",
-    "unet_depth",
-    "unet_features",
-    "unet_space_to_depth",
-    "context",
-    "strategy",
-    "patch_size",
-    "batch_size",
-    "patches_per_epoch",
-    "lr",
-    "loss",
-    "val_fraction",
-    "val_end",
-    "seed",
-    "max_train_slices",
-    "lr_schedule",
-    "warmup",
-)
 
 #: Reconstruction attributes copied into the model metadata.
 RECON_ATTRS = ("center", "filter", "algorithm", "backend", "n_splits", "angles_per_split",
@@ -143,37 +119,6 @@ def _pixel_size(ds: xr.Dataset) -> float | None:
     return None
 
 
-def _check_config(cfg: TrainConfig) -> None:
-    problems = []
-    if cfg.context < 1 or cfg.context % 2 == 0:
-        problems.append(f"context must be an odd number >= 1 (got {cfg.context})")
-    for name in ("patch_size", "batch_size", "patches_per_epoch", "epochs"):
-        if getattr(cfg, name) < 1:
-            problems.append(f"{name} must be >= 1 (got {getattr(cfg, name)})")
-    if cfg.max_train_slices is not None and cfg.max_train_slices < cfg.context:
-        problems.append(
-            f"max_train_slices must be >= context ({cfg.context}) or null "
-            f"(got {cfg.max_train_slices})"
-        )
-    if not cfg.lr > 0:
-        problems.append(f"lr must be > 0 (got {cfg.lr})")
-    if cfg.patience is not None and cfg.patience < 1:
-        problems.append(f"patience must be >= 1 or null (got {cfg.patience})")
-    if cfg.lr_schedule not in ("constant", "cosine", "onecycle"):
-        problems.append(f"lr_schedule must be constant, cosine or onecycle (got "
-                        f"{cfg.lr_schedule!r})")
-    if not 0.0 <= cfg.warmup < 1.0:
-        problems.append(f"warmup must be in [0, 1) (got {cfg.warmup})")
-    if cfg.budget_minutes is not None and not cfg.budget_minutes > 0:
-        problems.append(f"budget_minutes must be > 0 or null (got {cfg.budget_minutes})")
-    if cfg.max_minutes is not None and not cfg.max_minutes > 0:
-        problems.append(f"max_minutes must be > 0 or null (got {cfg.max_minutes})")
-    if not 0.0 <= cfg.val_fraction < 1.0:
-        problems.append(f"val_fraction must be in [0, 1) (got {cfg.val_fraction})")
-    if problems:
-        raise ConfigError("invalid training configuration: " + "; ".join(problems))
-
-
 def inspect_recon(ds: xr.Dataset, cfg: TrainConfig, where: str = "reconstruction") -> ReconInfo:
     """Check that ``ds`` can be trained on with ``cfg``; reads metadata only.
 
@@ -214,7 +159,7 @@ def inspect_recon(ds: xr.Dataset, cfg: TrainConfig, where: str = "reconstruction
 
 def training_hash(cfg: TrainConfig, info: ReconInfo) -> tuple[str, dict[str, Any]]:
     """Hash (and the fields behind it) of what makes two training runs the same."""
-    fields_ = {f: getattr(cfg, f) for f in HASH_FIELDS}
+    fields_ = checkpoint_fields(cfg)
     fields_["data_shape"] = [info.n_splits, info.n_z, info.height, info.width]
     return config_hash(fields_), fields_
 
@@ -597,10 +542,10 @@ def _torch_session(threads: int | None, device: torch.device) -> Iterator[None]:
     :func:`torch.use_deterministic_algorithms` (whose first call imports torch's compiler
     stack, seconds) is only switched on for CUDA, with ``warn_only``.
     """
-    from ..cluster import worker_threads
+    from ..runtime.threads import thread_count
 
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(worker_threads(threads))
+    torch.set_num_threads(thread_count("training", requested=threads) or 1)
     cuda = device.type == "cuda"
     if cuda:
         old_det = torch.are_deterministic_algorithms_enabled()
@@ -804,9 +749,9 @@ def _submit(client: Any, path: Path | str, model_dir: Path | None, cfg: TrainCon
     """Run :func:`_train_task` on the cluster, showing its epochs here as they finish."""
     import uuid
 
-    from ..cluster import gpu_resources
+    from ..runtime.gpu import task_resources
 
-    resources = gpu_resources(client)
+    resources = task_resources(client)
     log.info("training as one Dask task%s", " on a GPU worker" if resources else "")
     topic = f"tomochunk-train-{uuid.uuid4().hex}"
     reporter = EpochReporter(cfg.epochs)
@@ -908,8 +853,9 @@ def train(
     the training slices by ``context // 2`` unused slices.
 
     Resume (``resume=True``) continues from ``MODEL/checkpoint.pt`` (written atomically after
-    every epoch) when its configuration hash (:data:`HASH_FIELDS` and the data shape) matches,
-    and reaches the weights of an uninterrupted run; ``epochs``, ``max_minutes``,
+    every epoch) when its configuration hash (:func:`~tomochunk.config.checkpoint_fields`
+    and the data shape) matches, and reaches the weights of an uninterrupted run;
+    ``epochs``, ``max_minutes``,
     ``patience``, ``device`` and ``threads`` may change. Without a ``MODEL`` directory it
     starts afresh. ``overwrite=True`` removes an existing directory once the input checks
     have passed. ``MODEL/model.pt`` is written last, so a directory without it is an
@@ -921,8 +867,7 @@ def train(
     Hendriksen, Pelt & Batenburg (2020), Noise2Inverse, IEEE TCI 6, 1320.
     Flenner et al. (2022), J. Synchrotron Rad. 29, 230.
     """
-    cfg = replace(config or TrainConfig(), **overrides)
-    _check_config(cfg)
+    cfg = replace(config or TrainConfig(), **overrides)  # checked when constructed
     check_cuda_config(cfg)
     from ..io.urls import is_url
 
