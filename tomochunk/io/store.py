@@ -10,7 +10,7 @@ store is a local staging folder, finalized the same way, and published with its 
 ``zarr.json`` (completion attribute + consolidated metadata) as the last object; an overwrite
 invalidates the old store's root ``zarr.json`` before deleting it.
 
-Store contract (see ``ARCHITECTURE.md``):
+Store contract (see ``docs/architecture.md``):
 
 - ``scan.zarr``: ``projections(angle,row,col)``, ``flat(flat,row,col)``, ``dark(dark,row,col)``,
   coordinate ``theta(angle)`` in radians; attrs ``pixel_size_um`` (when known), ``source``.

@@ -174,7 +174,7 @@ def _cells(spec: ScanSpec, rng: np.random.Generator) -> Shapes:
         contrast = sign * rng.uniform(0.25, 0.6) * mu
         k = rng.uniform(0.35, 0.5)
         off = rng.normal(size=3)
-        off *= rng.uniform(0.0, 0.3) / max(np.linalg.norm(off), 1e-12)
+        off *= rng.uniform(0.0, 0.3) / max(float(np.linalg.norm(off)), 1e-12)
         nucleus = rng.uniform(0.4, 0.8) * mu
         where = place(max(a, b, c))
         if where is None:

@@ -1,6 +1,6 @@
 """Read a run directory lazily: the volumes of every method, the halves, truth, history, timings.
 
-Run directory layout (contract, ``ARCHITECTURE.md``)::
+Run directory layout (contract, ``docs/architecture.md``)::
 
     recon.zarr     full(z,y,x), split(split,z,y,x)      (required)
     denoised.zarr  denoised(z,y,x)                      -> method "ml"

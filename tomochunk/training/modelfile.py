@@ -1,6 +1,6 @@
 """The trained-model artefact: weights plus JSON metadata in a directory, loaded safely.
 
-Layout of a model directory ``MODEL/`` (contract, see ``ARCHITECTURE.md``)::
+Layout of a model directory ``MODEL/`` (contract, see ``docs/architecture.md``)::
 
     model.pt         torch.save({"state_dict": ..., "metadata_json": json.dumps(meta)})
     metadata.json    the same metadata, for humans
