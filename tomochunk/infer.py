@@ -10,7 +10,7 @@ Chunking
 --------
 The volume is cut along z into chunks of ``chunk_z`` slices, whole slices by default. A chunk
 needs ``context // 2`` more slices on each side; they are read from the neighbouring chunks
-(:func:`tomochunk.filters.halo.map_z_halo`), and at the volume ends the context is mirrored
+(:func:`tomochunk.chunks.map_z_halo`), and at the volume ends the context is mirrored
 with :func:`tomochunk.training.dataset.context_indices`, exactly as in training. Every output
 slice therefore sees the same input as in whole-volume inference (:func:`denoise_array`):
 chunked == whole to float rounding, for any ``chunk_z``.
@@ -67,9 +67,9 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from .chunks import Slab, ZarrSource, map_z_halo
 from .config import DenoiseConfig, replace
 from .errors import ConfigError, InputError, ModelError
-from .filters.halo import Slab, ZarrSource, map_z_halo
 from .io.store import check_output_path, open_recon, open_store, write_dataset
 from .io.urls import is_url
 from .progress import current_client, get_logger

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..chunks import ZarrSource
 from ..config import PreprocessConfig, ReconConfig, replace, to_dict
 from ..errors import BlockError, ConfigError, InputError, located
 from ..io import store
@@ -204,39 +205,10 @@ def reconstruct_sinograms(
     return out
 
 
-@dataclass(frozen=True)
-class _RowSource:
-    """A ``(n, row, col)`` array of a Zarr store that a block task reads its own rows of.
-
-    The read happens inside the block task, so a damaged chunk fails that task with the
-    block's rows named, and no raw rows travel between workers. ``version`` (the array
-    metadata's mtime) is part of the task key, so a rewritten store is read again.
-    """
-
-    path: str
-    name: str
-    version: int
-    storage_options: dict[str, Any] | None = None  # when ``path`` is an fsspec URL
-
-    @classmethod
-    def open(cls, path: str | os.PathLike[str], name: str,
-             storage_options: Any = None) -> _RowSource:
-        from ..io.urls import array_version, is_url
-
-        so = dict(storage_options or {}) if is_url(path) else None
-        return cls(os.fspath(path), name, array_version(path, name, so), so)
-
-    def read(self, lo: int, hi: int) -> np.ndarray:
-        """Rows ``[lo, hi)`` (all angles/frames and columns)."""
-        from ..io.urls import zarr_array
-
-        return np.asarray(zarr_array(self.path, self.name, self.storage_options)[:, lo:hi])
-
-
 def _load(data: Any, rows: tuple[int, int]) -> np.ndarray | None:
     if data is None:
         return None
-    return data.read(*rows) if isinstance(data, _RowSource) else np.asarray(data)
+    return data.read(*rows) if isinstance(data, ZarrSource) else np.asarray(data)
 
 
 def _block_failed(err: Exception, rows: tuple[int, int], source: str, stage: str) -> Exception:
@@ -251,9 +223,9 @@ def _block_failed(err: Exception, rows: tuple[int, int], source: str, stage: str
 
 
 def _block_task(
-    proj: np.ndarray | _RowSource,
-    flat: np.ndarray | _RowSource | None,
-    dark: np.ndarray | _RowSource | None,
+    proj: np.ndarray | ZarrSource,
+    flat: np.ndarray | ZarrSource | None,
+    dark: np.ndarray | ZarrSource | None,
     theta: np.ndarray,
     center: float | np.ndarray,
     preprocess: PreprocessConfig,
@@ -263,7 +235,7 @@ def _block_task(
     nthreads: int,
     source: str,
 ) -> np.ndarray:
-    """Read (when given a :class:`_RowSource`), preprocess and reconstruct rows ``rows``.
+    """Read (when given a :class:`ZarrSource`), preprocess and reconstruct rows ``rows``.
 
     ``rows`` includes the ``halo`` rows. Any exception is re-raised naming the block's own
     detector rows, the scan and the cause (:func:`_block_failed`).
@@ -420,7 +392,7 @@ def reconstruct(
         ds[v].dims == (v if v != "projections" else "angle", "row", "col") for v in names
     ):
         p_data, f_data, d_data = (
-            _RowSource.open(scan, v, storage_options) if v in names else None
+            ZarrSource.open(scan, v, storage_options, axis=-2) if v in names else None
             for v in ("projections", "flat", "dark")
         )
     else:
@@ -438,7 +410,7 @@ def reconstruct(
         c = center if np.ndim(center) == 0 else center[r0:r1]
         task = dask.delayed(_block_task, pure=True)(
             *(
-                x if x is None or isinstance(x, _RowSource) else x[:, rows, :]
+                x if x is None or isinstance(x, ZarrSource) else x[:, rows, :]
                 for x in (p_data, f_data, d_data)
             ),
             theta,
