@@ -11,7 +11,7 @@ GPU routing: a GPU worker advertises the Dask resource ``GPU=1`` and sees exactl
 (training, inference; see :func:`gpu_resources`) ask for ``{"GPU": 1}``, so each GPU runs
 one such task at a time and several GPU workers share the chunks. The trained model is loaded
 once per worker process and stays resident on its GPU
-(:func:`tomochunk.infer.load_model_cached`).
+(:func:`tomochunk.inference.load_model_cached`).
 """
 
 from __future__ import annotations

@@ -405,7 +405,7 @@ def _volume_summary(path: Any, var: str, seconds: float, storage_options: Any = 
 
 def _stages(source: Any, run_dir: Any, cfg: RunConfig) -> list[_Stage]:
     from .filters import apply_filter
-    from .infer import denoise
+    from .inference import denoise
     from .io.ingest import ingest
     from .recon.volume import reconstruct
     from .report import make_report

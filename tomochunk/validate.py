@@ -63,7 +63,7 @@ def check_config(cfg: Any) -> None:
     elif isinstance(cfg, TrainConfig):
         _check_train(cfg)
     elif isinstance(cfg, DenoiseConfig):
-        from .infer import _check_config
+        from .inference.denoise import _check_config
 
         _check_config(cfg)
     elif isinstance(cfg, FilterConfig):

@@ -27,7 +27,6 @@ import torch
 
 from ..errors import InputError, ModelError
 from ..io.store import atomic_store
-from .dataset import context_indices, pair_input
 
 __all__ = [
     "FORMAT_VERSION",
@@ -273,8 +272,8 @@ class TrainedModel:
         ----------
         x : float32 array or tensor, shape (B, context, H, W)
             Un-normalised network inputs (for X:1 the mean of the other K-1 splits), in the
-            data's units; build them with :func:`tomochunk.training.dataset.context_indices`
-            and :func:`tomochunk.training.dataset.pair_input`.
+            data's units; build them with :func:`tomochunk.n2i.context_indices`
+            and :func:`tomochunk.n2i.pair_input`.
 
         Returns
         -------
@@ -400,11 +399,11 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu",
 def denoise_volume_inprocess(
     model: TrainedModel, split_volumes: np.ndarray, batch_size: int = 4
 ) -> np.ndarray:
-    """Denoise a whole volume in memory (the reference for chunked inference).
+    """Denoise a whole volume in memory: :func:`tomochunk.n2i.denoise_volume` with the model.
 
     For every pairing k (0..K-1) the network input is built as in training
-    (:func:`~tomochunk.training.dataset.pair_input` of the ``context`` slices from
-    :func:`~tomochunk.training.dataset.context_indices`), and the K predictions are averaged
+    (:func:`~tomochunk.n2i.pair_input` of the ``context`` slices from
+    :func:`~tomochunk.n2i.context_indices`), and the K predictions are averaged
     (Hendriksen et al. 2020, Eq. 9).
 
     Parameters
@@ -418,22 +417,6 @@ def denoise_volume_inprocess(
     -------
     numpy.ndarray, float32, shape (Z, H, W)
     """
-    vols = np.asarray(split_volumes, dtype=np.float32)
-    if vols.ndim != 4 or vols.shape[0] != model.n_splits:
-        raise InputError(
-            f"expected ({model.n_splits}, Z, H, W) split volumes for this model, got "
-            f"{vols.shape}"
-        )
-    k_splits, n_z = vols.shape[:2]
-    out = np.zeros(vols.shape[1:], np.float64)
-    for k in range(k_splits):
-        for z0 in range(0, n_z, batch_size):
-            zs = range(z0, min(n_z, z0 + batch_size))
-            x = np.stack(
-                [
-                    pair_input(vols[:, context_indices(z, n_z, model.context)], k, model.strategy)
-                    for z in zs
-                ]
-            )
-            out[z0 : z0 + len(zs)] += model.predict(x)
-    return (out / k_splits).astype(np.float32)
+    from ..n2i import denoise_volume
+
+    return denoise_volume(split_volumes, model, batch_size=batch_size)
