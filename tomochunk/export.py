@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ import xarray as xr
 
 from .config import ExportConfig, replace
 from .errors import ConfigError, InputError
+from .io.atomic import remove_path, swap_into_place, temp_sibling
 from .io.ngff import pixel_size_of
 from .io.store import check_output_path, open_store
 
@@ -295,26 +294,13 @@ def _sidecar(vol: xr.DataArray, data: da.Array, px: float | None,
 
 
 def _atomic_output(path: Path, overwrite: bool, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = temp_sibling(path)
     try:
         write(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            _remove(old)
-        else:
-            os.replace(tmp, path)
+        swap_into_place(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir():
-        shutil.rmtree(p, ignore_errors=True)
-    elif p.exists():
-        p.unlink()
 
 
 def export_volume(vol: xr.DataArray, out: str | os.PathLike[str], *, fmt: str = "tiff",

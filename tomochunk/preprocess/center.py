@@ -361,7 +361,7 @@ def _default_rows(n_rows: int, per_slice: bool) -> np.ndarray:
 def _attenuation(scan: xr.Dataset, angles: np.ndarray | slice, rows: np.ndarray,
                  config: PreprocessConfig) -> np.ndarray:
     """Normalised, -log'd, stripe-filtered block (angle, row, col) of the chosen rows."""
-    from .pipeline import preprocess_block
+    from .chain import preprocess_block
 
     proj = np.asarray(scan["projections"].isel(angle=angles, row=rows).values)
     flat = dark = None

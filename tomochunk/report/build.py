@@ -33,6 +33,7 @@ from scipy import ndimage
 
 from ..config import ReportConfig, to_dict
 from ..errors import InputError
+from ..io.jsonsafe import json_safe
 from ..io.store import atomic_store, check_output_path
 from ..metrics import (
     FRCResult,
@@ -64,22 +65,6 @@ YZ_HALF = 128
 PROFILE_LEN = 64
 PATCH = 32
 PSD_OFFSETS = 8
-
-
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _json_safe(v.tolist())
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
-    if isinstance(v, str | int | float | bool) or v is None:
-        return v
-    return str(v)
 
 
 def _central(n: int, size: int) -> slice:
@@ -384,7 +369,7 @@ def analyse(run: RunData, config: ReportConfig) -> tuple[dict[str, Any], dict[st
         **quality,
         "skipped": list(run.notes) + notes,
     }
-    return _json_safe(metrics), data
+    return json_safe(metrics), data
 
 
 def _training_summary(history: dict[str, Any] | None) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 data-parallel training on the GPUs of one node.
 
 :func:`fit_on_devices` is what :mod:`tomochunk.training.n2i` calls instead of
-:func:`~tomochunk.training.n2i.fit`; it leaves CPU training exactly as it was.
+:func:`~tomochunk.training.loop.fit`; it leaves CPU training exactly as it was.
 
 Precision (``TrainConfig.precision``)
     ``bf16`` runs the network's forward pass under :func:`torch.autocast` in bfloat16 (the
@@ -172,7 +172,7 @@ def compare_precision(
     Both copies start from the same weights and see the same batches (drawn from
     ``numpy.random.default_rng([cfg.seed, -1])``); ``network`` itself is not changed.
     """
-    from .n2i import _loss_fn
+    from .loop import _loss_fn
 
     fn = _loss_fn(cfg.loss)
     curves = []
@@ -332,7 +332,7 @@ def _rank_main(workdir: str, rank: int) -> None:
     import torch.distributed as dist
 
     from .dataset import N2IData
-    from .n2i import fit
+    from .loop import fit
 
     wd = Path(workdir)
     with open(wd / "payload.pkl", "rb") as f:
@@ -430,11 +430,11 @@ def fit_data_parallel(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     dtype: torch.dtype | None = None,
 ) -> Any:
-    """:func:`~tomochunk.training.n2i.fit` on ``world`` ranks of this node (see module doc).
+    """:func:`~tomochunk.training.loop.fit` on ``world`` ranks of this node (see module doc).
 
-    Returns the :class:`~tomochunk.training.n2i.FitResult` of rank 0.
+    Returns the :class:`~tomochunk.training.loop.FitResult` of rank 0.
     """
-    from .n2i import EpochReporter, FitResult
+    from .loop import EpochReporter, FitResult
 
     device = torch.device(device)
     reporter = None

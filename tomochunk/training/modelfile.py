@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, ModelError
+from ..io.atomic import atomic_file, atomic_write_text
 from ..io.store import atomic_store
 
 __all__ = [
@@ -108,24 +108,8 @@ def validate_metadata(meta: Any, where: str = "model") -> dict[str, Any]:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to a temporary sibling, then :func:`os.replace` it onto ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_file(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _cpu_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -147,9 +131,9 @@ def write_model_files(
     directory.mkdir(parents=True, exist_ok=True)
     validate_metadata(metadata, str(directory))
     text = json.dumps(metadata, indent=2, sort_keys=True)
-    _atomic_write_text(directory / METADATA_FILE, text + "\n")
+    atomic_write_text(directory / METADATA_FILE, text + "\n")
     if history is not None:
-        _atomic_write_text(directory / HISTORY_FILE, json.dumps(history, indent=2) + "\n")
+        atomic_write_text(directory / HISTORY_FILE, json.dumps(history, indent=2) + "\n")
     state = {k: v.detach().cpu() for k, v in state_dict.items()}
     atomic_torch_save({"state_dict": state, "metadata_json": text}, directory / MODEL_FILE)
     return directory
