@@ -35,9 +35,9 @@ the training slices by ``context // 2`` unused slices.
 Resume (``resume=True``) continues from ``MODEL/checkpoint.pt`` (written atomically after
 every epoch) when its configuration hash (:data:`~tomochunk.training.inputs.HASH_FIELDS` and
 the data shape) matches, and reaches the weights of an uninterrupted run; ``epochs``,
-``max_minutes``, ``patience``, ``device`` and ``threads`` may change. Without a ``MODEL`` directory it
-starts afresh. ``overwrite=True`` removes an existing directory once the input checks
-have passed. ``MODEL/model.pt`` is written last, so a directory without it is an
+``max_minutes``, ``patience``, ``device`` and ``threads`` may change. Without a ``MODEL``
+directory it starts afresh. ``overwrite=True`` removes an existing directory once the input
+checks have passed. ``MODEL/model.pt`` is written last, so a directory without it is an
 unfinished training. On CPU the result is bit-for-bit reproducible for a given seed and
 thread count.
 """
