@@ -23,8 +23,8 @@ import torch
 from ..config import TrainConfig
 from ..errors import ConfigError
 from ..progress import get_logger, progress_enabled
-from .cuda import to_device
 from .dataset import N2IData
+from .gpu import to_device
 from .modelfile import FORMAT_VERSION, atomic_torch_save
 
 __all__ = ["EarlyStopping", "EpochReporter", "FitResult", "fit", "validation_loss"]
