@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = ["PARTIAL", "OLD", "atomic_file", "atomic_write_text", "remove_path",
-           "swap_into_place", "temp_sibling"]
+           "remove_stale_partials", "swap_into_place", "temp_sibling"]
 
 #: Marks a temporary output: ``.<name>.partial-<pid>-<random>``.
 PARTIAL = ".partial-"
@@ -106,3 +106,22 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to the file ``path`` atomically (:func:`atomic_file`)."""
     with atomic_file(path) as tmp:
         tmp.write_text(text)
+
+
+def remove_stale_partials(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary siblings left by interrupted writes of ``path``; return them.
+
+    A URL has none (its output is staged locally, see :func:`tomochunk.io.urls.staging_dir`).
+    """
+    from .urls import is_url
+
+    if is_url(path):
+        return []
+    path = Path(path)
+    removed = []
+    if not path.parent.exists():
+        return removed
+    for p in path.parent.glob(f".{path.name}{PARTIAL}*"):
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed

@@ -42,7 +42,7 @@ import xarray as xr
 import zarr
 
 from ..errors import IncompleteStoreError, InputError, OutputExistsError
-from .atomic import PARTIAL, swap_into_place, temp_sibling
+from .atomic import PARTIAL, remove_stale_partials, swap_into_place, temp_sibling
 from .finalize import finalize_store, restore_index_dims
 from .manifest import verify_manifest, write_manifest
 
@@ -112,25 +112,6 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool = False,
 
 def _partial_name(path: Path) -> Path:
     return temp_sibling(path, _PARTIAL)
-
-
-def remove_stale_partials(path: str | os.PathLike[str]) -> list[Path]:
-    """Delete temporary siblings left by interrupted writes of ``path``; return them.
-
-    A URL has none (its output is staged locally, see :func:`tomochunk.io.urls.staging_dir`).
-    """
-    from .urls import is_url
-
-    if is_url(path):
-        return []
-    path = Path(path)
-    removed = []
-    if not path.parent.exists():
-        return removed
-    for p in path.parent.glob(f".{path.name}{_PARTIAL}*"):
-        shutil.rmtree(p, ignore_errors=True)
-        removed.append(p)
-    return removed
 
 
 @contextlib.contextmanager

@@ -26,6 +26,7 @@ from ..progress import get_logger, progress_enabled
 from .dataset import N2IData
 from .gpu import to_device
 from .modelfile import FORMAT_VERSION, atomic_torch_save
+from .modelfile import cpu_state as _cpu_state
 
 __all__ = ["EarlyStopping", "EpochReporter", "FitResult", "fit", "validation_loss"]
 
@@ -99,10 +100,6 @@ def validation_loss(
             y = _normalise(np.stack([c[1] for c in chunk])[:, None], norm["output"], device)
             total += float(fn(network(x), y, reduction="sum")) / y[0].numel()
     return total / len(pairs)
-
-
-def _cpu_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
 
 
 def _to_device(obj: Any, device: torch.device) -> Any:
