@@ -70,7 +70,7 @@ from .ensemble import ensemble_predict
 from .models import Predictor, model_ref, worker_model
 from .threads import torch_threads
 from .tiling import predict_tiled, tiling
-from .transfer import check_transfer, describe
+from .transfer import TransferCheck, check_transfer, describe
 
 __all__ = ["denoise", "denoise_array"]
 
@@ -200,6 +200,64 @@ def _write(result: xr.DataArray, out: str | os.PathLike[str], *, overwrite: bool
             compute(stored, label="denoising")
 
 
+def _split_source(recon: Any, split: xr.DataArray,
+                  storage_options: Any) -> da.Array | ZarrSource:
+    """The split volumes as tasks read them: from the store per task, or a Dask array."""
+    if isinstance(recon, str | os.PathLike):  # each task reads its own slab of the store
+        return ZarrSource.open(recon, "split", storage_options)
+    data = split.data if isinstance(split.data, da.Array) else da.from_array(split.data)
+    return data.rechunk({0: -1, 2: -1, 3: -1})
+
+
+def _gpu_resources(device: str) -> dict[str, Any] | None:
+    """``{"GPU": 1}`` when a worker of the active client has a GPU; check ``device="cuda"``."""
+    client = current_client()
+    resources = None
+    if client is not None:
+        from ..cluster import gpu_resources
+
+        resources = gpu_resources(client)
+    if device == "cuda" and resources is None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(
+                "device 'cuda' was requested but no Dask worker advertises a GPU resource and "
+                "torch sees no CUDA GPU here; use --device auto or cpu, or start GPU workers "
+                "with --resources GPU=1"
+            )
+    return resources
+
+
+def _attrs(ds: xr.Dataset, model: Any, ref: Any, model_desc: str, meta: Mapping[str, Any],
+           check: TransferCheck, cfg: DenoiseConfig, tile: int | None, halo: int,
+           blend: bool) -> dict[str, Any]:
+    """The provenance attributes of ``denoised.zarr``."""
+    attrs = {
+        "model": model_desc,
+        "model_path": ref if isinstance(ref, str) else None,  # resolved in model_ref
+        "model_path_kind": "absolute" if isinstance(ref, str) else "in-memory model",
+        **({"model_path": str(model), "model_path_kind": "url"} if is_url(model) else {}),
+        "network": meta.get("network"),
+        "context": int(meta["context"]),
+        "n_splits_model": int(meta["n_splits"]),
+        "n_splits_store": check.k_store,
+        "strategy": meta.get("strategy"),
+        "chunk_z": cfg.chunk_z,
+        "tile": tile,
+        "tile_halo": halo,
+        "tiling_exact": not blend,
+        "ensemble": cfg.ensemble,
+        "noise_sigma_model": meta.get("noise_sigma"),
+        "noise_sigma_scan": check.noise_scan,
+        "transfer_mismatches": [describe(m) for m in check.mismatches],
+    }
+    for key in ("pixel_size_um", "center", "filter", "algorithm"):
+        if key in ds.attrs:
+            attrs[f"recon_{key}"] = ds.attrs[key]
+    return attrs
+
+
 def denoise(
     recon: str | os.PathLike[str] | xr.Dataset | xr.DataArray,
     model: str | os.PathLike[str] | Predictor,
@@ -256,27 +314,9 @@ def denoise(
         log.info("in-plane tiles with a %d px halo < receptive radius %s: blended "
                  "approximation (not exact)", halo, meta.get("receptive_radius"))
     split = ds["split"]
-    if isinstance(recon, str | os.PathLike):  # each task reads its own slab of the store
-        data: da.Array | ZarrSource = ZarrSource.open(recon, "split", storage_options)
-    else:
-        data = split.data if isinstance(split.data, da.Array) else da.from_array(split.data)
-        data = data.rechunk({0: -1, 2: -1, 3: -1})
+    data = _split_source(recon, split, storage_options)
     context = int(meta["context"])
-    client = current_client()
-    resources = None
-    if client is not None:
-        from ..cluster import gpu_resources
-
-        resources = gpu_resources(client)
-    if cfg.device == "cuda" and resources is None:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError(
-                "device 'cuda' was requested but no Dask worker advertises a GPU resource and "
-                "torch sees no CUDA GPU here; use --device auto or cpu, or start GPU workers "
-                "with --resources GPU=1"
-            )
+    resources = _gpu_resources(cfg.device)
     params = {"model": ref, "device": cfg.device, "batch_size": cfg.batch_size,
               "tile": tile, "tile_halo": halo, "blend": blend, "ensemble": cfg.ensemble}
     with dask.annotate(resources=resources) if resources else contextlib.nullcontext():
@@ -284,28 +324,7 @@ def denoise(
                          dtype=np.float32, out_shape=tuple(data.shape[1:]), extra=params,
                          name="denoise")
     coords = {c: v for c, v in split.coords.items() if "split" not in v.dims}
-    attrs = {
-        "model": model_desc,
-        "model_path": ref if isinstance(ref, str) else None,  # resolved in model_ref
-        "model_path_kind": "absolute" if isinstance(ref, str) else "in-memory model",
-        **({"model_path": str(model), "model_path_kind": "url"} if is_url(model) else {}),
-        "network": meta.get("network"),
-        "context": context,
-        "n_splits_model": int(meta["n_splits"]),
-        "n_splits_store": check.k_store,
-        "strategy": meta.get("strategy"),
-        "chunk_z": cfg.chunk_z,
-        "tile": tile,
-        "tile_halo": halo,
-        "tiling_exact": not blend,
-        "ensemble": cfg.ensemble,
-        "noise_sigma_model": meta.get("noise_sigma"),
-        "noise_sigma_scan": check.noise_scan,
-        "transfer_mismatches": [describe(m) for m in check.mismatches],
-    }
-    for key in ("pixel_size_um", "center", "filter", "algorithm"):
-        if key in ds.attrs:
-            attrs[f"recon_{key}"] = ds.attrs[key]
+    attrs = _attrs(ds, model, ref, model_desc, meta, check, cfg, tile, halo, blend)
     result = xr.DataArray(arr, dims=("z", "y", "x"), coords=coords, name="denoised",
                           attrs=attrs)
     if out is None:
