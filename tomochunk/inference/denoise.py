@@ -109,13 +109,14 @@ def denoise_array(
 ) -> np.ndarray:
     """Denoise whole split volumes ``(K, Z, H, W)`` in one call (the exactness reference).
 
+    :func:`tomochunk.n2i.denoise_volume` with inference's tiling and self-ensemble.
+
     Parameters
     ----------
     splits : numpy.ndarray, shape (K, Z, H, W)
         The split reconstructions; K must equal the model's ``n_splits``.
     model : TrainedModel
-        Anything with ``metadata`` (``context``, ``strategy``, ``n_splits``) and
-        ``predict((B, context, H, W)) -> (B, H, W)`` on un-normalised data.
+        See :func:`tomochunk.n2i.denoise_volume`.
     batch_size : int
         Slices per forward pass.
     tile, tile_halo : int, optional

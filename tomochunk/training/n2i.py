@@ -99,6 +99,7 @@ __all__ = [
 
 log = get_logger("train")
 
+
 def _check_config(cfg: TrainConfig) -> None:
     problems = []
     if cfg.context < 1 or cfg.context % 2 == 0:
