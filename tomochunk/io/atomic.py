@@ -118,7 +118,7 @@ def remove_stale_partials(path: str | os.PathLike[str]) -> list[Path]:
     if is_url(path):
         return []
     path = Path(path)
-    removed = []
+    removed: list[Path] = []
     if not path.parent.exists():
         return removed
     for p in path.parent.glob(f".{path.name}{PARTIAL}*"):
