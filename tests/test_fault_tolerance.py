@@ -120,7 +120,7 @@ def test_worker_killed_during_reconstruction(tmp_path):
 
 
 def test_worker_killed_during_inference(tmp_path):
-    from tomochunk.infer import denoise
+    from tomochunk.inference import denoise
     from tomochunk.recon.volume import reconstruct
     from tomochunk.training.n2i import train
 

@@ -16,7 +16,7 @@ import torch
 import xarray as xr
 
 import tomochunk.training as T
-from tomochunk import infer
+from tomochunk import inference as infer
 from tomochunk.config import ClusterConfig
 from tomochunk.errors import ConfigError
 from tomochunk.io.store import write_dataset
@@ -44,7 +44,7 @@ def recon_and_model(tmp_path_factory):
 
 
 def _cache(_dask_worker=None):
-    info = infer._load.cache_info()
+    info = infer.models._load.cache_info()
     return {"misses": info.misses, "hits": info.hits,
             "gpu": os.environ.get("CUDA_VISIBLE_DEVICES")}
 

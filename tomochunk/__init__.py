@@ -62,7 +62,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "load_model": ("tomochunk.training.modelfile", "load_model"),
     "TrainedModel": ("tomochunk.training.modelfile", "TrainedModel"),
     "save_model": ("tomochunk.training.modelfile", "save_model"),
-    "denoise": ("tomochunk.infer", "denoise"),
+    "denoise": ("tomochunk.inference", "denoise"),
     "apply_filter": ("tomochunk.filters", "apply_filter"),
     "make_report": ("tomochunk.report", "make_report"),
     "run": ("tomochunk.pipeline", "run"),

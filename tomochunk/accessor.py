@@ -7,7 +7,7 @@ Importing this module registers them (``import tomochunk`` does)::
     den = rec.tomo.denoise("model")               # Dataset with a ``split`` volume
     den = rec.split.tomo.denoise("model")         # or the ``split`` DataArray itself
 
-Every method is a thin call of :mod:`tomochunk.filters` or :func:`tomochunk.infer.denoise`
+Every method is a thin call of :mod:`tomochunk.filters` or :func:`tomochunk.inference.denoise`
 (see those for the parameters, the exactness of chunking and the errors raised).
 """
 
@@ -56,8 +56,8 @@ class TomoDataArrayAccessor:
 
     def denoise(self, model: Any, out: str | os.PathLike[str] | None = None,
                 **kwargs: Any) -> xr.DataArray:
-        """Denoise the ``split(split, z, y, x)`` volumes (:func:`tomochunk.infer.denoise`)."""
-        from .infer import denoise
+        """Denoise the ``split(split, z, y, x)`` volumes (:func:`tomochunk.inference.denoise`)."""
+        from .inference import denoise
 
         if "split" not in self._obj.dims:
             raise InputError(
@@ -82,8 +82,8 @@ class TomoDatasetAccessor:
 
     def denoise(self, model: Any, out: str | os.PathLike[str] | None = None,
                 **kwargs: Any) -> xr.DataArray:
-        """Denoise with a trained model (:func:`tomochunk.infer.denoise`)."""
-        from .infer import denoise
+        """Denoise with a trained model (:func:`tomochunk.inference.denoise`)."""
+        from .inference import denoise
 
         return denoise(self._obj, model, out, **kwargs)
 

@@ -15,8 +15,8 @@ and returns the same kind. The median on projections before reconstruction lives
 
 from __future__ import annotations
 
+from ..chunks import Slab, map_z_halo, z_chunks
 from .apply import apply_filter, filter_params
-from .halo import Slab, map_z_halo, z_chunks
 from .iternlm import iternlm, iternlm_array, iternlm_halo, slice_noise
 from .median import check_radius, footprint_array, median
 from .nlm import nlm, nlm_halo

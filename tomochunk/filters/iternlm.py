@@ -29,9 +29,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..chunks import Slab, Volume, apply_kernel, check_volume
 from ..errors import ConfigError
-from ._volume import Volume, apply_kernel, check_volume
-from .halo import Slab
 from .nlm import check_nlm_params
 
 __all__ = ["iternlm", "iternlm_array", "iternlm_halo", "slice_noise"]

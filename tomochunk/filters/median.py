@@ -7,9 +7,8 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..chunks import Slab, Volume, apply_kernel, check_volume
 from ..errors import ConfigError
-from ._volume import Volume, apply_kernel, check_volume
-from .halo import Slab
 from .selection import MAX_NETWORK_SIZE, rank_filter
 
 __all__ = ["median", "footprint_array", "check_radius"]

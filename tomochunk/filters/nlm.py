@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..chunks import Slab, Volume, apply_kernel, check_volume
 from ..errors import ConfigError
-from ._volume import Volume, apply_kernel, check_volume
-from .halo import Slab
 
 __all__ = ["nlm", "nlm_halo", "check_nlm_params"]
 

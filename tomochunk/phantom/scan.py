@@ -33,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from ..io.atomic import atomic_file
 from ..runtime.logs import get_logger
 from .objects import make_shapes
 from .shapes import Shapes, project_shapes, rasterise_shapes
@@ -271,10 +272,6 @@ def write_scan(
     write_dataset(ds, out, overwrite=overwrite, label=f"writing {Path(out).name}")
     if truth_path is not None:
         truth_path = Path(truth_path)
-        tmp = truth_path.with_name(f".{truth_path.name}.partial-{os.getpid()}.npy")
-        try:
+        with atomic_file(truth_path, ".partial-", ".npy") as tmp:
             np.save(tmp, truth)
-            os.replace(tmp, truth_path)
-        finally:
-            tmp.unlink(missing_ok=True)
     return out, truth

@@ -103,7 +103,7 @@ def _train_action(recon: Any, model: Any, cfg: RunConfig) -> Callable[[], str]:
 
 def _model_stages(recon_st: Stage, at: Callable[[str], Any], cfg: RunConfig) -> list[Stage]:
     """train and denoise."""
-    from ..infer import denoise
+    from ..inference import denoise
 
     so = storage(cfg)
     recon, model, den = recon_st.output, at("model"), at("denoised.zarr")

@@ -21,17 +21,8 @@ from matplotlib.ticker import MaxNLocator
 from .collect import LABELS
 from .units import format_length_nm
 
-__all__ = [
-    "write_all",
-    "slices_figure",
-    "profiles_figure",
-    "psd_figure",
-    "frc_figure",
-    "noise_figure",
-    "difference_figure",
-    "training_figure",
-    "masks_figure",
-]
+__all__ = ["write_all", "slices_figure", "profiles_figure", "psd_figure", "frc_figure",
+           "noise_figure", "difference_figure", "training_figure", "masks_figure"]
 
 RC: dict[Any, Any] = {  # keys: matplotlib.typing.RcKeyType
     "font.size": 12,
@@ -62,6 +53,22 @@ def _shared_range(images: list[np.ndarray]) -> tuple[float, float]:
     vals = np.concatenate([np.ravel(i[np.isfinite(i)]) for i in images])
     lo, hi = np.percentile(vals, [0.5, 99.5])
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def _marks(top: Any, zoom: tuple[int, int, int], origin: tuple[float, float], scale: float,
+           line: tuple[np.ndarray, np.ndarray] | None, ext: list[float]) -> None:
+    """The zoomed square and the dashed line profile on a slice panel."""
+    zr, zc, zs = zoom
+    r0, c0 = origin
+    top.add_patch(Rectangle(((c0 + zc) * scale, (r0 + zr) * scale), zs * scale,
+                            zs * scale, fill=False, ec="#ffbf00", lw=1.5))
+    if line is not None:
+        (a_r, a_c), (b_r, b_c) = line
+        top.plot([(c0 + a_c) * scale, (c0 + b_c) * scale],
+                 [(r0 + a_r) * scale, (r0 + b_r) * scale], "--", color="#00e5ff",
+                 lw=1.5)
+        top.set_xlim(ext[0], ext[1])
+        top.set_ylim(ext[2], ext[3])
 
 
 def slices_figure(
@@ -122,15 +129,7 @@ def slices_figure(
             if key != "truth":
                 im = h
             top.set_title(LABELS[key] + (" (own scale)" if key == "truth" else ""))
-            top.add_patch(Rectangle(((c0 + zc) * scale, (r0 + zr) * scale), zs * scale,
-                                    zs * scale, fill=False, ec="#ffbf00", lw=1.5))
-            if line is not None:
-                (a_r, a_c), (b_r, b_c) = line
-                top.plot([(c0 + a_c) * scale, (c0 + b_c) * scale],
-                         [(r0 + a_r) * scale, (r0 + b_r) * scale], "--", color="#00e5ff",
-                         lw=1.5)
-                top.set_xlim(ext[0], ext[1])
-                top.set_ylim(ext[2], ext[3])
+            _marks(top, zoom, origin, scale, line, ext)
             crop = img[zr:zr + zs, zc:zc + zs]
             zext = [(c0 + zc) * scale, (c0 + zc + crop.shape[1]) * scale,
                     (r0 + zr + crop.shape[0]) * scale, (r0 + zr) * scale]

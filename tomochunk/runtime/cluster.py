@@ -11,7 +11,7 @@ GPU routing: a GPU worker advertises the Dask resource ``GPU=1`` and sees exactl
 (training, inference; see :func:`gpu_resources`) ask for ``{"GPU": 1}``, so each GPU runs
 one such task at a time and several GPU workers share the chunks. The trained model is loaded
 once per worker process and stays resident on its GPU
-(:func:`tomochunk.infer.load_model_cached`).
+(:func:`tomochunk.inference.load_model_cached`).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def _silence() -> None:
 def _quiet_logs(client: Any) -> Iterator[None]:
     """After Ctrl-C, keep the closing of our own cluster off the terminal.
 
-    The job's tasks were cancelled already (:func:`tomochunk.progress.compute`); closing the
+    The job's tasks were cancelled already (:func:`tomochunk.runtime.progress.compute`); closing the
     workers then only logs about the tasks it stops, which the one-line "Interrupted"
     message says already. The workers are silenced for good (they are closing); this
     process's loggers get their levels back afterwards.
