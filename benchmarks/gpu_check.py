@@ -294,7 +294,7 @@ def train_section(p: dict[str, Any], device: str, model_dir: Path,
     ds = xr.Dataset({"split": (("split", "z", "y", "x"), splits),
                      "full": (("z", "y", "x"), splits.mean(axis=0))},
                     attrs={"n_splits": 2, "angles_per_split": 750, "filter": "shepp"})
-    cfg = tc.TrainConfig(network="msd", depth=p["msd_depth"], context=5,
+    cfg = tc.TrainConfig(network="msd", msd={"depth": p["msd_depth"]}, context=5,
                          patch_size=p["patch"], batch_size=8, patches_per_epoch=p["patches"],
                          epochs=1000, patience=p["patience"], max_minutes=p["train_minutes"],
                          device=device, precision="auto", seed=0,

@@ -68,7 +68,7 @@ def make_model(tmp: Path, recon: Path) -> Path:
 
     path = tmp / "model"
     if not path.exists():
-        train(recon, path, config=tc.TrainConfig(depth=20, context=5, patch_size=64,
+        train(recon, path, config=tc.TrainConfig(msd={"depth": 20}, context=5, patch_size=64,
                                                  batch_size=2, patches_per_epoch=4, epochs=1,
                                                  patience=None))
     return path
@@ -77,10 +77,10 @@ def make_model(tmp: Path, recon: Path) -> Path:
 def run_stage(stage: str, n_workers: int, tmp: Path, scan: Path, recon: Path | None,
               model: Path | None, memory_limit: str = "auto", scheduler_file: str | None = None,
               rows_per_block: int = 4, chunk_z: int = 8) -> dict:
-    from tomochunk.cluster import connect
     from tomochunk.filters import apply_filter
     from tomochunk.infer import denoise
     from tomochunk.recon.volume import reconstruct
+    from tomochunk.runtime.cluster import connect
 
     out = tmp / f"{stage}-{n_workers}-{time.time_ns()}.zarr"
     ccfg = tc.ClusterConfig(n_workers=n_workers, threads_per_worker=1,
@@ -165,9 +165,9 @@ def scaling(args: argparse.Namespace) -> None:
 
 def memory_bound(args: argparse.Namespace) -> None:
     """Reconstruct + median-filter a volume larger than the workers' memory limit."""
-    from tomochunk.cluster import connect
     from tomochunk.filters import apply_filter
     from tomochunk.recon.volume import reconstruct
+    from tomochunk.runtime.cluster import connect
 
     tmp = Path(tempfile.mkdtemp(prefix="tc-membound-", dir=args.tmp))
     n_z, n_xy, n_ang = args.slices, args.size, args.angles

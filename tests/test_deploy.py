@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 import tomochunk as tc
-from tomochunk.cluster import connect, gpu_resources
+from tomochunk.runtime.cluster import connect
+from tomochunk.runtime.gpu import gpu_resources
 
 from .cluster_utils import REPO, local_cluster, make_tls_certs
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from tomochunk.config import DenoiseConfig
-from tomochunk.ensemble import d4_forward, d4_inverse, ensemble_codes, ensemble_predict
 from tomochunk.errors import ConfigError
-from tomochunk.infer import denoise, denoise_array
+from tomochunk.inference import denoise, denoise_array
+from tomochunk.inference.ensemble import d4_forward, d4_inverse, ensemble_codes, ensemble_predict
 from tomochunk.nn.registry import build_network
 from tomochunk.training.dataset import augment
 from tomochunk.training.modelfile import FORMAT_VERSION, TrainedModel

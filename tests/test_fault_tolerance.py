@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import tomochunk as tc
-from tomochunk.cluster import connect
 from tomochunk.errors import InputError
 from tomochunk.io import store
+from tomochunk.runtime.cluster import connect
 
 from .cluster_utils import kill_worker, local_cluster, wait_until, worker_processes
 
@@ -120,7 +120,7 @@ def test_worker_killed_during_reconstruction(tmp_path):
 
 
 def test_worker_killed_during_inference(tmp_path):
-    from tomochunk.infer import denoise
+    from tomochunk.inference import denoise
     from tomochunk.recon.volume import reconstruct
     from tomochunk.training.n2i import train
 

@@ -30,8 +30,8 @@ def test_wrong_type_is_rejected():
 
 def test_config_roundtrip_and_hash(tmp_path):
     cfg = cfgmod.RunConfig()
-    cfg.train.depth = 30
-    cfg.preprocess.center = 296.0
+    cfg = cfgmod.replace(cfg, train=cfgmod.replace(cfg.train, depth=30),
+                         preprocess=cfgmod.replace(cfg.preprocess, center=296.0))
     p = tmp_path / "c.yaml"
     cfgmod.save_config(cfg, p)
     back = tc.load_config(p)

@@ -16,11 +16,12 @@ import torch
 import xarray as xr
 
 import tomochunk.training as T
-from tomochunk import cluster as CL
-from tomochunk import infer
+from tomochunk import inference as infer
 from tomochunk.config import ClusterConfig
 from tomochunk.errors import ConfigError
 from tomochunk.io.store import write_dataset
+from tomochunk.runtime import cluster as CLU
+from tomochunk.runtime import gpu as CL
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -43,7 +44,7 @@ def recon_and_model(tmp_path_factory):
 
 
 def _cache(_dask_worker=None):
-    info = infer._load.cache_info()
+    info = infer.models._load.cache_info()
     return {"misses": info.misses, "hits": info.hits,
             "gpu": os.environ.get("CUDA_VISIBLE_DEVICES")}
 
@@ -74,12 +75,12 @@ def test_gpu_workers_share_inference_with_a_resident_model(tmp_path, recon_and_m
 def test_visible_gpus_and_bad_gpu_counts(monkeypatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     assert CL.visible_gpus() == ["3", "5"]
-    assert CL._chosen_gpus(-1) == ["3", "5"] and CL._chosen_gpus(1) == ["3"]
+    assert CL.chosen_gpus(-1) == ["3", "5"] and CL.chosen_gpus(1) == ["3"]
     with pytest.raises(ConfigError, match=r"--gpus 3 but only 2 GPU\(s\) are visible"):
-        CL._chosen_gpus(3)
+        CL.chosen_gpus(3)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     with pytest.raises(ConfigError, match="no GPU is visible here"):
-        with CL.connect(ClusterConfig(gpus=-1)):
+        with CLU.connect(ClusterConfig(gpus=-1)):
             pass
     with pytest.raises(ConfigError, match="at least one GPU"):
         CL.gpu_cluster([])

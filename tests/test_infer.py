@@ -18,7 +18,7 @@ import xarray as xr
 
 from tomochunk.config import DenoiseConfig
 from tomochunk.errors import InputError, ModelError, OutputExistsError
-from tomochunk.infer import (
+from tomochunk.inference import (
     check_transfer,
     denoise,
     denoise_array,
@@ -27,8 +27,8 @@ from tomochunk.infer import (
     tile_windows,
 )
 from tomochunk.io.store import is_complete, write_dataset
+from tomochunk.n2i import estimate_noise_sigma
 from tomochunk.nn.registry import build_network
-from tomochunk.training.dataset import estimate_noise_sigma
 from tomochunk.training.modelfile import FORMAT_VERSION, TrainedModel, denoise_volume_inprocess
 
 SHAPE = (13, 24, 24)  # 13 slices: chunk_z 4 leaves a last chunk of 1 slice < halo 2
@@ -143,7 +143,8 @@ def test_chunked_equals_whole_local_cluster(saved, tmp_path):
                       tmp_path / "d.zarr", chunk_z=3)
         np.testing.assert_allclose(out.values, saved["ref"], atol=1e-5, rtol=0)
         # the model was loaded at most once per worker process (5 tasks on 2 workers)
-        loads = client.run(lambda: __import__("tomochunk.infer").infer._load.cache_info().misses)
+        loads = client.run(lambda: __import__("tomochunk.inference.models")
+                           .inference.models._load.cache_info().misses)
         assert sorted(loads.values()) in ([1, 1], [0, 1])
         # a model object (not a path) is shipped once and works too
         lazy = denoise(saved["root"] / "recon.zarr", saved["model"], chunk_z=5)
@@ -185,7 +186,8 @@ def test_chunked_equals_whole_real_scheduler_and_workers(saved, tmp_path):
                               tmp_path / f"d{chunk_z}.zarr", chunk_z=chunk_z)
                 np.testing.assert_allclose(out.values, saved["ref"], atol=1e-5, rtol=0)
             loads = client.run(
-                lambda: __import__("tomochunk.infer").infer._load.cache_info().misses)
+                lambda: __import__("tomochunk.inference.models")
+                .inference.models._load.cache_info().misses)
             assert len(loads) == 2 and max(loads.values()) <= 1
     finally:
         for p in reversed(procs):

@@ -301,7 +301,7 @@ def test_example_config_comments_are_whole_and_distinct():
 def test_progress_bars_only_on_a_terminal(capsys):
     import dask.array as da
 
-    from tomochunk.progress import compute, progress_enabled
+    from tomochunk.runtime.progress import compute, progress_enabled
 
     assert not progress_enabled()  # pytest captures stderr: not a terminal
     (total,) = compute(da.ones(1000, chunks=10).sum(), label="summing")

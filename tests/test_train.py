@@ -507,7 +507,7 @@ def test_training_as_a_dask_task_on_the_gpu_worker_equals_in_process(tmp_path, r
                                                                       dask_client):
     from distributed import get_task_stream
 
-    from tomochunk.cluster import gpu_resources
+    from tomochunk.runtime.gpu import gpu_resources
 
     assert gpu_resources(dask_client) == {"GPU": 1}
     gpu_addr = next(a for a, w in dask_client.scheduler_info()["workers"].items()

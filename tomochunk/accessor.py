@@ -10,7 +10,7 @@ the parameters of its Params as keywords (plus ``sigma`` for noise-aware ones an
     den = rec.tomo.denoise("model")               # Dataset with a ``split`` volume
     den = rec.split.tomo.denoise("model")         # or the ``split`` DataArray itself
 
-Every method is a thin call of :mod:`tomochunk.filters` or :func:`tomochunk.infer.denoise`
+Every method is a thin call of :mod:`tomochunk.filters` or :func:`tomochunk.inference.denoise`
 (see those for the parameters, the exactness of chunking and the errors raised).
 """
 
@@ -44,8 +44,8 @@ class TomoDataArrayAccessor:
 
     def denoise(self, model: Any, out: str | os.PathLike[str] | None = None,
                 **kwargs: Any) -> xr.DataArray:
-        """Denoise the ``split(split, z, y, x)`` volumes (:func:`tomochunk.infer.denoise`)."""
-        from .infer import denoise
+        """Denoise the ``split(split, z, y, x)`` volumes (:func:`tomochunk.inference.denoise`)."""
+        from .inference import denoise
 
         if "split" not in self._obj.dims:
             raise InputError(
@@ -70,8 +70,8 @@ class TomoDatasetAccessor:
 
     def denoise(self, model: Any, out: str | os.PathLike[str] | None = None,
                 **kwargs: Any) -> xr.DataArray:
-        """Denoise with a trained model (:func:`tomochunk.infer.denoise`)."""
-        from .infer import denoise
+        """Denoise with a trained model (:func:`tomochunk.inference.denoise`)."""
+        from .inference import denoise
 
         return denoise(self._obj, model, out, **kwargs)
 

@@ -1,7 +1,10 @@
 """Typed, explicit configuration for every stage, loadable from and savable to YAML.
 
-Each stage has a frozen-by-convention dataclass; :class:`RunConfig` nests them for the whole
-pipeline. :func:`from_dict` validates strictly: unknown keys raise an error that lists the
+Each stage has a frozen dataclass whose values are checked when it is constructed
+(:mod:`tomochunk.config_checks`); :class:`RunConfig` nests them for the whole pipeline.
+A field's metadata says whether it changes the stage's result (:data:`NOT_IN_RESULT`),
+and stage hashes come from that alone (:func:`stage_hash`). :func:`from_dict` validates
+strictly: unknown keys raise an error that lists the
 valid ones, and values of the wrong type are rejected with the expected type named.
 Nothing here is global: functions take a config object or keyword overrides.
 """
@@ -12,6 +15,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -38,17 +42,51 @@ __all__ = [
     "from_dict",
     "to_dict",
     "load_config",
+    "read_config_file",
     "save_config",
     "config_hash",
     "replace",
+    "NULL",
+    "NOT_IN_RESULT",
+    "NOT_IN_CHECKPOINT",
+    "BY_COMPONENT",
+    "result_fields",
+    "checkpoint_fields",
+    "stage_hash",
     "example_yaml",
 ]
 
 C = TypeVar("C")
 
+#: ``field(metadata=NOT_IN_RESULT)``: the field does not change the stage's result (threads,
+#: devices, credentials): it is left out of the stage hashes (and of checkpoint matching).
+NOT_IN_RESULT: dict[str, Any] = {"result": False}
+#: ``field(metadata=NOT_IN_CHECKPOINT)``: the field changes the stage's result, but an
+#: interrupted training that differs only in it may be continued (epochs, time limits).
+NOT_IN_CHECKPOINT: dict[str, Any] = {"checkpoint": False}
+#: ``field(metadata=BY_COMPONENT)`` (``FilterConfig.components``): each component's
+#: parameters change only the result of the stage that runs that component (one stage per
+#: filter method), so they are left out of the section's :func:`result_fields`; the stage
+#: of a method adds its own (:func:`tomochunk.pipeline.stages.filter_stage_config`).
+BY_COMPONENT: dict[str, Any] = {"result": False, "by_component": True}
 
-@dataclass
-class IngestConfig:
+
+@dataclass(frozen=True)
+class _Section:
+    """Base of every config section: frozen, and checked when constructed.
+
+    ``__post_init__`` runs the section's checks from the one table of
+    :mod:`tomochunk.config_checks`, so every config object that exists holds valid values.
+    """
+
+    def __post_init__(self) -> None:
+        from .config_checks import check_section
+
+        check_section(self)
+
+
+@dataclass(frozen=True)
+class IngestConfig(_Section):
     """How a raw scan is read into ``scan.zarr``.
 
     Attributes
@@ -87,8 +125,8 @@ class IngestConfig:
     assume_transmission: bool = False
 
 
-@dataclass
-class PreprocessConfig:
+@dataclass(frozen=True)
+class PreprocessConfig(_Section):
     """Flat/dark normalisation, -log, projection median, stripe removal, centre finding.
 
     Attributes
@@ -149,8 +187,8 @@ class PreprocessConfig:
     paganin_delta_beta: float = 100.0
 
 
-@dataclass
-class ReconConfig:
+@dataclass(frozen=True)
+class ReconConfig(_Section):
     """Split and reconstruction.
 
     Attributes
@@ -201,9 +239,9 @@ class ReconConfig:
 @with_components("tomochunk.nn.registry:NETWORKS", {
     "depth": (("msd", "depth"),), "width": (("msd", "width"),),
     "unet_depth": (("unet", "depth"),), "unet_features": (("unet", "features"),),
-    "unet_space_to_depth": (("unet", "space_to_depth"),)})
-@dataclass
-class TrainConfig(ComponentSections):
+    "unet_space_to_depth": (("unet", "space_to_depth"),)}, what="training")
+@dataclass(frozen=True)
+class TrainConfig(ComponentSections, _Section):
     """Noise2Inverse training.
 
     Attributes
@@ -215,6 +253,8 @@ class TrainConfig(ComponentSections):
         ``msd: {depth: 100, width: 1}``, ``unet: {depth: 3, features: 32,
         space_to_depth: 1}`` (see ``tomochunk.nn``). The old flat keys ``depth``, ``width``,
         ``unet_depth``, ``unet_features``, ``unet_space_to_depth`` still work (deprecated).
+        They change the training result and must match for a resume (the stage hash and
+        the checkpoint fields hold them by their flat names).
     context : int
         Slices of 2.5D input (odd): the slice and ``context//2`` neighbours on each side.
     strategy : {"X:1", "1:X"}
@@ -281,26 +321,26 @@ class TrainConfig(ComponentSections):
     patches_per_epoch: int = 64
     lr: float = 1e-3
     loss: Literal["mse", "l1"] = "mse"
-    epochs: int = 100
-    max_minutes: float | None = None
-    patience: int | None = 10
+    epochs: int = field(default=100, metadata=NOT_IN_CHECKPOINT)
+    max_minutes: float | None = field(default=None, metadata=NOT_IN_CHECKPOINT)
+    patience: int | None = field(default=10, metadata=NOT_IN_CHECKPOINT)
     val_fraction: float = 0.1
     val_end: Literal["top", "bottom"] = "bottom"
     seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = None
-    resume: bool = False
+    device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata=NOT_IN_RESULT)
+    threads: int | None = field(default=None, metadata=NOT_IN_RESULT)
+    resume: bool = field(default=False, metadata=NOT_IN_RESULT)
     max_train_slices: int | None = None
-    val_gap: int | None = None
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    data_parallel: int = 1
+    val_gap: int | None = field(default=None, metadata=NOT_IN_CHECKPOINT)
+    precision: Literal["auto", "fp32", "bf16"] = field(default="auto", metadata=NOT_IN_CHECKPOINT)
+    data_parallel: int = field(default=1, metadata=NOT_IN_CHECKPOINT)
     lr_schedule: Literal["constant", "cosine", "onecycle"] = "constant"
     warmup: float = 0.0
-    budget_minutes: float | None = None
+    budget_minutes: float | None = field(default=None, metadata=NOT_IN_CHECKPOINT)
 
 
-@dataclass
-class DenoiseConfig:
+@dataclass(frozen=True)
+class DenoiseConfig(_Section):
     """Chunked inference.
 
     Attributes
@@ -338,9 +378,9 @@ class DenoiseConfig:
     "nlm_patch_size": (("nlm", "patch_size"), ("iternlm", "patch_size")),
     "nlm_patch_distance": (("nlm", "patch_distance"),), "nlm_h": (("nlm", "h"), ("iternlm", "h")),
     "iternlm_iterations": (("iternlm", "iterations"),),
-    "iternlm_patch_distance": (("iternlm", "patch_distance"),)})
-@dataclass
-class FilterConfig(ComponentSections):
+    "iternlm_patch_distance": (("iternlm", "patch_distance"),)}, what="filter")
+@dataclass(frozen=True)
+class FilterConfig(ComponentSections, _Section):
     """Baseline filters on the full reconstruction.
 
     Attributes
@@ -352,6 +392,7 @@ class FilterConfig(ComponentSections):
         ``median: {radius: 2, footprint: ball}``, ``nlm: {patch_size: 3, patch_distance: 5,
         h: 0.8}``, ``iternlm: {iterations: 4, ...}`` (see ``tomochunk.filters``). The old
         flat keys ``radius``, ``footprint``, ``nlm_*``, ``iternlm_*`` still work (deprecated).
+        A filter's parameters change only its own stage (:data:`BY_COMPONENT`).
     chunk_z : int
     sigma : {"auto-split", "wavelet"} or float
         NLM/iterNLM noise sigma: auto-split = std(s0 - s1)/sqrt(2K), wavelet, or a number.
@@ -361,13 +402,13 @@ class FilterConfig(ComponentSections):
     """
 
     methods: list[str] = field(default_factory=lambda: ["median", "nlm"])
-    components: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, Any] = field(default_factory=dict, metadata=BY_COMPONENT)
     chunk_z: int = 16
     sigma: Literal["auto-split", "wavelet"] | float = "auto-split"
 
 
-@dataclass
-class ExportConfig:
+@dataclass(frozen=True)
+class ExportConfig(_Section):
     """Export of a store's volume to files other tools read (``tomochunk export``).
 
     Attributes
@@ -390,8 +431,8 @@ class ExportConfig:
     variable: str | None = None
 
 
-@dataclass
-class ReportConfig:
+@dataclass(frozen=True)
+class ReportConfig(_Section):
     """Comparison report.
 
     Attributes
@@ -419,8 +460,8 @@ class ReportConfig:
     segmentation_phases: int = 3
 
 
-@dataclass
-class ClusterConfig:
+@dataclass(frozen=True)
+class ClusterConfig(_Section):
     """Where Dask runs.
 
     Attributes
@@ -452,8 +493,8 @@ class ClusterConfig:
     gpus: int = 0
 
 
-@dataclass
-class IOConfig:
+@dataclass(frozen=True)
+class IOConfig(_Section):
     """Where inputs and outputs live: fsspec options for URL paths (s3://, gs://, ...).
 
     Attributes
@@ -465,11 +506,11 @@ class IOConfig:
         "<redacted>" (give them through the environment, e.g. AWS_ACCESS_KEY_ID).
     """
 
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    storage_options: dict[str, Any] = field(default_factory=dict, metadata=NOT_IN_RESULT)
 
 
-@dataclass
-class RunConfig:
+@dataclass(frozen=True)
+class RunConfig(_Section):
     """The whole pipeline: one section per stage."""
 
     ingest: IngestConfig = field(default_factory=IngestConfig)
@@ -481,6 +522,7 @@ class RunConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     io: IOConfig = field(default_factory=IOConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 # ---------------------------------------------------------------------------------------
@@ -601,19 +643,83 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
+class _Null:
+    """The type of :data:`NULL`."""
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+#: ``replace(cfg, patience=NULL)`` sets a field to None (a plain None means "not given").
+NULL = _Null()
+
+
 def replace(cfg: C, **changes: Any) -> C:
     """Return a copy of ``cfg`` with ``changes`` applied and validated.
 
+    This is the one way to change a config (they are frozen): the result is type-checked
+    like a config file (:func:`from_dict`) and value-checked by its ``__post_init__``.
     ``None`` values in ``changes`` are ignored, so CLI flags that were not given do not
-    override the config.
+    override the config; :data:`NULL` sets a field to None.
     """
-    changes = {k: v for k, v in changes.items() if v is not None}
+    changes = {k: (None if v is NULL else v) for k, v in changes.items() if v is not None}
     merged = {**to_dict(cfg), **changes}
     return from_dict(type(cfg), merged)
 
 
+def result_fields(cfg: Any) -> dict[str, Any]:
+    """The fields of a config section that change its stage's result, by name.
+
+    A field is left out when its metadata says ``result: False`` (:data:`NOT_IN_RESULT`:
+    threads, devices, credentials, resuming). Stage hashes are computed from this alone.
+    """
+    return _fields_where(cfg, lambda m: m.get("result", True))
+
+
+def checkpoint_fields(cfg: Any) -> dict[str, Any]:
+    """The fields that must match for an interrupted training to be continued.
+
+    The :func:`result_fields` less those whose metadata says ``checkpoint: False``
+    (:data:`NOT_IN_CHECKPOINT`: epochs, time limits, precision, ...).
+    """
+    return _fields_where(cfg, lambda m: m.get("result", True) and m.get("checkpoint", True))
+
+
+def _fields_where(cfg: Any, keep: Any) -> dict[str, Any]:
+    """The fields whose metadata ``keep`` accepts; component parameters by their flat names
+    (:meth:`~tomochunk.config_sections.ComponentSections.component_fields`)."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        if not keep(f.metadata):
+            continue
+        if f.name == "components" and isinstance(cfg, ComponentSections):
+            out.update(cfg.component_fields())
+        else:
+            out[f.name] = _plain(getattr(cfg, f.name))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return to_dict(value) if is_dataclass(value) and not isinstance(value, type) else value
+
+
+def stage_hash(*parts: Any) -> str:
+    """The hash of a stage: its :func:`result_fields` and those of the stages before it.
+
+    ``parts`` are config sections (reduced to their :func:`result_fields`), upstream hashes
+    and any other JSON-able values.
+    """
+    return config_hash(*(result_fields(p) if is_dataclass(p) and not isinstance(p, type)
+                         else p for p in parts))
+
+
 def load_config(path: str | Path, cls: type[C] = RunConfig) -> C:  # type: ignore[assignment]
     """Load a YAML config file into ``cls`` (default :class:`RunConfig`)."""
+    return from_dict(cls, read_config_file(path))
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping in a YAML config file, not yet checked (see :func:`load_config`)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
@@ -624,7 +730,7 @@ def load_config(path: str | Path, cls: type[C] = RunConfig) -> C:  # type: ignor
     data = load_yaml(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
-    return from_dict(cls, data)
+    return data
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

@@ -6,7 +6,8 @@ that differs from its defaults in ``components``; the YAML form has one sub-sect
 registered component (generated from the registry, so a new filter or network gets its
 section with no edit). The old flat keys (``radius``, ``nlm_h``, ``unet_depth``, ...) still
 work as keyword arguments, YAML keys and attributes, with a DeprecationWarning naming the new
-key.
+key. Configs are frozen: a changed copy comes from :func:`tomochunk.config.replace` (or
+:meth:`ComponentSections.with_values` for internal code that sets flat keys).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def _component_params(cls: type, name: str, value: Any, where: str) -> Any:
 def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
                    where: str = "") -> dict[str, Any]:
     """Move the component sections and the deprecated flat keys of ``data`` into
-    ``components`` as validated Params (a flat key overrides its section's value).
+    ``components`` as validated Params (a flat key overrides its section's value, and a
+    ``"component.param"`` key, as ``--set`` and the CLI options write, overrides both).
 
     Errors name the key as written: ``train.depth`` for a flat key, ``train.msd.depth``
     for a section's field.
@@ -73,9 +75,7 @@ def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
              for k, v in dict(data.pop("components", None) or {}).items()}
     for key in [k for k in data if k in names and k not in flat]:
         comps[key] = data.pop(key)
-    for key in [k for k in data if k.partition(".")[0] in names]:  # "median.radius": 3
-        comp, _, param = key.partition(".")
-        _section(comps, comp)[param] = data.pop(key)
+    from_flat: dict[tuple[str, str], str] = {}
     for key in [k for k in data if k in flat]:
         value, targets = data.pop(key), flat[key]
         if warn:
@@ -85,10 +85,33 @@ def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
         for comp, param in targets:
             hint = typing.get_type_hints(reg.get_entry(comp).obj.Params)[param]
             _section(comps, comp)[param] = _coerce(value, hint, prefix + key)
+            from_flat[comp, param] = key
+    for key in [k for k in data if k.partition(".")[0] in names]:  # "median.radius": 3
+        comp, _, param = key.partition(".")  # (--set, CLI options: they win over flat keys)
+        _section(comps, comp)[param] = data.pop(key)
+        from_flat.pop((comp, param), None)
     if comps:
-        data["components"] = {n: _component_params(cls, n, v, prefix + n)
+        data["components"] = {n: _flat_named(cls, n, v, prefix + n, from_flat)
                               for n, v in comps.items()}
     return data
+
+
+def _flat_named(cls: type, name: str, value: Any, where: str,
+                from_flat: dict[tuple[str, str], str]) -> Any:
+    """:func:`_component_params`; a range error of a value given by a flat key names that key
+    as the section's own check did (``invalid training configuration: --depth must be >= 1
+    (got 0)``)."""
+    from .registry import ParamRangeError
+
+    try:
+        return _component_params(cls, name, value, where)
+    except ParamRangeError as exc:
+        key = from_flat.get((name, exc.param))
+        if key is None:
+            raise
+        raise ConfigError(f"invalid {getattr(cls, '_component_what', 'component')} "
+                          f"configuration: --{key.replace('_', '-')} {exc.rule} "
+                          f"(got {exc.value})") from None
 
 
 def _section(comps: dict[str, Any], name: str) -> dict[str, Any]:
@@ -99,8 +122,12 @@ def _section(comps: dict[str, Any], name: str) -> dict[str, Any]:
     return section
 
 
-def with_components(registry: str, flat: _Flat) -> Any:
-    """Class decorator: the config section has component sections from ``registry``."""
+def with_components(registry: str, flat: _Flat, what: str = "component") -> Any:
+    """Class decorator: the config section has component sections from ``registry``.
+
+    ``flat`` maps each deprecated flat key to the ``(component, parameter)`` pairs it sets;
+    ``what`` names the section in errors ("invalid training configuration: ...").
+    """
 
     def deco(cls: Any) -> Any:
         init = cls.__init__
@@ -112,13 +139,18 @@ def with_components(registry: str, flat: _Flat) -> Any:
         __init__.__signature__ = inspect.signature(init)  # type: ignore[attr-defined]
         cls.__init__ = __init__
         cls._component_registry, cls._flat_keys = registry, flat
+        cls._component_what = what
         return cls
 
     return deco
 
 
 class ComponentSections:
-    """Mixin of configs with component sections: ``params_of``, flat-key reads."""
+    """Mixin of configs with component sections: ``params_of``, flat-key reads.
+
+    It comes first among the bases of a frozen config section; its ``__post_init__``
+    validates the sections, then chains to the section's own checks.
+    """
 
     components: dict[str, Any]
 
@@ -174,17 +206,22 @@ class ComponentSections:
         data = nest_flat_keys(type(self), {**to_dict(self), **values}, warn=False)
         return from_dict(type(self), data)
 
-    def __setattr__(self, key: str, value: Any) -> None:
+    def component_fields(self) -> dict[str, Any]:
+        """The component parameters as hashed fields (``result_fields``, ``checkpoint_fields``).
+
+        Every deprecated flat key with its value (``{"depth": 100, "unet_depth": 3, ...}``:
+        the names and hashes that stages and checkpoints had before the sections), then
+        ``"name.param"`` for each parameter that no flat key reads of each section set to
+        other than its defaults (a third-party component's).
+        """
         flat: _Flat = getattr(type(self), "_flat_keys", {})
-        if key not in flat:
-            object.__setattr__(self, key, value)
-            return
-        warnings.warn(f"{type(self).__name__}.{key} is deprecated; set the "
-                      f"{flat[key][0][0]} section instead", DeprecationWarning, stacklevel=2)
-        comps = dict(self.components)
-        for comp, param in flat[key]:
-            comps[comp] = dataclasses.replace(self.params_of(comp), **{param: value})
-        self._set_components(comps)
+        out = self.flat_values()
+        covered = {targets[0] for targets in flat.values()}
+        for name, params in self.components.items():
+            for key, value in dataclasses.asdict(params).items():
+                if (name, key) not in covered:
+                    out[f"{name}.{key}"] = value
+        return out
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_") or key == "components" or key not in getattr(

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +31,9 @@ import xarray as xr
 
 from .config import ExportConfig, replace
 from .errors import ConfigError, InputError
+from .io.atomic import remove_path, swap_into_place, temp_sibling
 from .io.ngff import pixel_size_of
+from .io.nxtomo import nexus_layout
 from .io.store import check_output_path, open_store
 
 __all__ = ["FORMATS", "Scaling", "parse_range", "export", "export_volume"]
@@ -148,7 +148,7 @@ def _tiff_slab(block: np.ndarray, *, folder: str, stem: str, px: float | None,
 
 def _write_tiff(tmp: Path, vol: xr.DataArray, data: da.Array, px: float | None,
                 scaling: Scaling) -> None:
-    from .progress import compute
+    from .runtime.progress import compute
 
     tmp.mkdir(parents=True)
     stem = str(vol.name)
@@ -172,7 +172,7 @@ def _raw_slab(block: np.ndarray, *, file: str, shape: tuple[int, ...], scaling: 
 
 def _write_raw(tmp: Path, vol: xr.DataArray, data: da.Array, px: float | None,
                scaling: Scaling) -> None:
-    from .progress import compute
+    from .runtime.progress import compute
 
     tmp.mkdir(parents=True)
     dtype = np.dtype(scaling.dtype).newbyteorder("<")
@@ -204,7 +204,7 @@ def _write_raw(tmp: Path, vol: xr.DataArray, data: da.Array, px: float | None,
 
 def _stream(data: da.Array, scaling: Scaling) -> Iterator[tuple[int, np.ndarray]]:
     """Slabs computed one ahead of the writer: at most two are held in memory."""
-    from .progress import current_client
+    from .runtime.client import current_client
 
     client = current_client()
     slabs = list(_slabs(data))
@@ -228,7 +228,7 @@ def _write_hdf5(tmp: Path, vol: xr.DataArray, data: da.Array, px: float | None,
     chunk_z = max(1, int(data.chunks[0][0]))
     with h5py.File(tmp, "w") as f:
         if nexus:
-            dset = _nexus_layout(f, vol, shape, chunk_z, px, scaling)
+            dset = nexus_layout(f, vol, shape, chunk_z, px, scaling.dtype)
         else:
             dset = f.create_dataset("volume", shape=shape, dtype=scaling.dtype,
                                     chunks=(chunk_z, shape[1], shape[2]))
@@ -243,47 +243,6 @@ def _write_hdf5(tmp: Path, vol: xr.DataArray, data: da.Array, px: float | None,
         log.info("wrote %s (%s)", tmp.name, "x".join(map(str, shape)))
 
 
-def _nexus_layout(f: Any, vol: xr.DataArray, shape: tuple[int, ...], chunk_z: int,
-                  px: float | None, scaling: Scaling) -> Any:
-    """NXtomo (projections of a scan store) or NXtomoproc (a reconstructed volume)."""
-    entry = f.create_group("entry")
-    entry.attrs["NX_class"] = "NXentry"
-    step = px if px is not None else 1.0
-    unit = "um" if px is not None else "pixel"
-    if vol.name == "projections":
-        entry.create_dataset("definition", data="NXtomo")
-        det = entry.create_group("instrument").create_group("detector")
-        f["entry/instrument"].attrs["NX_class"] = "NXinstrument"
-        det.attrs["NX_class"] = "NXdetector"
-        dset = det.create_dataset("data", shape=shape, dtype=scaling.dtype,
-                                  chunks=(chunk_z, shape[1], shape[2]))
-        det.create_dataset("image_key", data=np.zeros(shape[0], dtype=np.int32))
-        if px is not None:
-            det.create_dataset("x_pixel_size", data=px).attrs["units"] = "um"
-            det.create_dataset("y_pixel_size", data=px).attrs["units"] = "um"
-        sample = entry.create_group("sample")
-        sample.attrs["NX_class"] = "NXsample"
-        if "theta" in vol.coords:
-            theta = np.degrees(np.asarray(vol.coords["theta"].values, dtype=np.float64))
-            sample.create_dataset("rotation_angle", data=theta).attrs["units"] = "degree"
-        data = entry.create_group("data")
-        data.attrs.update({"NX_class": "NXdata", "signal": "data"})
-        data["data"] = dset
-        return dset
-    entry.create_dataset("definition", data="NXtomoproc")
-    data = entry.create_group("data")
-    data.attrs.update({"NX_class": "NXdata", "signal": "data", "axes": ["z", "y", "x"]})
-    dset = data.create_dataset("data", shape=shape, dtype=scaling.dtype,
-                               chunks=(chunk_z, shape[1], shape[2]))
-    for i, axis in enumerate("zyx"):
-        data.create_dataset(axis, data=np.arange(shape[i]) * step).attrs["units"] = unit
-        data.attrs[f"{axis}_indices"] = i
-    if px is not None:
-        dset.attrs["element_size_um"] = np.array([px, px, px])
-        dset.attrs["pixel_size_um"] = px
-    return dset
-
-
 def _sidecar(vol: xr.DataArray, data: da.Array, px: float | None,
              scaling: Scaling) -> dict[str, Any]:
     return {"variable": str(vol.name), "shape": [int(s) for s in data.shape],
@@ -295,26 +254,13 @@ def _sidecar(vol: xr.DataArray, data: da.Array, px: float | None,
 
 
 def _atomic_output(path: Path, overwrite: bool, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = temp_sibling(path)
     try:
         write(tmp)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            _remove(old)
-        else:
-            os.replace(tmp, path)
+        swap_into_place(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir():
-        shutil.rmtree(p, ignore_errors=True)
-    elif p.exists():
-        p.unlink()
 
 
 def export_volume(vol: xr.DataArray, out: str | os.PathLike[str], *, fmt: str = "tiff",

@@ -29,7 +29,7 @@ from .errors import BackendUnavailableError, ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["Component", "NoParams", "Registry", "params_error"]
+__all__ = ["Component", "NoParams", "ParamRangeError", "Registry", "params_error"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,20 @@ def params_error(unknown: list[str], valid: list[str], what: str) -> ConfigError
         f"unknown parameter(s) {', '.join(unknown)} for {what}; valid parameters are: "
         f"{', '.join(valid) or '(none)'}"
     )
+
+
+class ParamRangeError(ConfigError):
+    """A component parameter out of its range (raised by a ``Params.__post_init__``).
+
+    The message names the parameter as a section key; ``param``, ``rule`` and ``value`` let
+    a caller that received the value under another name (a deprecated flat config key)
+    name it that way instead.
+    """
+
+    def __init__(self, message: str, *, param: str = "", rule: str = "",
+                 value: Any = None) -> None:
+        super().__init__(message)
+        self.param, self.rule, self.value = param, rule, value
 
 
 class Component:

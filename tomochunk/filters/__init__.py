@@ -17,9 +17,9 @@ and returns the same kind. The median on projections before reconstruction lives
 
 from __future__ import annotations
 
+from ..chunks import Slab, map_z_halo, z_chunks
 from .apply import apply_filter, filter_params
 from .component import Filter
-from .halo import Slab, map_z_halo, z_chunks
 from .iternlm import ITERNLM, iternlm_array, iternlm_halo, slice_noise
 from .median import MEDIAN, check_radius, footprint_array
 from .nlm import NLM, nlm_halo

@@ -7,11 +7,11 @@ from typing import Any
 
 import xarray as xr
 
+from ..chunks import ZarrSource
 from ..config import FilterConfig
 from ..errors import InputError
 from ..io.store import check_output_path, open_recon, open_store, write_dataset
-from ..progress import get_logger
-from .halo import ZarrSource
+from ..runtime.logs import get_logger
 from .registry import FILTERS
 from .sigma import resolve_sigma
 

@@ -24,9 +24,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..chunks import Slab, Volume, apply_kernel, check_volume
 from ..registry import Component
-from ._volume import Volume, apply_kernel, check_volume
-from .halo import Slab
 
 __all__ = ["Filter"]
 
@@ -91,7 +90,7 @@ class Filter(Component):
         """Filter ``vol`` (numpy, Dask, xarray or a store variable) with ``params``.
 
         Returns the same kind of object, float32 (see
-        :func:`tomochunk.filters._volume.apply_kernel` for the chunking).
+        :func:`tomochunk.chunks.volume.apply_kernel` for the chunking).
         """
         params = self.params(params)
         shape = check_volume(vol)

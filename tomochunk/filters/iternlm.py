@@ -32,10 +32,9 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..chunks import Slab, Volume, apply_kernel, check_volume
 from ..errors import ConfigError
-from ._volume import Volume, apply_kernel, check_volume
 from .component import Filter
-from .halo import Slab
 from .nlm import _check_positive, check_nlm_params
 
 __all__ = ["ITERNLM", "IterNLM", "IterNLMParams", "iternlm", "iternlm_array", "iternlm_halo",

@@ -8,10 +8,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..chunks import Slab, Volume, apply_kernel, check_volume
 from ..errors import ConfigError
-from ._volume import Volume, apply_kernel, check_volume
+from ..registry import ParamRangeError
 from .component import Filter
-from .halo import Slab
 from .selection import MAX_NETWORK_SIZE, rank_filter
 
 __all__ = ["MEDIAN", "Median", "MedianParams", "median", "footprint_array", "check_radius"]
@@ -131,8 +131,9 @@ class MedianParams:
         if not isinstance(self.radius, int | np.integer) or isinstance(self.radius, bool):
             raise ConfigError(f"radius must be an integer number of voxels, got {self.radius!r}")
         if self.radius < 1:
-            raise ConfigError(f"--radius must be >= 1 voxel (filters.median.radius; got "
-                              f"{self.radius}); use e.g. --radius 2")
+            raise ParamRangeError(f"--radius must be >= 1 voxel (filters.median.radius; got "
+                                  f"{self.radius}); use e.g. --radius 2", param="radius",
+                                  rule="must be >= 1", value=self.radius)
         if self.footprint not in ("ball", "cube"):
             raise ConfigError(f"unknown footprint {self.footprint!r}; valid footprints are: "
                               "ball, cube")

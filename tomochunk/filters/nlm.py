@@ -7,10 +7,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..chunks import Slab, Volume, apply_kernel, check_volume
 from ..errors import ConfigError
-from ._volume import Volume, apply_kernel, check_volume
 from .component import Filter
-from .halo import Slab
 
 __all__ = ["NLM", "NLMFilter", "NLMParams", "nlm", "nlm_halo", "check_nlm_params"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 from .readers import (
     READERS,
     ArraySpec,

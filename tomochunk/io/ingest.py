@@ -1,6 +1,6 @@
 """Ingest a raw scan into ``scan.zarr``, streaming by blocks of detector rows.
 
-The store follows the contract of ``ARCHITECTURE.md``: ``projections(angle,row,col)`` in the
+The store follows the contract of ``docs/architecture.md``: ``projections(angle,row,col)`` in the
 input dtype (raw counts), ``flat(flat,row,col)`` and ``dark(dark,row,col)`` when the scan has
 them, the coordinate ``theta(angle)`` in radians (float64), and the root attributes
 ``source``, ``source_format``, ``n_angles``, ``normalized`` (True when the scan has neither
@@ -34,7 +34,8 @@ from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..config import IngestConfig, replace
 from ..errors import ConfigError, InputError
-from ..progress import get_logger, tqdm
+from ..runtime.logs import get_logger
+from ..runtime.progress import tqdm
 from .dxchange import HDF5_SUFFIXES
 from .readers import (
     READERS,

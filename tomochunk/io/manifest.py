@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CorruptStoreError
+from .atomic import atomic_write_text
 
 __all__ = ["MANIFEST_FILE", "write_manifest", "verify_manifest", "recreate_hint"]
 
@@ -71,9 +72,8 @@ def write_manifest(root: str | os.PathLike[str]) -> int:
     total = 0
     for array in _arrays(Path(root)):
         files = _chunk_files(array)
-        tmp = array / f".{MANIFEST_FILE}.tmp"
-        tmp.write_text(json.dumps({"version": 1, "files": files}, separators=(",", ":")))
-        os.replace(tmp, array / MANIFEST_FILE)
+        atomic_write_text(array / MANIFEST_FILE,
+                          json.dumps({"version": 1, "files": files}, separators=(",", ":")))
         total += len(files)
     return total
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 from .dxchange import sniff_hdf5
 from .readers import (
     READERS,

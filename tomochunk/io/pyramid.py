@@ -83,7 +83,7 @@ def write_pyramid(
     list of str
         The array paths of all levels, level 0 (``source``) first.
     """
-    from ..progress import compute
+    from ..runtime.progress import compute
 
     group = zarr.open_group(group_path, mode="r+")
     base = group[source]

@@ -10,7 +10,7 @@ store is a local staging folder, finalized the same way, and published with its 
 ``zarr.json`` (completion attribute + consolidated metadata) as the last object; an overwrite
 invalidates the old store's root ``zarr.json`` before deleting it.
 
-Store contract (see ``ARCHITECTURE.md``):
+Store contract (see ``docs/architecture.md``):
 
 - ``scan.zarr``: ``projections(angle,row,col)``, ``flat(flat,row,col)``, ``dark(dark,row,col)``,
   coordinate ``theta(angle)`` in radians; attrs ``pixel_size_um`` (when known), ``source``.
@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ import xarray as xr
 import zarr
 
 from ..errors import IncompleteStoreError, InputError, OutputExistsError
+from .atomic import PARTIAL, remove_stale_partials, swap_into_place, temp_sibling
 from .finalize import finalize_store, restore_index_dims
 from .manifest import verify_manifest, write_manifest
 
@@ -67,8 +67,7 @@ __all__ = [
 COMPLETE_ATTR = "tomochunk_complete"
 HASH_ATTR = "tomochunk_config_hash"
 VERSION_ATTR = "tomochunk_version"
-_PARTIAL = ".partial-"
-_OLD = ".old-"
+_PARTIAL = PARTIAL
 
 SCAN_VARS = ("projections", "flat", "dark")
 RECON_VARS = ("full", "split")
@@ -112,26 +111,7 @@ def check_output_path(path: str | os.PathLike[str], overwrite: bool = False,
 
 
 def _partial_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}{_PARTIAL}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def remove_stale_partials(path: str | os.PathLike[str]) -> list[Path]:
-    """Delete temporary siblings left by interrupted writes of ``path``; return them.
-
-    A URL has none (its output is staged locally, see :func:`tomochunk.io.urls.staging_dir`).
-    """
-    from .urls import is_url
-
-    if is_url(path):
-        return []
-    path = Path(path)
-    removed = []
-    if not path.parent.exists():
-        return removed
-    for p in path.parent.glob(f".{path.name}{_PARTIAL}*"):
-        shutil.rmtree(p, ignore_errors=True)
-        removed.append(p)
-    return removed
+    return temp_sibling(path, _PARTIAL)
 
 
 @contextlib.contextmanager
@@ -181,13 +161,8 @@ def atomic_store(
     try:
         yield tmp
         _finish(tmp, attrs, config_hash)
-        if target.exists():
-            old = target.with_name(f".{target.name}{_OLD}{uuid.uuid4().hex[:8]}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        swap_into_place(tmp, target,
+                        lambda old: shutil.rmtree(old, ignore_errors=True))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -248,11 +223,11 @@ def write_dataset(
     """Write a (lazy, Dask-backed) dataset atomically as a Zarr v3 store.
 
     Each Dask chunk is written by the task that computes it, so memory stays bounded by
-    the chunk size. Progress is shown with :func:`tomochunk.progress.compute`. ``path``
+    the chunk size. Progress is shown with :func:`tomochunk.runtime.progress.compute`. ``path``
     may be an fsspec URL (written with ``storage_options``, see :func:`atomic_store`);
     the return value is ``path`` as a Path, or the URL.
     """
-    from ..progress import compute
+    from ..runtime.progress import compute
     from .urls import basename, is_url, local_path
 
     path = os.fspath(path) if is_url(path) else Path(local_path(path))

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 from .readers import (
     READERS,
     ArraySpec,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, LoggedWarning
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 
 __all__ = ["MAX_TRANSMISSION", "ValueStats", "check_dtype", "check_transmission"]
 

@@ -88,7 +88,7 @@ class FRCResult:
 
 def half_bit_threshold(n: Any) -> np.ndarray:
     """Half-bit threshold (van Heel & Schatz 2005) for rings/shells of ``n`` pixels."""
-    s = np.sqrt(np.maximum(np.asarray(n, dtype=float), 1.0))
+    s: np.ndarray = np.sqrt(np.maximum(np.asarray(n, dtype=float), 1.0))
     return (0.2071 + 1.9102 / s) / (1.2071 + 0.9102 / s)
 
 

@@ -181,6 +181,19 @@ def _fit_one(d: np.ndarray, v: np.ndarray, c0: float, sign: float, step: float) 
                    float(abs(popt[2])), float(err[2]), float(popt[3]), float(err[3]))
 
 
+def _profile(distance: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(distance, values)`` as float arrays, checked: 1D, same length >= 5, increasing."""
+    d = np.asarray(distance, dtype=float)
+    v = np.asarray(values, dtype=float)
+    if d.ndim != 1 or d.shape != v.shape or d.size < 5:
+        raise InputError(
+            f"distance and values must be 1D of the same length >= 5, got {d.shape} and {v.shape}"
+        )
+    if not np.all(np.diff(d) > 0):
+        raise InputError("distance must be strictly increasing")
+    return d, v
+
+
 def fit_peaks(
     distance: Any,
     values: Any,
@@ -222,14 +235,7 @@ def fit_peaks(
     list of PeakFit
         Sorted by position.
     """
-    d = np.asarray(distance, dtype=float)
-    v = np.asarray(values, dtype=float)
-    if d.ndim != 1 or d.shape != v.shape or d.size < 5:
-        raise InputError(
-            f"distance and values must be 1D of the same length >= 5, got {d.shape} and {v.shape}"
-        )
-    if not np.all(np.diff(d) > 0):
-        raise InputError("distance must be strictly increasing")
+    d, v = _profile(distance, values)
     if polarity not in ("max", "min"):
         raise InputError(f"polarity must be 'max' or 'min', got {polarity!r}")
     sign = 1.0 if polarity == "max" else -1.0

@@ -21,18 +21,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .cnr import check_mask
 
 __all__ = ["SegmentationScore", "otsu_labels", "dice_iou", "porosity_error", "score_segmentation"]
 
 
 def _mask(mask: Any, shape: tuple[int, ...]) -> np.ndarray:
-    if mask is None:
-        return np.ones(shape, bool)
-    m = np.asarray(mask, dtype=bool)
-    if m.shape != shape:
-        raise InputError(f"the mask has shape {m.shape} but the volume has shape {shape}; "
-                         "pass a mask of the volume's shape")
-    return m
+    """All voxels when ``mask`` is None, else the checked mask (:func:`check_mask`)."""
+    return np.ones(shape, bool) if mask is None else check_mask(mask, shape)
 
 
 def otsu_labels(vol: Any, n_phases: int = 2, mask: Any = None, bins: int = 256) -> np.ndarray:

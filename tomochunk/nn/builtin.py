@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
+from ..registry import ParamRangeError
 from .component import Network
 from .registry import NETWORKS
 
@@ -23,7 +24,10 @@ def _positive(section: str, flags: dict[str, str], **values: Any) -> None:
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"{where} must be a positive integer, got {value!r}")
         if value < 1:  # named by the command-line flag where there is one
-            raise ConfigError(f"{flags.get(name, where)} must be >= 1 ({where}; got {value})")
+            named = f"{flags[name]} must be >= 1 ({where}; " if name in flags else (
+                f"{where} must be >= 1 (")
+            raise ParamRangeError(f"{named}got {value})", param=name, rule="must be >= 1",
+                                  value=value)
 
 
 @dataclass(frozen=True)

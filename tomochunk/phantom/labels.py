@@ -48,7 +48,8 @@ def lattice_mask(spec: ScanSpec, margin: float = 1.0) -> np.ndarray:
     z = np.arange(spec.n_z)
     wall = max(1.0, float(round(0.2 * spec.lattice_period)))
     rows = (z >= np.ceil(z0 + wall + margin)) & (z <= np.floor(z1 - wall - margin))
-    return rows[:, None, None] & disc[None]
+    mask: np.ndarray = rows[:, None, None] & disc[None]
+    return mask
 
 
 def lattice_labels(spec: ScanSpec, truth: np.ndarray) -> np.ndarray:

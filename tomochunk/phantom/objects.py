@@ -117,6 +117,20 @@ def lattice_holes(spec: ScanSpec) -> tuple[np.ndarray, np.ndarray, float]:
     return centres, np.stack([za[keep], zb[keep]], axis=1), hole
 
 
+def _add_lattice(spec: ScanSpec, rows: list[tuple[float, ...]]) -> tuple[float, float, float]:
+    """Append the lattice patch and its holes to ``rows``; return its disc ``(x, y, r)``."""
+    px, py, pr, z0, z1 = lattice_patch(spec)
+    pz, ph = (z0 + z1) / 2.0, (z1 - z0) / 2.0
+    contrast = 0.8 * spec.mu
+    rows.append((CYLINDER, px, py, pz, pr, pr, ph, 0.0, contrast))
+    centres, segments, hole = lattice_holes(spec)
+    for za, zb in segments:
+        for hx, hy in centres:
+            rows.append((CYLINDER, hx, hy, (za + zb) / 2.0, hole, hole, (zb - za) / 2.0,
+                         0.0, -contrast))
+    return px, py, pr
+
+
 def _cells(spec: ScanSpec, rng: np.random.Generator) -> Shapes:
     n, nz, mu = spec.n_xy, spec.n_z, spec.mu
     body_r = (ROI_BODY_RADIUS if spec.roi else BODY_RADIUS) * n
@@ -128,16 +142,7 @@ def _cells(spec: ScanSpec, rng: np.random.Generator) -> Shapes:
     # obstacles for placement: in-plane discs (x, y, r) spanning all z, and 3D spheres
     discs: list[tuple[float, float, float]] = []
     if spec.lattice:
-        px, py, pr, z0, z1 = lattice_patch(spec)
-        pz, ph = (z0 + z1) / 2.0, (z1 - z0) / 2.0
-        contrast = 0.8 * mu
-        rows.append((CYLINDER, px, py, pz, pr, pr, ph, 0.0, contrast))
-        centres, segments, hole = lattice_holes(spec)
-        for za, zb in segments:
-            for hx, hy in centres:
-                rows.append((CYLINDER, hx, hy, (za + zb) / 2.0, hole, hole, (zb - za) / 2.0,
-                             0.0, -contrast))
-        discs.append((px, py, pr))
+        discs.append(_add_lattice(spec, rows))
     spheres = np.zeros((0, 4))  # x, y, z, bounding radius
 
     def free(x: float, y: float, z: float, r: float) -> bool:
@@ -174,7 +179,7 @@ def _cells(spec: ScanSpec, rng: np.random.Generator) -> Shapes:
         contrast = sign * rng.uniform(0.25, 0.6) * mu
         k = rng.uniform(0.35, 0.5)
         off = rng.normal(size=3)
-        off *= rng.uniform(0.0, 0.3) / max(np.linalg.norm(off), 1e-12)
+        off *= rng.uniform(0.0, 0.3) / max(float(np.linalg.norm(off)), 1e-12)
         nucleus = rng.uniform(0.4, 0.8) * mu
         where = place(max(a, b, c))
         if where is None:

@@ -33,7 +33,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from ..progress import get_logger
+from ..io.atomic import atomic_file
+from ..runtime.logs import get_logger
 from .objects import make_shapes
 from .shapes import Shapes, project_shapes, rasterise_shapes
 from .spec import ScanSpec
@@ -67,9 +68,12 @@ def angles(spec: ScanSpec) -> np.ndarray:
     """
     arc = np.deg2rad(spec.arc_deg)
     i = np.arange(spec.n_angles, dtype=np.float64)
+    out: np.ndarray
     if spec.angle_order == "golden":
-        return arc * np.mod(i * GOLDEN, 1.0)
-    return i * (arc / spec.n_angles)
+        out = arc * np.mod(i * GOLDEN, 1.0)
+    else:
+        out = i * (arc / spec.n_angles)
+    return out
 
 
 def make_truth(spec: ScanSpec) -> np.ndarray:
@@ -85,7 +89,8 @@ def make_truth(spec: ScanSpec) -> np.ndarray:
 
 def _truth(spec: ScanSpec, shapes: Shapes) -> np.ndarray:
     vol = rasterise_shapes(shapes, spec.n_z, spec.n_xy, spec.supersample, _SUB_ROWS)
-    return np.maximum(vol, 0.0).astype(np.float32)
+    truth: np.ndarray = np.maximum(vol, 0.0).astype(np.float32)
+    return truth
 
 
 def simulate_projections(spec: ScanSpec) -> np.ndarray:
@@ -234,7 +239,7 @@ def write_scan(
     overwrite: bool = False,
     truth_path: str | os.PathLike[str] | None = None,
     chunk_rows: int = 16,
-) -> tuple[Path, np.ndarray]:
+) -> tuple[Path | str, np.ndarray]:
     """Simulate a scan and write it as ``scan.zarr`` (atomically); optionally the truth.
 
     Parameters
@@ -253,24 +258,20 @@ def write_scan(
 
     Returns
     -------
-    (pathlib.Path, ndarray)
-        The store path and the truth.
+    (pathlib.Path or str, ndarray)
+        The store path (an fsspec URL is returned unchanged) and the truth.
     """
     from ..io.store import check_output_path, write_dataset
 
-    path = check_output_path(path, overwrite)
+    out: Path | str = check_output_path(path, overwrite)
     if truth_path is not None:
         truth_path = check_output_path(truth_path, overwrite)
     ds, truth = simulate_scan(spec)
     rows = max(1, min(int(chunk_rows), spec.n_z))
     ds = ds.chunk({"angle": -1, "row": rows, "col": -1, "flat": -1, "dark": -1})
-    write_dataset(ds, path, overwrite=overwrite, label=f"writing {Path(path).name}")
+    write_dataset(ds, out, overwrite=overwrite, label=f"writing {Path(out).name}")
     if truth_path is not None:
         truth_path = Path(truth_path)
-        tmp = truth_path.with_name(f".{truth_path.name}.partial-{os.getpid()}.npy")
-        try:
+        with atomic_file(truth_path, ".partial-", ".npy") as tmp:
             np.save(tmp, truth)
-            os.replace(tmp, truth_path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return path, truth
+    return out, truth

@@ -26,6 +26,7 @@ and of ASTRA's ``parallel`` geometry.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,7 +76,7 @@ class Shapes:
     value: np.ndarray
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[float, ...]]) -> Shapes:
+    def from_rows(cls, rows: Sequence[tuple[float, ...]]) -> Shapes:
         """From tuples ``(kind, x, y, z, a, b, c, phi, value)``."""
         arr = np.asarray(rows, dtype=np.float64).reshape(-1, 9)
         return cls(

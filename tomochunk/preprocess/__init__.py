@@ -12,7 +12,7 @@ from .center import (
     opposite_pair,
 )
 from .center360 import find_center_360, find_overlap_360
-from .median import median_filter_projections, median_filter_slices
+from .chain import preprocess_block, preprocess_scan, remove_stripes, required_row_halo
 from .normalize import (
     check_flat_dark,
     count_nonfinite,
@@ -23,7 +23,7 @@ from .normalize import (
     reduce_stack,
 )
 from .paganin import paganin_filter, paganin_halo, retrieve_phase
-from .pipeline import preprocess_block, preprocess_scan, remove_stripes, required_row_halo
+from .projection_median import median_filter_projections, median_filter_slices
 from .stripe import fw_level, remove_stripe_fw, remove_stripe_sorting
 
 __all__ = [

@@ -18,7 +18,7 @@ import xarray as xr
 
 from ..config import PreprocessConfig
 from ..errors import InputError
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 
 __all__ = ["find_overlap_360", "find_center_360"]
 

@@ -1,7 +1,7 @@
 """Flat/dark normalisation, ``-log`` with a floor, and checks of flats, darks and finiteness.
 
 Everything here is plain numpy on in-memory blocks ``(angle, row, col)``; the Dask layer maps
-it over blocks of detector rows (see :mod:`tomochunk.preprocess.pipeline`).
+it over blocks of detector rows (see :mod:`tomochunk.preprocess.chain`).
 
 Policy for bad values (documented once, used by :func:`~tomochunk.preprocess.preprocess_block`):
 

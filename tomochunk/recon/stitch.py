@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 
 __all__ = ["opposite_pairs", "stitched_width", "overlap_width", "stitch_pairs",
            "stitch_half_acquisition"]

@@ -14,14 +14,30 @@ the full reconstruction is computed as the mean of the K subset reconstructions:
 linear and the weights add up exactly (:func:`tomochunk.recon.split.full_is_mean_of_splits`),
 so this is the same result at about half the cost. Otherwise (for example the tooth's 181
 angles) the full set is reconstructed separately. The attribute ``full_from`` records which.
+
+Errors and warnings of :func:`reconstruct`
+------------------------------------------
+- :class:`~tomochunk.errors.OutputExistsError`: ``out`` exists and ``overwrite`` is false
+  (checked first).
+- :class:`~tomochunk.errors.ConfigError`: unknown backend, filter or option (the message lists
+  the valid ones), ``splits < 2``.
+- :class:`~tomochunk.errors.InputError`: centre outside the detector, more splits than angles
+  or fewer than 2 angles per subset, a bad scan layout; NaN/inf in the projections beyond
+  what preprocessing in-fills, or a damaged chunk of the scan store (raised by the block task
+  that meets them: the message names the block's detector rows ``a-b``, the scan and the
+  cause).
+- :class:`~tomochunk.errors.BlockError`: any other failure inside a block task, with the same
+  rows and cause in its message.
+- ``UserWarning``: angles that do not cover about 180 degrees; subsets of unequal size.
+
+Example: ``reconstruct("scan.zarr", "recon.zarr", splits=2, center="auto")``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +46,22 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from ..chunks import ZarrSource
 from ..config import PreprocessConfig, ReconConfig, replace, to_dict
-from ..errors import BlockError, ConfigError, InputError, located
+from ..errors import BlockError, ConfigError, InputError
 from ..io import store
 from ..preprocess.paganin import resolve_paganin
-from ..progress import current_client, get_logger
+from ..runtime.logs import get_logger
+from ..runtime.threads import thread_count
+from .blocks import block_task, reconstruct_sinograms
+from .checks import check_center, check_theta
 from .filters import check_filter
-from .order import by_angle, order_name, weight_factors
+from .order import order_name
 from .registry import RECONSTRUCTORS
-from .split import angles_per_split, check_splits, full_is_mean_of_splits, split_indices
+from .split import angles_per_split, check_splits, full_is_mean_of_splits
 from .stitch import (
     opposite_pairs,
     overlap_width,
-    stitch_half_acquisition,
     stitched_width,
 )
 
@@ -69,7 +88,11 @@ def _apply_overrides(
 
 
 def _check_config(config: ReconConfig) -> None:
-    """Validate the reconstruction options before any work (errors list valid values)."""
+    """Check the backend and filter are known and installed (errors list valid values).
+
+    Ranges and cross-field rules are checked when the config is constructed
+    (:mod:`tomochunk.config_checks`).
+    """
     RECONSTRUCTORS.get(config.backend)  # unknown / unavailable backend -> listed names
     check_filter(config.filter, config.filter_cutoff, config.filter_order)
     if config.backend == "astra":
@@ -80,206 +103,6 @@ def _check_config(config: ReconConfig) -> None:
                 f"filter {config.filter!r} is not available in the astra backend; use one of "
                 f"{', '.join(ASTRA_FILTERS)} or backend='native'"
             )
-        if config.tomopy_convention:
-            raise ConfigError("tomopy_convention needs backend='native' or 'tomopy'")
-    if config.pad not in ("zero", "edge", "none"):
-        raise ConfigError(f"pad={config.pad!r}; valid values are: zero, edge, none")
-    if config.rows_per_block < 1:
-        raise ConfigError(f"rows_per_block={config.rows_per_block} must be at least 1")
-    if config.threads is not None and config.threads < 1:
-        raise ConfigError(f"threads={config.threads} must be at least 1 (or None for auto)")
-
-
-def check_center(center: float | np.ndarray, n_det: int, n_rows: int) -> float | np.ndarray:
-    """Check a centre of rotation (0-based detector column, global or one per row).
-
-    Raises
-    ------
-    InputError
-        If a centre is not finite or lies outside the detector columns ``0 .. n_det - 1``,
-        or a per-row centre array does not have one value per detector row.
-    """
-    c = np.asarray(center, dtype=np.float64)
-    if c.ndim == 1 and c.size != n_rows:
-        raise InputError(
-            f"{c.size} per-slice centres given for {n_rows} detector rows; give one centre "
-            "or one per row"
-        )
-    if c.ndim > 1:
-        raise InputError(f"centre must be a number or a 1D array per row, got shape {c.shape}")
-    bad = ~np.isfinite(c) | (c < 0) | (c > n_det - 1)
-    if np.any(bad):
-        where = "" if c.ndim == 0 else f" in rows {np.nonzero(bad)[0][:20].tolist()}"
-        value = float(c) if c.ndim == 0 else c[bad][:5].tolist()
-        raise InputError(
-            f"centre of rotation {value}{where} is outside the detector columns 0..{n_det - 1}; "
-            "give a 0-based pixel column (--center), or --center auto to find it"
-        )
-    return float(c) if c.ndim == 0 else c
-
-
-def _check_theta(theta: np.ndarray, n_angles: int) -> np.ndarray:
-    theta = np.asarray(theta, dtype=np.float64).ravel()
-    if theta.size != n_angles:
-        raise InputError(
-            f"the scan has {n_angles} projections but {theta.size} angles; theta(angle) must "
-            "give one angle per projection"
-        )
-    if not np.all(np.isfinite(theta)):
-        bad = np.nonzero(~np.isfinite(theta))[0][:20].tolist()
-        raise InputError(f"projection angles {bad} are NaN/inf; fix theta in the scan store")
-    span = float(theta.max() - theta.min()) if theta.size else 0.0
-    if span > 2 * np.pi * 1.05:
-        warnings.warn(
-            f"the angles span {span:.1f} rad ({np.degrees(span):.0f} degrees); scan.zarr keeps "
-            "theta in radians: if these are degrees, convert them",
-            UserWarning,
-            stacklevel=3,
-        )
-    return theta
-
-
-def _threads_per_task(n_blocks: int) -> int:
-    """finufft/FFT threads per task: fill the cores without oversubscribing them."""
-    if current_client() is not None:
-        return 1  # a distributed deployment already runs one task per worker thread
-    cores = os.cpu_count() or 1
-    return max(1, cores // max(1, min(n_blocks, cores)))
-
-
-def reconstruct_sinograms(
-    att: np.ndarray,
-    theta: np.ndarray,
-    center: float | np.ndarray,
-    config: ReconConfig,
-    *,
-    nthreads: int | None = None,
-) -> np.ndarray:
-    """Reconstruct the full set and the K interleaved subsets of one preprocessed block.
-
-    Parameters
-    ----------
-    att : ndarray, shape (n_angles, n_rows, n_det)
-        float32 attenuation line integrals (preprocessed).
-    theta : ndarray, shape (n_angles,)
-        Angles in radians.
-    center : float or ndarray of shape (n_rows,)
-        Rotation axis, 0-based detector column.
-    config : ReconConfig
-        ``splits``, ``backend`` and the filter/geometry options.
-    nthreads : int, optional
-        Threads for the backend.
-
-    Returns
-    -------
-    ndarray, shape (1 + K, n_rows, n, n), float32
-        Index 0 is the full reconstruction, ``1 + j`` subset ``j``.
-    """
-    fn = RECONSTRUCTORS.get(config.backend)
-    k = config.splits
-    if config.half_acquisition:  # pairs of opposite projections, each pair in one split
-        att, theta, center = stitch_half_acquisition(att, theta, float(center))
-    subsets = split_indices(att.shape[0], k)  # acquisition order (see recon.order)
-    weighted = config.backend != "native"  # native weights every angle itself
-
-    def run(idx: np.ndarray) -> np.ndarray:
-        idx = by_angle(idx, theta)
-        sino = np.ascontiguousarray(att[idx])
-        factors = weight_factors(theta[idx]) if weighted else None
-        if factors is not None:
-            sino *= factors.astype(np.float32)[:, None, None]
-        return fn(sino, theta[idx], center, config, nthreads=nthreads)
-
-    out = None
-    for j, idx in enumerate(subsets):
-        rec = run(idx)
-        if out is None:
-            out = np.empty((k + 1,) + rec.shape, dtype=np.float32)
-        out[1 + j] = rec
-    assert out is not None
-    if full_is_mean_of_splits(theta, k):
-        np.mean(out[1:], axis=0, out=out[0])
-    else:
-        out[0] = run(np.arange(att.shape[0]))
-    return out
-
-
-@dataclass(frozen=True)
-class _RowSource:
-    """A ``(n, row, col)`` array of a Zarr store that a block task reads its own rows of.
-
-    The read happens inside the block task, so a damaged chunk fails that task with the
-    block's rows named, and no raw rows travel between workers. ``version`` (the array
-    metadata's mtime) is part of the task key, so a rewritten store is read again.
-    """
-
-    path: str
-    name: str
-    version: int
-    storage_options: dict[str, Any] | None = None  # when ``path`` is an fsspec URL
-
-    @classmethod
-    def open(cls, path: str | os.PathLike[str], name: str,
-             storage_options: Any = None) -> _RowSource:
-        from ..io.urls import array_version, is_url
-
-        so = dict(storage_options or {}) if is_url(path) else None
-        return cls(os.fspath(path), name, array_version(path, name, so), so)
-
-    def read(self, lo: int, hi: int) -> np.ndarray:
-        """Rows ``[lo, hi)`` (all angles/frames and columns)."""
-        from ..io.urls import zarr_array
-
-        return np.asarray(zarr_array(self.path, self.name, self.storage_options)[:, lo:hi])
-
-
-def _load(data: Any, rows: tuple[int, int]) -> np.ndarray | None:
-    if data is None:
-        return None
-    return data.read(*rows) if isinstance(data, _RowSource) else np.asarray(data)
-
-
-def _block_failed(err: Exception, rows: tuple[int, int], source: str, stage: str) -> Exception:
-    """``err`` re-raised with the block's detector rows and the scan named in the message."""
-    where = f"block rows {rows[0]}-{rows[1] - 1} of {source}"
-    if stage == "read":
-        return InputError(
-            f"{where}: cannot read the raw data ({type(err).__name__}: {err}); the scan store "
-            "is damaged (corrupt or truncated chunk): re-create it with tomochunk ingest"
-        )
-    return located(err, where)
-
-
-def _block_task(
-    proj: np.ndarray | _RowSource,
-    flat: np.ndarray | _RowSource | None,
-    dark: np.ndarray | _RowSource | None,
-    theta: np.ndarray,
-    center: float | np.ndarray,
-    preprocess: PreprocessConfig,
-    config: ReconConfig,
-    rows: tuple[int, int],
-    halo: tuple[int, int],
-    nthreads: int,
-    source: str,
-) -> np.ndarray:
-    """Read (when given a :class:`_RowSource`), preprocess and reconstruct rows ``rows``.
-
-    ``rows`` includes the ``halo`` rows. Any exception is re-raised naming the block's own
-    detector rows, the scan and the cause (:func:`_block_failed`).
-    """
-    from ..preprocess import preprocess_block
-
-    own = (rows[0] + halo[0], rows[1] - halo[1])
-    try:
-        p, f, d = (_load(x, rows) for x in (proj, flat, dark))
-    except Exception as err:  # noqa: BLE001 - re-raised with the block named
-        raise _block_failed(err, own, source, "read") from err
-    try:
-        att, _report = preprocess_block(p, f, d, preprocess, row_offset=rows[0], row_halo=halo)
-        return reconstruct_sinograms(att, theta, center, config, nthreads=nthreads)
-    except Exception as err:  # noqa: BLE001 - re-raised with the block named
-        raise _block_failed(err, own, source, "process") from err
 
 
 def _as_dataset(scan: xr.Dataset | str | os.PathLike[str],
@@ -344,57 +167,54 @@ def reconstruct(
     -------
     xarray.Dataset
         ``full`` and ``split`` float32 in linear attenuation per pixel; coords ``z, y, x`` in
-        micrometres when the scan has ``pixel_size_um`` (else pixels) and ``split``; attrs
-        ``center``, ``filter``, ``algorithm``, ``n_splits``, ``angles_per_split``,
-        ``stripe``, ``full_from``, ``preprocess`` and ``recon`` (config JSON), ``theta_range_deg``,
-        ``angle_order`` (monotonic or interleaved), ``half_acquisition`` and, for half
-        acquisition, ``overlap_px`` (the columns both projections of a pair see). With
-        ``half_acquisition`` the slices are ``round(2 c) + 1`` pixels wide.
+        micrometres when the scan has ``pixel_size_um`` (else pixels) and ``split``; the
+        provenance attributes of :func:`_attrs`. With ``half_acquisition`` the slices are
+        ``round(2 c) + 1`` pixels wide.
 
     Raises
     ------
-    OutputExistsError
-        ``out`` exists and ``overwrite`` is false (checked first).
-    ConfigError
-        Unknown backend, filter or option (the message lists the valid ones), ``splits < 2``.
-    InputError
-        Centre outside the detector, more splits than angles or fewer than 2 angles per
-        subset, a bad scan layout; NaN/inf in the projections beyond what preprocessing
-        in-fills, or a damaged chunk of the scan store (raised by the block task that meets
-        them: the message names the block's detector rows ``a-b``, the scan and the cause).
-    BlockError
-        Any other failure inside a block task, with the same rows and cause in its message.
-
-    Warns
-    -----
-    UserWarning
-        Angles that do not cover about 180 degrees; subsets of unequal size.
-
-    Examples
-    --------
-    >>> rec = reconstruct("scan.zarr", "recon.zarr", splits=2, center="auto")  # doctest: +SKIP
+    OutputExistsError, ConfigError, InputError, BlockError
+        Before any work, or from the block task that meets it (see the module docstring).
     """
     if out is not None:
         store.check_output_path(out, overwrite, storage_options)
-    preprocess = preprocess or PreprocessConfig()
-    config = config or ReconConfig()
-    preprocess, config = _apply_overrides(preprocess, config, overrides)
+    preprocess, config = _apply_overrides(preprocess or PreprocessConfig(),
+                                          config or ReconConfig(), overrides)
     _check_config(config)
 
     ds, source = _as_dataset(scan, storage_options)
     preprocess = resolve_paganin(preprocess, ds.attrs.get("pixel_size_um"))
-    proj = ds["projections"]
-    if proj.ndim != 3:
-        raise InputError(f"projections must be (angle, row, col), got dims {proj.dims}")
-    proj = proj.transpose("angle", "row", "col")
-    n_angles, n_rows, n_det = proj.shape
-    theta = _check_theta(ds["theta"].values, n_angles)
+    if ds["projections"].ndim != 3:
+        raise InputError("projections must be (angle, row, col), got dims "
+                         f"{ds['projections'].dims}")
+    n_angles, n_rows, n_det = ds["projections"].transpose("angle", "row", "col").shape
+    theta = check_theta(ds["theta"].values, n_angles)
     # the angles each reconstructed row has: the first of each opposite pair (half acq.)
     theta_rec = theta[opposite_pairs(theta)[0]] if config.half_acquisition else theta
     sizes = check_splits(theta_rec, config.splits)
-    has_flat = "flat" in ds.variables and "dark" in ds.variables
+    center, n_out = _centre(ds, preprocess, config, n_det, n_rows)
+    stack = _block_graph(scan, ds, theta, center, preprocess, config, n_out, source,
+                         storage_options)
+    attrs = _attrs(ds, theta, theta_rec, center, sizes, preprocess, config, source)
+    result = _dataset(stack, ds.attrs.get("pixel_size_um"), n_rows, n_out, attrs)
+    if out is None:
+        return result
+    assert angles_per_split(theta_rec.size, config.splits) == sizes
+    store.write_dataset(
+        result,
+        out,
+        overwrite=overwrite,
+        attrs=attrs,
+        label=f"reconstructing {n_rows} slices x {config.splits + 1} volumes",
+        storage_options=storage_options,
+    )
+    return store.open_recon(out, storage_options)
 
-    from ..preprocess import find_center, find_center_360, required_row_halo
+
+def _centre(ds: xr.Dataset, preprocess: PreprocessConfig, config: ReconConfig, n_det: int,
+            n_rows: int) -> tuple[float | np.ndarray, int]:
+    """The checked centre (found when ``auto``) and the width of the reconstructed slices."""
+    from ..preprocess import find_center, find_center_360
 
     if config.half_acquisition and preprocess.center == "auto":
         center = check_center(find_center_360(ds, preprocess), n_det, n_rows)
@@ -412,58 +232,68 @@ def reconstruct(
         _log.info("per-slice centres %.2f..%.2f", center.min(), center.max())
     else:
         _log.info("centre of rotation %.2f", center)
+    return center, n_out
 
-    rpb = min(config.rows_per_block, n_rows)
-    halo = required_row_halo(preprocess)
+
+def _sources(scan: Any, ds: xr.Dataset, rpb: int,
+             storage_options: Any) -> tuple[Any, Any, Any]:
+    """Projections, flat and dark: read by the block tasks from the store, or Dask arrays."""
+    has_flat = "flat" in ds.variables and "dark" in ds.variables
     names = ("projections", "flat", "dark") if has_flat else ("projections",)
     if not isinstance(scan, xr.Dataset) and all(
         ds[v].dims == (v if v != "projections" else "angle", "row", "col") for v in names
     ):
         p_data, f_data, d_data = (
-            _RowSource.open(scan, v, storage_options) if v in names else None
+            ZarrSource.open(scan, v, storage_options, axis=-2) if v in names else None
             for v in ("projections", "flat", "dark")
         )
-    else:
-        p_data = _dask(proj, rpb)
-        f_data = _dask(ds["flat"].transpose("flat", "row", "col"), rpb) if has_flat else None
-        d_data = _dask(ds["dark"].transpose("dark", "row", "col"), rpb) if has_flat else None
+        return p_data, f_data, d_data
+    proj = ds["projections"].transpose("angle", "row", "col")
+    f_data = _dask(ds["flat"].transpose("flat", "row", "col"), rpb) if has_flat else None
+    d_data = _dask(ds["dark"].transpose("dark", "row", "col"), rpb) if has_flat else None
+    return _dask(proj, rpb), f_data, d_data
+
+
+def _block_graph(scan: Any, ds: xr.Dataset, theta: np.ndarray, center: float | np.ndarray,
+                 preprocess: PreprocessConfig, config: ReconConfig, n_out: int, source: str,
+                 storage_options: Any) -> da.Array:
+    """``(1 + K, z, n_out, n_out)``: one task per block of ``rows_per_block`` rows."""
+    from ..preprocess import required_row_halo
+
+    n_rows = ds["projections"].sizes["row"]
+    rpb = min(config.rows_per_block, n_rows)
+    halo = required_row_halo(preprocess)
+    data = _sources(scan, ds, rpb, storage_options)
     starts = list(range(0, n_rows, rpb))
-    nthreads = config.threads or _threads_per_task(len(starts))
-    k = config.splits
+    nthreads = thread_count("recon_task", requested=config.threads, n_tasks=len(starts))
     blocks = []
     for r0 in starts:
         r1 = min(r0 + rpb, n_rows)
         top, bottom = min(halo, r0), min(halo, n_rows - r1)
         rows = slice(r0 - top, r1 + bottom)
         c = center if np.ndim(center) == 0 else center[r0:r1]
-        task = dask.delayed(_block_task, pure=True)(
-            *(
-                x if x is None or isinstance(x, _RowSource) else x[:, rows, :]
-                for x in (p_data, f_data, d_data)
-            ),
-            theta,
-            c,
-            preprocess,
-            config,
-            (rows.start, rows.stop),
-            (top, bottom),
-            nthreads,
+        task = dask.delayed(block_task, pure=True)(
+            *(x if x is None or isinstance(x, ZarrSource) else x[:, rows, :] for x in data),
+            theta, c, preprocess, config, (rows.start, rows.stop), (top, bottom), nthreads,
             source,
         )
-        blocks.append(da.from_delayed(task, shape=(k + 1, r1 - r0, n_out, n_out), dtype=np.float32))
-    stack = da.concatenate(blocks, axis=1)
-    full = stack[0]
-    split = stack[1:].rechunk({0: 1})
+        blocks.append(da.from_delayed(task, shape=(config.splits + 1, r1 - r0, n_out, n_out),
+                                      dtype=np.float32))
+    return da.concatenate(blocks, axis=1)
 
+
+def _attrs(ds: xr.Dataset, theta: np.ndarray, theta_rec: np.ndarray,
+           center: float | np.ndarray, sizes: list[int], preprocess: PreprocessConfig,
+           config: ReconConfig, source: str) -> dict[str, Any]:
+    """The attributes of ``recon.zarr`` (provenance of the reconstruction).
+
+    ``center``, ``filter``, ``algorithm``, ``n_splits``, ``angles_per_split``, ``stripe``,
+    ``full_from``, ``preprocess`` and ``recon`` (config JSON), ``theta_range_deg``,
+    ``angle_order`` (monotonic or interleaved), ``half_acquisition`` and, for half
+    acquisition, ``overlap_px`` (the columns both projections of a pair see).
+    """
+    k = config.splits
     px = ds.attrs.get("pixel_size_um")
-    scale = float(px) if px else 1.0
-    unit = "um" if px else "pixel"
-    coords = {
-        "z": ("z", np.arange(n_rows) * scale, {"units": unit}),
-        "y": ("y", np.arange(n_out) * scale, {"units": unit}),
-        "x": ("x", np.arange(n_out) * scale, {"units": unit}),
-    }
-    units = {"units": "linear attenuation per pixel"}
     attrs: dict[str, Any] = {
         "center": center.tolist() if isinstance(center, np.ndarray) else float(center),
         "filter": config.filter,
@@ -474,7 +304,7 @@ def reconstruct(
         "full_from": "mean_of_splits" if full_is_mean_of_splits(theta_rec, k) else "all_angles",
         "angle_order": order_name(theta),
         "half_acquisition": bool(config.half_acquisition),
-        "n_angles": n_angles,
+        "n_angles": int(theta.size),
         "theta_range_deg": [float(np.degrees(theta.min())), float(np.degrees(theta.max()))],
         "pad": config.pad,
         "circle": config.circle,
@@ -487,24 +317,26 @@ def reconstruct(
     if px:
         attrs["pixel_size_um"] = float(px)
     if config.half_acquisition:
-        attrs["overlap_px"] = overlap_width(n_det, float(center))
-    result = xr.Dataset(
+        attrs["overlap_px"] = overlap_width(ds["projections"].sizes["col"], float(center))
+    return attrs
+
+
+def _dataset(stack: da.Array, px: Any, n_rows: int, n_out: int,
+             attrs: dict[str, Any]) -> xr.Dataset:
+    """``full(z, y, x)`` and ``split(split, z, y, x)`` with coordinates in um (or pixels)."""
+    scale = float(px) if px else 1.0
+    unit = "um" if px else "pixel"
+    coords = {
+        "z": ("z", np.arange(n_rows) * scale, {"units": unit}),
+        "y": ("y", np.arange(n_out) * scale, {"units": unit}),
+        "x": ("x", np.arange(n_out) * scale, {"units": unit}),
+    }
+    units = {"units": "linear attenuation per pixel"}
+    return xr.Dataset(
         {
-            "full": (("z", "y", "x"), full, units),
-            "split": (("split", "z", "y", "x"), split, units),
+            "full": (("z", "y", "x"), stack[0], units),
+            "split": (("split", "z", "y", "x"), stack[1:].rechunk({0: 1}), units),
         },
         coords=coords,
         attrs=attrs,
     )
-    if out is None:
-        return result
-    assert angles_per_split(theta_rec.size, k) == sizes
-    store.write_dataset(
-        result,
-        out,
-        overwrite=overwrite,
-        attrs=attrs,
-        label=f"reconstructing {n_rows} slices x {k + 1} volumes",
-        storage_options=storage_options,
-    )
-    return store.open_recon(out, storage_options)

@@ -1,6 +1,6 @@
 """Read a run directory lazily: the volumes of every method, the halves, truth, history, timings.
 
-Run directory layout (contract, ``ARCHITECTURE.md``)::
+Run directory layout (contract, ``docs/architecture.md``)::
 
     recon.zarr     full(z,y,x), split(split,z,y,x)      (required)
     denoised.zarr  denoised(z,y,x)                      -> method "ml"
@@ -167,6 +167,44 @@ def load_truth(path: str | Path, shape: tuple[int, ...]) -> da.Array:
     return arr
 
 
+def _method_volumes(run_dir: Any, shape: tuple[int, ...], notes: list[str]) -> dict[str, Any]:
+    """The filtered and denoised volumes present in ``run_dir`` (absent ones noted)."""
+    volumes: dict[str, Any] = {}
+    for key, store_name, var in METHODS[1:]:
+        path = run_dir / store_name
+        if not path.exists():
+            if key == "ml" or key in _asked_filters(run_dir):  # silent if never asked for
+                notes.append(f"{LABELS[key]}: {store_name} is absent, method skipped")
+            continue
+        try:
+            ds = open_store(path, required=(var,), what=f"{key} store")
+        except (InputError, IncompleteStoreError) as exc:
+            notes.append(f"{LABELS[key]}: skipped ({exc})")
+            continue
+        arr = ds[var].data
+        if tuple(arr.shape) != shape:
+            raise InputError(
+                f"{path} holds {var} of shape {tuple(arr.shape)} but recon.zarr full has shape "
+                f"{shape}; re-run that stage on this reconstruction with --overwrite"
+            )
+        volumes[key] = arr
+    return volumes
+
+
+def _run_config(run_dir: Any, run_record: Any, notes: list[str]) -> dict[str, Any] | None:
+    """The run's configuration: from ``run.json``, else ``config.yaml``, else None."""
+    run_config = None
+    if isinstance(run_record, dict) and isinstance(run_record.get("config"), dict):
+        run_config = run_record["config"]
+    elif (run_dir / "config.yaml").exists():
+        try:
+            loaded = yaml.safe_load((run_dir / "config.yaml").read_text())
+            run_config = loaded if isinstance(loaded, dict) else None
+        except yaml.YAMLError:
+            notes.append("config.yaml could not be parsed: parameters not shown")
+    return run_config
+
+
 def collect_run(run_dir: str | Path, truth: str | Path | None = None) -> RunData:
     """Open everything the report needs from ``run_dir`` lazily.
 
@@ -199,25 +237,7 @@ def collect_run(run_dir: str | Path, truth: str | Path | None = None) -> RunData
     if full.dims != ("z", "y", "x"):
         raise InputError(f"recon store {recon_path} has full{full.dims}; expected (z, y, x)")
     shape = tuple(int(s) for s in full.shape)
-    volumes = {"unfiltered": full.data}
-    for key, store_name, var in METHODS[1:]:
-        path = run_dir / store_name
-        if not path.exists():
-            if key == "ml" or key in _asked_filters(run_dir):  # silent if never asked for
-                notes.append(f"{LABELS[key]}: {store_name} is absent, method skipped")
-            continue
-        try:
-            ds = open_store(path, required=(var,), what=f"{key} store")
-        except (InputError, IncompleteStoreError) as exc:
-            notes.append(f"{LABELS[key]}: skipped ({exc})")
-            continue
-        arr = ds[var].data
-        if tuple(arr.shape) != shape:
-            raise InputError(
-                f"{path} holds {var} of shape {tuple(arr.shape)} but recon.zarr full has shape "
-                f"{shape}; re-run that stage on this reconstruction with --overwrite"
-            )
-        volumes[key] = arr
+    volumes = {"unfiltered": full.data, **_method_volumes(run_dir, shape, notes)}
     splits = None
     # "split" is both a dimension and the variable's name, so xarray may list it as a coordinate
     if "split" in recon.variables and recon["split"].ndim == 4 and recon["split"].shape[0] >= 2:
@@ -238,15 +258,7 @@ def collect_run(run_dir: str | Path, truth: str | Path | None = None) -> RunData
     history = _read_json(model_dir / "history.json", notes, "training history")
     model_meta = _read_json(model_dir / "metadata.json", [], "model metadata")
     run_record = _read_json(run_dir / "run.json", notes, "run record with stage timings")
-    run_config = None
-    if isinstance(run_record, dict) and isinstance(run_record.get("config"), dict):
-        run_config = run_record["config"]
-    elif (run_dir / "config.yaml").exists():
-        try:
-            loaded = yaml.safe_load((run_dir / "config.yaml").read_text())
-            run_config = loaded if isinstance(loaded, dict) else None
-        except yaml.YAMLError:
-            notes.append("config.yaml could not be parsed: parameters not shown")
+    run_config = _run_config(run_dir, run_record, notes)
     return RunData(
         run_dir=run_dir,
         volumes=volumes,

@@ -8,30 +8,23 @@ share one grey scale (Flenner et al. 2022, Fig. 4).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from .collect import LABELS
 from .units import format_length_nm
 
-__all__ = [
-    "write_all",
-    "slices_figure",
-    "profiles_figure",
-    "psd_figure",
-    "frc_figure",
-    "noise_figure",
-    "difference_figure",
-    "training_figure",
-    "masks_figure",
-]
+__all__ = ["write_all", "slices_figure", "profiles_figure", "psd_figure", "frc_figure",
+           "noise_figure", "difference_figure", "training_figure", "masks_figure"]
 
-RC = {
+RC: dict[Any, Any] = {  # keys: matplotlib.typing.RcKeyType
     "font.size": 12,
     "axes.titlesize": 13,
     "axes.labelsize": 12,
@@ -62,6 +55,22 @@ def _shared_range(images: list[np.ndarray]) -> tuple[float, float]:
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
 
 
+def _marks(top: Any, zoom: tuple[int, int, int], origin: tuple[float, float], scale: float,
+           line: tuple[np.ndarray, np.ndarray] | None, ext: list[float]) -> None:
+    """The zoomed square and the dashed line profile on a slice panel."""
+    zr, zc, zs = zoom
+    r0, c0 = origin
+    top.add_patch(Rectangle(((c0 + zc) * scale, (r0 + zr) * scale), zs * scale,
+                            zs * scale, fill=False, ec="#ffbf00", lw=1.5))
+    if line is not None:
+        (a_r, a_c), (b_r, b_c) = line
+        top.plot([(c0 + a_c) * scale, (c0 + b_c) * scale],
+                 [(r0 + a_r) * scale, (r0 + b_r) * scale], "--", color="#00e5ff",
+                 lw=1.5)
+        top.set_xlim(ext[0], ext[1])
+        top.set_ylim(ext[2], ext[3])
+
+
 def slices_figure(
     images: dict[str, np.ndarray],
     *,
@@ -71,7 +80,7 @@ def slices_figure(
     axes_names: tuple[str, str],
     title: str,
     truth: np.ndarray | None = None,
-    line: tuple[np.ndarray, np.ndarray] | None = None,
+    line: tuple[tuple[float, float], tuple[float, float]] | None = None,
 ) -> Figure:
     """Side-by-side slices (top) and zoomed regions (bottom) with one shared grey scale.
 
@@ -120,15 +129,7 @@ def slices_figure(
             if key != "truth":
                 im = h
             top.set_title(LABELS[key] + (" (own scale)" if key == "truth" else ""))
-            top.add_patch(Rectangle(((c0 + zc) * scale, (r0 + zr) * scale), zs * scale,
-                                    zs * scale, fill=False, ec="#ffbf00", lw=1.5))
-            if line is not None:
-                (a_r, a_c), (b_r, b_c) = line
-                top.plot([(c0 + a_c) * scale, (c0 + b_c) * scale],
-                         [(r0 + a_r) * scale, (r0 + b_r) * scale], "--", color="#00e5ff",
-                         lw=1.5)
-                top.set_xlim(ext[0], ext[1])
-                top.set_ylim(ext[2], ext[3])
+            _marks(top, zoom, origin, scale, line, ext)
             crop = img[zr:zr + zs, zc:zc + zs]
             zext = [(c0 + zc) * scale, (c0 + zc + crop.shape[1]) * scale,
                     (r0 + zr + crop.shape[0]) * scale, (r0 + zr) * scale]
@@ -250,10 +251,10 @@ def noise_figure(noise_map: np.ndarray, z: list[int], per_slice: list[float],
     nr, nc = noise_map.shape
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(12.5, 5), layout="constrained")
-        fig.get_layout_engine().set(wspace=0.12)
+        cast(ConstrainedLayoutEngine, fig.get_layout_engine()).set(wspace=0.12)
         a, b = fig.subplots(1, 2, width_ratios=[1.15, 1])
         im = a.imshow(noise_map, cmap="magma",
-                      extent=[c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale])
+                      extent=(c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale))
         fig.colorbar(im, ax=a, shrink=0.9).set_label("noise std of one half")
         a.set_xlabel(f"x ({unit})")
         a.set_ylabel(f"y ({unit})")
@@ -284,13 +285,14 @@ def difference_figure(diffs: dict[str, np.ndarray], origin: tuple[float, float],
         for j, (m, d) in enumerate(diffs.items()):
             nr, nc = d.shape
             im = axes[j].imshow(d, cmap="RdBu_r", vmin=-lim, vmax=lim,
-                                extent=[c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale,
-                                        r0 * scale])
+                                extent=(c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale,
+                                        r0 * scale))
             axes[j].set_title(f"{LABELS[m]} − unfiltered")
             axes[j].set_xlabel(f"x ({unit})")
             if j == 0:
                 axes[j].set_ylabel(f"y ({unit})")
-        fig.colorbar(im, ax=list(axes), shrink=0.85).set_label("difference (grey value)")
+        fig.colorbar(cast(AxesImage, im), ax=list(axes),
+                     shrink=0.85).set_label("difference (grey value)")
     return fig
 
 
@@ -334,7 +336,7 @@ def masks_figure(image: np.ndarray, masks: tuple[np.ndarray, np.ndarray],
     unit = "µm" if pixel_size_nm else "px"
     r0, c0 = origin
     nr, nc = image.shape
-    ext = [c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale]
+    ext = (c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale)
     lo, hi = _shared_range([image])
     overlay = np.zeros(image.shape + (4,))
     overlay[masks[0]] = (0.9, 0.1, 0.1, 0.45)

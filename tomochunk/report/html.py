@@ -142,14 +142,8 @@ def _parameters(run: RunData) -> str:
     return "".join(parts) or "<p>No parameters recorded.</p>"
 
 
-def render_html(metrics: dict[str, Any], figs: dict[str, str], run: RunData) -> str:
-    """The page as a string (write it as ``index.html`` next to the figures)."""
-    px = metrics.get("pixel_size_nm")
-    unit = metrics["profile"]["distance_unit"]
-    notes = metrics.get("skipped") or []
-    notes_html = ("<div class='notes'><strong>Not shown / skipped:</strong><ul>"
-                  + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul></div>"
-                  if notes else "")
+def _frc_noise_text(metrics: dict[str, Any]) -> tuple[str, str]:
+    """The sentences under the FRC and noise figures (empty without halves)."""
     frc_h = (metrics.get("frc") or {}).get("halves") or {}
     if frc_h:
         res = (format_length_nm(frc_h['resolution_nm']) if frc_h.get("resolution_nm") else
@@ -163,34 +157,15 @@ def render_html(metrics: dict[str, Any], figs: dict[str, str], run: RunData) -> 
     noise_txt = (f"<p>Mean noise std of one half: <strong>{_fmt(noise.get('mean_std'))}</strong>; "
                  f"local range {_fmt(noise.get('map_min'))} – {_fmt(noise.get('map_max'))} "
                  f"(max/min {_fmt(noise.get('map_max_over_min'))}).</p>" if noise else "")
+    return frc_txt, noise_txt
+
+
+def _figures(metrics: dict[str, Any], figs: dict[str, str], run: RunData) -> str:
+    """The figure sections of the page (Fig. 3-6, FRC, noise, differences, masks, tables)."""
+    unit = metrics["profile"]["distance_unit"]
     prof = metrics["profile"]
-    slab = metrics["slab"]
-    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    body = f"""
-<h1>tomochunk comparison report</h1>
-<p class="meta">Run <code>{escape(str(run.run_dir))}</code> · {when} ·
-pixel size {format_length_nm(px)} ·
-volume {' × '.join(map(str, run.shape))} (z, y, x) ·
-central slab z {slab['z'][0]}–{slab['z'][1] - 1}, y {slab['y'][0]}–{slab['y'][1] - 1},
-x {slab['x'][0]}–{slab['x'][1] - 1} ·
-ground truth: {escape(str(metrics.get('truth') or 'none'))}</p>
-{notes_html}
-
-<h2>Summary (Table 1)</h2>
-{_methods_table(metrics)}
-<p>CNR = (I<sub>mat</sub> − I<sub>air</sub>) / √(½(σ<sub>mat</sub>² + σ<sub>air</sub>²))
-(Muhogora et al. 2008), over the material/air masks below, the same for every method.
-{'PSNR/SSIM against the ground truth after a least-squares affine fit of each method to it '
- '(scale and offset do not count), over the central slab; SSIM is the mean of 2D SSIM per slice.'
- if metrics.get('truth') else ''}
-FWHM: mean ± standard deviation over the peaks of the line profile of Gaussian fits
-(2√(2 ln 2) σ). Structure in difference: squared correlation of (method − unfiltered) with the
-{'ground truth' if metrics.get('truth') else 'method itself (no truth: indicative only)'}, i.e. the
-share of the removed signal that is structure rather than noise (≈ 0 % for pure noise removal).
-Bold row: best {'PSNR' if metrics.get('truth') else 'CNR'}.</p>
-{sections_html(metrics, LABELS)}
-
-<h2>Slices (Fig. 4)</h2>
+    frc_txt, noise_txt = _frc_noise_text(metrics)
+    return f"""<h2>Slices (Fig. 4)</h2>
 {_figure(figs, 'slices_xy', 'xy slice of every method with one shared grey scale; the yellow '
          'square is zoomed below, the dashed cyan line is the line profile.')}
 {_figure(figs, 'slices_yz', 'yz slice through the profile centre, shared grey scale, zoom below.')}
@@ -233,6 +208,43 @@ method is fitted at the same peaks.</p>
 <h2>Parameters</h2>
 {_parameters(run)}
 <p>All numbers are in <a href="metrics.json">metrics.json</a>.</p>
+"""
+
+
+def render_html(metrics: dict[str, Any], figs: dict[str, str], run: RunData) -> str:
+    """The page as a string (write it as ``index.html`` next to the figures)."""
+    px = metrics.get("pixel_size_nm")
+    notes = metrics.get("skipped") or []
+    notes_html = ("<div class='notes'><strong>Not shown / skipped:</strong><ul>"
+                  + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul></div>"
+                  if notes else "")
+    slab = metrics["slab"]
+    when = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    body = f"""
+<h1>tomochunk comparison report</h1>
+<p class="meta">Run <code>{escape(str(run.run_dir))}</code> · {when} ·
+pixel size {format_length_nm(px)} ·
+volume {' × '.join(map(str, run.shape))} (z, y, x) ·
+central slab z {slab['z'][0]}–{slab['z'][1] - 1}, y {slab['y'][0]}–{slab['y'][1] - 1},
+x {slab['x'][0]}–{slab['x'][1] - 1} ·
+ground truth: {escape(str(metrics.get('truth') or 'none'))}</p>
+{notes_html}
+
+<h2>Summary (Table 1)</h2>
+{_methods_table(metrics)}
+<p>CNR = (I<sub>mat</sub> − I<sub>air</sub>) / √(½(σ<sub>mat</sub>² + σ<sub>air</sub>²))
+(Muhogora et al. 2008), over the material/air masks below, the same for every method.
+{'PSNR/SSIM against the ground truth after a least-squares affine fit of each method to it '
+ '(scale and offset do not count), over the central slab; SSIM is the mean of 2D SSIM per slice.'
+ if metrics.get('truth') else ''}
+FWHM: mean ± standard deviation over the peaks of the line profile of Gaussian fits
+(2√(2 ln 2) σ). Structure in difference: squared correlation of (method − unfiltered) with the
+{'ground truth' if metrics.get('truth') else 'method itself (no truth: indicative only)'}, i.e. the
+share of the removed signal that is structure rather than noise (≈ 0 % for pure noise removal).
+Bold row: best {'PSNR' if metrics.get('truth') else 'CNR'}.</p>
+{sections_html(metrics, LABELS)}
+
+{_figures(metrics, figs, run)}
 """
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"

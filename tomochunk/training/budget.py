@@ -15,7 +15,6 @@ The network, patch and batch per budget follow the measurements of
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -23,8 +22,8 @@ from typing import Any
 
 import torch
 
-from ..config import TrainConfig, replace
-from ..progress import get_logger
+from ..config import NULL, TrainConfig, replace
+from ..runtime.logs import get_logger
 
 __all__ = ["BudgetPlan", "plan_budget", "probe_seconds_per_step", "round_steps",
            "budget_settings", "default_budget_minutes", "SIZE_FIELDS"]
@@ -183,9 +182,9 @@ def plan_budget(cfg: TrainConfig, minutes: float, *, context: int, side: int,
     steps_per_epoch = max(1, steps // EPOCHS_PER_PLAN)
     steps = (steps // steps_per_epoch) * steps_per_epoch
     epochs = steps // steps_per_epoch
-    planned = dataclasses.replace(  # (config.replace ignores None: patience must become None)
+    planned = replace(
         trial, epochs=epochs, patches_per_epoch=steps_per_epoch * trial.batch_size,
-        patience=None,  # a fixed budget runs to the end; the best epoch's weights are kept
+        patience=NULL,  # a fixed budget runs to the end; the best epoch's weights are kept
         max_minutes=cfg.max_minutes if cfg.max_minutes is not None else 3.0 * minutes,
     )
     est = (steps * sec + epochs * val_sec) / 60.0
@@ -214,14 +213,14 @@ def with_default_budget(cfg: TrainConfig, recon: Any, threads: int | None,
         return cfg
     import xarray as xr
 
-    from ..cluster import worker_threads
     from ..io.store import open_dataset
+    from ..runtime.threads import thread_count
     from ..training.modelfile import _resolve_device
 
     ds = (recon if isinstance(recon, xr.Dataset)
           else open_dataset(recon, storage_options=storage_options))
     n_vox = int(math.prod(ds["split"].shape[1:]))
-    cores = worker_threads(threads)
+    cores = thread_count("training", requested=threads) or 1
     cuda = _resolve_device(cfg.device).type == "cuda"
     minutes = default_budget_minutes(n_vox, cores, cuda)
     log.info("no training budget or size given: training for a %g-minute budget (%d voxels per "

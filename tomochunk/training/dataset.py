@@ -28,6 +28,15 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError
+from ..n2i import (
+    Strategy,
+    circle_mask,
+    context_indices,
+    estimate_noise_sigma,
+    pair_input,
+    pair_target,
+    reflect_indices,
+)
 
 __all__ = [
     "context_indices",
@@ -44,84 +53,8 @@ __all__ = [
     "N2IData",
 ]
 
-Strategy = Literal["X:1", "1:X"]
-
 #: The 8 symmetries of the square (4 rotations x optional flip) used as augmentation.
 N_AUGMENTATIONS = 8
-
-
-def reflect_indices(idx: np.ndarray | int, n: int) -> np.ndarray:
-    """Map (possibly out-of-range) indices into ``[0, n)`` by mirroring at both ends.
-
-    The edge element is not repeated: for ``n = 5``, ``-1 -> 1``, ``-2 -> 2``, ``5 -> 3``,
-    ``6 -> 2``. Indices further out keep reflecting (period ``2 (n - 1)``), which is what
-    ``numpy.pad(a, w, mode="reflect")`` does. For ``n = 1`` every index maps to 0.
-
-    Parameters
-    ----------
-    idx : int or array of int
-    n : int
-        Length of the axis, >= 1.
-    """
-    idx = np.asarray(idx, dtype=np.int64)
-    if n < 1:
-        raise InputError(f"cannot index an axis of length {n}")
-    if n == 1:
-        return np.zeros_like(idx)
-    period = 2 * (n - 1)
-    r = np.abs(idx) % period
-    return np.where(r >= n, period - r, r)
-
-
-def context_indices(z: int, n_z: int, context: int) -> np.ndarray:
-    """Slice indices of the 2.5D input for slice ``z``: ``z - context//2 ... z + context//2``.
-
-    Indices outside ``[0, n_z)`` are mirrored without repeating the edge slice (see
-    :func:`reflect_indices`): ``context_indices(0, 10, 5) == [2, 1, 0, 1, 2]`` and
-    ``context_indices(9, 10, 5) == [7, 8, 9, 8, 7]``. The centre channel is slice ``z``.
-
-    Parameters
-    ----------
-    z : int
-        Centre slice, ``0 <= z < n_z``.
-    n_z : int
-        Number of slices of the volume.
-    context : int
-        Odd number of input slices (channels).
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (context,)
-    """
-    if context < 1 or context % 2 == 0:
-        raise InputError(f"context must be an odd number >= 1, got {context}")
-    if not 0 <= z < n_z:
-        raise InputError(f"slice {z} is outside the volume of {n_z} slices")
-    half = context // 2
-    return reflect_indices(np.arange(z - half, z + half + 1), n_z)
-
-
-def pair_input(stack: np.ndarray, k: int, strategy: Strategy = "X:1") -> np.ndarray:
-    """Network input of Noise2Inverse pairing ``k`` from a split stack ``(K, ...)``.
-
-    ``X:1``: the mean of every split except ``k``; ``1:X``: split ``k`` itself
-    (Hendriksen et al. 2020, Sec. III-C). Returns float32 of shape ``stack.shape[1:]``.
-    """
-    n = stack.shape[0]
-    if strategy == "X:1":
-        total = stack.sum(axis=0, dtype=np.float64)
-        return ((total - stack[k]) / (n - 1)).astype(np.float32)
-    if strategy == "1:X":
-        return np.asarray(stack[k], dtype=np.float32)
-    raise InputError(f"unknown strategy {strategy!r}; use 'X:1' or '1:X'")
-
-
-def pair_target(stack: np.ndarray, k: int, strategy: Strategy = "X:1") -> np.ndarray:
-    """Training target of pairing ``k``.
-
-    Split ``k`` (``X:1``) or the mean of the other splits (``1:X``).
-    """
-    return pair_input(stack, k, "1:X" if strategy == "X:1" else "X:1")
 
 
 def augment(a: np.ndarray, code: int) -> np.ndarray:
@@ -215,53 +148,6 @@ def slab_layout(
         [context_indices(z, n_z, context) for z in (*range(*train), *range(*val))]
     )
     return SlabLayout(n_z, context, train, val, gap, (int(used.min()), int(used.max()) + 1))
-
-
-def circle_mask(h: int, w: int) -> np.ndarray:
-    """Boolean ``(h, w)`` mask of the circle inscribed in the slice (the reconstruction's FOV)."""
-    r = min(h, w) / 2.0
-    y = np.arange(h) - (h - 1) / 2.0
-    x = np.arange(w) - (w - 1) / 2.0
-    return (y[:, None] ** 2 + x[None, :] ** 2) <= r * r
-
-
-def estimate_noise_sigma(
-    stack: np.ndarray, mask: np.ndarray | None = None, chunk: int = 8
-) -> float:
-    """Noise standard deviation of ONE split reconstruction, from the K splits.
-
-    With independent noise of equal variance sigma^2 in each split, the deviation of a split
-    from the mean of all K has variance ``sigma^2 (K - 1) / K``, so
-    ``sigma^2 = K / (K - 1) * mean_k var(s_k - mean(s))``. For K = 2 this is the standard
-    deviation of ``(a - b) / sqrt(2)``. Computed over ``mask`` (default: the inscribed circle
-    of each slice), ``chunk`` slices at a time so that memory stays bounded.
-
-    Parameters
-    ----------
-    stack : array, shape (K, Z, H, W) or (K, H, W)
-    mask : bool array of shape (H, W), optional
-    chunk : int
-        Slices per step.
-    """
-    stack = np.asarray(stack)
-    if stack.ndim == 3:
-        stack = stack[:, None]
-    k = stack.shape[0]
-    if k < 2:
-        raise InputError("the noise estimate needs at least 2 split reconstructions")
-    if mask is None:
-        mask = circle_mask(*stack.shape[-2:])
-    s1 = np.zeros(k)
-    s2 = np.zeros(k)
-    n = 0
-    for z0 in range(0, stack.shape[1], chunk):
-        sub = stack[:, z0 : z0 + chunk][..., mask].astype(np.float64)  # (K, z, m)
-        d = sub - sub.mean(axis=0)
-        s1 += d.sum(axis=(1, 2))
-        s2 += (d * d).sum(axis=(1, 2))
-        n += d[0].size
-    var = s2 / n - (s1 / n) ** 2
-    return float(np.sqrt(k / (k - 1) * var.mean()))
 
 
 def check_finite(stack: np.ndarray, z0: int = 0, what: str = "split") -> None:

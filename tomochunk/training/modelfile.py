@@ -1,6 +1,6 @@
 """The trained-model artefact: weights plus JSON metadata in a directory, loaded safely.
 
-Layout of a model directory ``MODEL/`` (contract, see ``ARCHITECTURE.md``)::
+Layout of a model directory ``MODEL/`` (contract, see ``docs/architecture.md``)::
 
     model.pt         torch.save({"state_dict": ..., "metadata_json": json.dumps(meta)})
     metadata.json    the same metadata, for humans
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,9 @@ import numpy as np
 import torch
 
 from ..errors import InputError, ModelError
+from ..io.atomic import atomic_file, atomic_write_text
 from ..io.store import atomic_store
-from .dataset import context_indices, pair_input
+from .metadata import FORMAT_VERSION, REQUIRED_KEYS, validate_metadata
 
 __all__ = [
     "FORMAT_VERSION",
@@ -45,91 +45,18 @@ __all__ = [
     "denoise_volume_inprocess",
 ]
 
-FORMAT_VERSION = 1
 MODEL_FILE = "model.pt"
 METADATA_FILE = "metadata.json"
 HISTORY_FILE = "history.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 
-#: Metadata keys every model file must carry, with the type each must have.
-REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
-    "format_version": int,
-    "network": str,
-    "network_params": dict,
-    "in_channels": int,
-    "context": int,
-    "n_splits": int,
-    "strategy": str,
-    "angles_per_split": (int, type(None)),
-    "filter": (str, type(None)),
-    "pixel_size_um": (int, float, type(None)),
-    "noise_sigma": (int, float),
-    "norm": dict,
-    "receptive_radius": int,
-    "train_config": dict,
-    "recon_attrs": dict,
-    "tomochunk_version": str,
-}
-
-
-def validate_metadata(meta: Any, where: str = "model") -> dict[str, Any]:
-    """Check a metadata mapping; raise :class:`ModelError` naming every missing/invalid key."""
-    if not isinstance(meta, dict):
-        raise ModelError(f"{where}: metadata is not a mapping")
-    missing = [k for k in REQUIRED_KEYS if k not in meta]
-    if missing:
-        raise ModelError(
-            f"{where}: metadata lacks the key(s) {', '.join(missing)}; it was not written by "
-            "this version of tomochunk train: retrain the model"
-        )
-    if meta["format_version"] != FORMAT_VERSION:
-        raise ModelError(
-            f"{where}: model format_version {meta['format_version']!r} is unknown (this "
-            f"tomochunk reads version {FORMAT_VERSION}); use a matching tomochunk or retrain"
-        )
-    wrong = [
-        f"{k} ({type(meta[k]).__name__})"
-        for k, tp in REQUIRED_KEYS.items()
-        if not isinstance(meta[k], tp) or (tp is int and isinstance(meta[k], bool))
-    ]
-    norm = meta["norm"]
-    for part in ("input", "output"):
-        ok = isinstance(norm, dict) and isinstance(norm.get(part), dict)
-        ok = ok and all(isinstance(norm[part].get(s), int | float) for s in ("mean", "std"))
-        if not ok or not norm[part]["std"] > 0:
-            wrong.append(f"norm.{part} (needs mean and std > 0)")
-    if meta["in_channels"] != meta["context"] or meta["context"] % 2 == 0:
-        wrong.append("in_channels/context (must be equal and odd)")
-    if meta["n_splits"] < 2:
-        wrong.append("n_splits (must be >= 2)")
-    if wrong:
-        raise ModelError(f"{where}: invalid metadata value(s): {', '.join(wrong)}; retrain")
-    return meta
-
-
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to a temporary sibling, then :func:`os.replace` it onto ``path``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
+    with atomic_file(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _cpu_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+def cpu_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
 
 
@@ -148,9 +75,9 @@ def write_model_files(
     directory.mkdir(parents=True, exist_ok=True)
     validate_metadata(metadata, str(directory))
     text = json.dumps(metadata, indent=2, sort_keys=True)
-    _atomic_write_text(directory / METADATA_FILE, text + "\n")
+    atomic_write_text(directory / METADATA_FILE, text + "\n")
     if history is not None:
-        _atomic_write_text(directory / HISTORY_FILE, json.dumps(history, indent=2) + "\n")
+        atomic_write_text(directory / HISTORY_FILE, json.dumps(history, indent=2) + "\n")
     state = {k: v.detach().cpu() for k, v in state_dict.items()}
     atomic_torch_save({"state_dict": state, "metadata_json": text}, directory / MODEL_FILE)
     return directory
@@ -195,7 +122,7 @@ def save_model(
 
     validate_metadata(metadata, str(path))
     with atomic_store(path, overwrite=overwrite, storage_options=storage_options) as tmp:
-        write_model_files(tmp, _cpu_state(network), metadata, history)
+        write_model_files(tmp, cpu_state(network), metadata, history)
     return os.fspath(path) if is_url(path) else Path(path)
 
 
@@ -273,8 +200,8 @@ class TrainedModel:
         ----------
         x : float32 array or tensor, shape (B, context, H, W)
             Un-normalised network inputs (for X:1 the mean of the other K-1 splits), in the
-            data's units; build them with :func:`tomochunk.training.dataset.context_indices`
-            and :func:`tomochunk.training.dataset.pair_input`.
+            data's units; build them with :func:`tomochunk.n2i.context_indices`
+            and :func:`tomochunk.n2i.pair_input`.
 
         Returns
         -------
@@ -400,11 +327,11 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu",
 def denoise_volume_inprocess(
     model: TrainedModel, split_volumes: np.ndarray, batch_size: int = 4
 ) -> np.ndarray:
-    """Denoise a whole volume in memory (the reference for chunked inference).
+    """Denoise a whole volume in memory: :func:`tomochunk.n2i.denoise_volume` with the model.
 
     For every pairing k (0..K-1) the network input is built as in training
-    (:func:`~tomochunk.training.dataset.pair_input` of the ``context`` slices from
-    :func:`~tomochunk.training.dataset.context_indices`), and the K predictions are averaged
+    (:func:`~tomochunk.n2i.pair_input` of the ``context`` slices from
+    :func:`~tomochunk.n2i.context_indices`), and the K predictions are averaged
     (Hendriksen et al. 2020, Eq. 9).
 
     Parameters
@@ -418,22 +345,6 @@ def denoise_volume_inprocess(
     -------
     numpy.ndarray, float32, shape (Z, H, W)
     """
-    vols = np.asarray(split_volumes, dtype=np.float32)
-    if vols.ndim != 4 or vols.shape[0] != model.n_splits:
-        raise InputError(
-            f"expected ({model.n_splits}, Z, H, W) split volumes for this model, got "
-            f"{vols.shape}"
-        )
-    k_splits, n_z = vols.shape[:2]
-    out = np.zeros(vols.shape[1:], np.float64)
-    for k in range(k_splits):
-        for z0 in range(0, n_z, batch_size):
-            zs = range(z0, min(n_z, z0 + batch_size))
-            x = np.stack(
-                [
-                    pair_input(vols[:, context_indices(z, n_z, model.context)], k, model.strategy)
-                    for z in zs
-                ]
-            )
-            out[z0 : z0 + len(zs)] += model.predict(x)
-    return (out / k_splits).astype(np.float32)
+    from ..n2i import denoise_volume
+
+    return denoise_volume(split_volumes, model, batch_size=batch_size)

@@ -1,4 +1,4 @@
-"""Noise2Inverse training: the loop, validation, early stopping, checkpoints, resume, Dask task.
+"""Noise2Inverse training, the stage: checks, then training here or as one Dask task.
 
 Noise2Inverse (Hendriksen, Pelt & Batenburg 2020) trains a network to map the reconstruction
 from some of K interleaved projection subsets to the reconstruction from the others; because
@@ -15,43 +15,73 @@ Determinism and resume: the network is initialised from ``seed``; epoch ``e`` dr
 patches from ``numpy.random.default_rng([seed, e])``; the checkpoint written after every epoch
 holds the model, the optimiser, the early-stopping state, the history and the RNG states, so
 ``resume`` reaches the same weights as an uninterrupted run (on CPU, bit for bit).
+
+Notes on :func:`train`
+----------------------
+Budget: with ``budget_minutes`` a short throughput probe (CPU time per thread, so a busy
+machine gives the same plan) picks the network, patch, batch and a fixed step count
+(:mod:`tomochunk.training.budget`), logged with the estimated time before training
+starts; a resumed budgeted run keeps the plan stored in its checkpoint. The learning rate
+follows ``lr_schedule`` with ``warmup`` over the planned ``epochs``
+(:mod:`tomochunk.training.schedule`). A run whose validation loss is still falling when
+it stops (``epochs`` or ``max_minutes``) logs one WARNING line and records
+``under_trained`` in the metadata.
+
+Patch size: the default (256) is clamped to the slice when the slice is smaller; any
+other value larger than the slice is an error. Validation slab: the
+``max(1, round(val_fraction * Z))`` slices at one end of z (``val_end``), separated from
+the training slices by ``context // 2`` unused slices.
+
+Resume (``resume=True``) continues from ``MODEL/checkpoint.pt`` (written atomically after
+every epoch) when its configuration hash (:func:`~tomochunk.config.checkpoint_fields` and
+the data shape) matches, and reaches the weights of an uninterrupted run; ``epochs``,
+``max_minutes``, ``patience``, ``device`` and ``threads`` may change. Without a ``MODEL``
+directory it starts afresh. ``overwrite=True`` removes an existing directory once the input
+checks have passed. ``MODEL/model.pt`` is written last, so a directory without it is an
+unfinished training. On CPU the result is bit-for-bit reproducible for a given seed and
+thread count.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import xarray as xr
 
-from ..config import TrainConfig, config_hash, from_dict, replace, to_dict
-from ..errors import ConfigError, InputError, ModelError, OutputExistsError
+from ..config import TrainConfig, replace
 from ..io.store import open_dataset
-from ..progress import current_client, get_logger, progress_enabled, wait_for
+from ..runtime.client import current_client
+from ..runtime.logs import get_logger
 from . import cancel
 from .budget import SIZE_FIELDS  # the fields a budget plan sets, replayed on resume
-from .cuda import check_cuda_config, fit_on_devices, to_device
-from .dataset import N2IData, SlabLayout, check_finite
+from .build import build_network_for, check_network_fits, model_metadata
+from .checkpoint import check_model_dir, checkpoint_plan
+from .cuda import check_cuda_config, fit_on_devices
+from .dataset import N2IData, check_finite
+from .inputs import (
+    RECON_ATTRS,
+    ReconInfo,
+    inspect_recon,
+    open_recon,
+    read_slab,
+    training_hash,
+)
+from .loop import EarlyStopping, FitResult, fit, validation_loss
 from .modelfile import (
     CHECKPOINT_FILE,
-    FORMAT_VERSION,
     MODEL_FILE,
     TrainedModel,
     _resolve_device,
-    atomic_torch_save,
     write_model_files,
 )
-from .validation import plan_layout, train_width
+from .remote import model_from_payload, submit_training
 
 __all__ = [
     "train",
@@ -59,7 +89,6 @@ __all__ = [
     "FitResult",
     "EarlyStopping",
     "validation_loss",
-    "HASH_FIELDS",
     "RECON_ATTRS",
     "training_hash",
     "inspect_recon",
@@ -68,521 +97,10 @@ __all__ = [
 
 log = get_logger("train")
 
-#: TrainConfig fields that change the result of training; a checkpoint written with other
-#: values of these cannot be resumed. (epochs, max_minutes, patience, device, threads and
-#: resume only decide how long and where training runs.)
-HASH_FIELDS = (
-    "network",
-    "depth",
-    "width",
-    "unet_depth",
-    "unet_features",
-    "unet_space_to_depth",
-    "context",
-    "strategy",
-    "patch_size",
-    "batch_size",
-    "patches_per_epoch",
-    "lr",
-    "loss",
-    "val_fraction",
-    "val_end",
-    "seed",
-    "max_train_slices",
-    "lr_schedule",
-    "warmup",
-)
-
-#: Reconstruction attributes copied into the model metadata.
-RECON_ATTRS = ("center", "filter", "algorithm", "backend", "n_splits", "angles_per_split",
-               "stripe", "pixel_size_um", "tomochunk_config_hash")
-
-_DEFAULT_PATCH = TrainConfig().patch_size
-
-
-# --------------------------------------------------------------------------------------
-# inputs
-
-
-@dataclass(frozen=True)
-class ReconInfo:
-    """What training needs to know about the reconstruction before reading any voxel."""
-
-    n_splits: int
-    n_z: int
-    height: int
-    width: int
-    layout: SlabLayout
-    patch: int
-    attrs: dict[str, Any]
-    pixel_size_um: float | None
-
-
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_json_safe(x) for x in v]
-    if v is None or isinstance(v, str | int | float | bool):
-        return v
-    return str(v)
-
-
-def _pixel_size(ds: xr.Dataset) -> float | None:
-    ps = ds.attrs.get("pixel_size_um")
-    if ps is not None:
-        return float(ps)
-    x = ds.coords.get("x")
-    if x is not None and x.size > 1 and str(x.attrs.get("units", "")) in ("um", "µm", "micrometre",
-                                                                         "micrometer"):
-        return float(abs(x.values[1] - x.values[0]))
-    return None
-
-
-def _check_config(cfg: TrainConfig) -> None:
-    problems = []
-    if cfg.context < 1 or cfg.context % 2 == 0:
-        problems.append(f"context must be an odd number >= 1 (got {cfg.context})")
-    for name in ("patch_size", "batch_size", "patches_per_epoch", "epochs"):
-        if getattr(cfg, name) < 1:
-            problems.append(f"{name} must be >= 1 (got {getattr(cfg, name)})")
-    if cfg.max_train_slices is not None and cfg.max_train_slices < cfg.context:
-        problems.append(
-            f"max_train_slices must be >= context ({cfg.context}) or null "
-            f"(got {cfg.max_train_slices})"
-        )
-    if not cfg.lr > 0:
-        problems.append(f"lr must be > 0 (got {cfg.lr})")
-    if cfg.patience is not None and cfg.patience < 1:
-        problems.append(f"patience must be >= 1 or null (got {cfg.patience})")
-    if cfg.lr_schedule not in ("constant", "cosine", "onecycle"):
-        problems.append(f"lr_schedule must be constant, cosine or onecycle (got "
-                        f"{cfg.lr_schedule!r})")
-    if not 0.0 <= cfg.warmup < 1.0:
-        problems.append(f"warmup must be in [0, 1) (got {cfg.warmup})")
-    if cfg.budget_minutes is not None and not cfg.budget_minutes > 0:
-        problems.append(f"budget_minutes must be > 0 or null (got {cfg.budget_minutes})")
-    if cfg.max_minutes is not None and not cfg.max_minutes > 0:
-        problems.append(f"max_minutes must be > 0 or null (got {cfg.max_minutes})")
-    if not 0.0 <= cfg.val_fraction < 1.0:
-        problems.append(f"val_fraction must be in [0, 1) (got {cfg.val_fraction})")
-    if problems:
-        raise ConfigError("invalid training configuration: " + "; ".join(problems))
-
-
-def inspect_recon(ds: xr.Dataset, cfg: TrainConfig, where: str = "reconstruction") -> ReconInfo:
-    """Check that ``ds`` can be trained on with ``cfg``; reads metadata only.
-
-    Raises
-    ------
-    InputError
-        No ``split`` variable, K < 2, too few slices for the context and validation slab,
-        or a patch larger than the slice (unless the patch size is the default, which is
-        then clamped to the slice).
-    """
-    if "split" not in ds.variables:
-        raise InputError(
-            f"{where} has no 'split' variable (the K split reconstructions); re-run "
-            "'tomochunk recon' with --splits 2 or more"
-        )
-    split = ds["split"]
-    if split.dims != ("split", "z", "y", "x"):
-        raise InputError(f"{where}: 'split' must have dims (split, z, y, x), got {split.dims}")
-    k, n_z, h, w = (int(s) for s in split.shape)
-    if k < 2:
-        raise InputError(
-            f"{where} holds {k} split reconstruction(s); Noise2Inverse needs K >= 2: re-run "
-            "'tomochunk recon' with --splits 2 or more"
-        )
-    layout = plan_layout(n_z, h, w, cfg)  # z slab, or held-out columns of few-slice scans
-    side = min(h, train_width(layout, w))
-    patch = cfg.patch_size
-    if patch > side:
-        if patch != _DEFAULT_PATCH:
-            raise InputError(
-                f"patch size {patch} is larger than the {h}x{w} slices; use --patch-size "
-                f"{side} or less"
-            )
-        patch = side
-    attrs = {a: _json_safe(ds.attrs[a]) for a in RECON_ATTRS if a in ds.attrs}
-    return ReconInfo(k, n_z, h, w, layout, patch, attrs, _pixel_size(ds))
-
-
-def training_hash(cfg: TrainConfig, info: ReconInfo) -> tuple[str, dict[str, Any]]:
-    """Hash (and the fields behind it) of what makes two training runs the same."""
-    fields_ = {f: cfg.value(f) for f in HASH_FIELDS}  # network keys by their flat names
-    fields_["data_shape"] = [info.n_splits, info.n_z, info.height, info.width]
-    return config_hash(fields_), fields_
-
-
-def _open_recon(recon: Any, storage_options: Any = None) -> tuple[xr.Dataset, Path | str | None]:
-    """The recon dataset and its location: a Path, an fsspec URL (str) or None (in memory)."""
-    if isinstance(recon, xr.Dataset):
-        return recon, None
-    if isinstance(recon, str | os.PathLike):
-        from ..io.store import open_store
-        from ..io.urls import is_url
-
-        path: Path | str = os.fspath(recon) if is_url(recon) else Path(recon)
-        return open_store(path, what="recon store", storage_options=storage_options), path
-    raise InputError(
-        f"recon must be the path of a recon.zarr store or an xarray.Dataset, got "
-        f"{type(recon).__name__}"
-    )
-
-
-def _read_slab(recon: xr.Dataset | Path | str, layout: SlabLayout,
-               storage_options: Any = None) -> np.ndarray:
-    """Read the split volumes of ``layout.read`` as float32 (K, R, H, W)."""
-    lo, hi = layout.read
-    if isinstance(recon, Path | str):
-        # no Dask inside the task: read the Zarr arrays directly
-        ds = open_dataset(recon, storage_options=storage_options)
-        return np.asarray(ds["split"][:, lo:hi].values, dtype=np.float32)
-    return np.asarray(recon["split"].isel(z=slice(lo, hi)).values, dtype=np.float32)
-
-
-# --------------------------------------------------------------------------------------
-# checkpoints
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure: unusable checkpoint
-        raise ModelError(
-            f"checkpoint {path} cannot be read ({type(exc).__name__}); train again with "
-            "--overwrite"
-        ) from exc
-    if not isinstance(ckpt, dict) or "config_hash" not in ckpt or "epoch" not in ckpt:
-        raise ModelError(f"{path} is not a tomochunk training checkpoint; train again with "
-                         "--overwrite")
-    return ckpt
-
-
-def _check_model_dir(
-    model_dir: Path, cfg: TrainConfig, info: ReconInfo, overwrite: bool
-) -> dict[str, Any] | None:
-    """Validate the output/resume situation; return the checkpoint to resume from, if any."""
-    if cfg.resume:
-        ck = model_dir / CHECKPOINT_FILE
-        if not model_dir.exists():
-            log.warning("resume: %s does not exist yet, starting a fresh training", model_dir)
-            return None
-        if not ck.exists():
-            raise InputError(
-                f"cannot resume: {model_dir} holds no {CHECKPOINT_FILE}; train without --resume "
-                "(with --overwrite to replace the directory)"
-            )
-        ckpt = _load_checkpoint(ck)
-        h, fields_ = training_hash(cfg, info)
-        if ckpt["config_hash"] != h:
-            old = json.loads(ckpt.get("config_fields_json", "{}"))
-            diff = [
-                f"{k}: {old.get(k)!r} -> {v!r}" for k, v in fields_.items() if old.get(k) != v
-            ]
-            raise ConfigError(
-                f"cannot resume from {ck}: it was written by a training with another "
-                f"configuration or data ({'; '.join(diff) or 'unknown fields'}); resume with "
-                "the same settings, or train afresh with --overwrite"
-            )
-        return ckpt
-    if model_dir.exists() and not overwrite:
-        raise OutputExistsError(
-            f"output {model_dir} already exists; pass --overwrite (overwrite=True) to replace "
-            "it, --resume to continue its training, or choose another path"
-        )
-    return None
 
 
 # --------------------------------------------------------------------------------------
 # the loop
-
-
-@dataclass
-class EarlyStopping:
-    """Track the best validation loss; stop after ``patience`` epochs without improvement.
-
-    An epoch improves when its loss is strictly below the best so far.
-    """
-
-    patience: int | None
-    best: float = math.inf
-    best_epoch: int = 0
-    bad_epochs: int = 0
-
-    def update(self, epoch: int, loss: float) -> bool:
-        """Record ``loss`` of ``epoch``; return True when it is the new best."""
-        if loss < self.best:
-            self.best, self.best_epoch, self.bad_epochs = float(loss), int(epoch), 0
-            return True
-        self.bad_epochs += 1
-        return False
-
-    @property
-    def should_stop(self) -> bool:
-        return self.patience is not None and self.bad_epochs >= self.patience
-
-
-@dataclass
-class FitResult:
-    """Outcome of :func:`fit`: the best weights (CPU) and the loss history."""
-
-    best_state: dict[str, torch.Tensor]
-    history: dict[str, Any]
-    last_state: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def _loss_fn(name: str) -> Any:
-    if name == "mse":
-        return torch.nn.functional.mse_loss
-    if name == "l1":
-        return torch.nn.functional.l1_loss
-    raise ConfigError(f"unknown loss {name!r}; use 'mse' or 'l1'")
-
-
-def _normalise(a: np.ndarray, stats: dict[str, float], device: torch.device) -> torch.Tensor:
-    return to_device((a - stats["mean"]) / stats["std"], device)  # pinned on CUDA
-
-
-def validation_loss(
-    network: torch.nn.Module,
-    data: N2IData,
-    norm: dict[str, dict[str, float]],
-    loss: str = "mse",
-    batch_size: int = 4,
-    device: torch.device | str = "cpu",
-) -> float:
-    """Mean loss (normalised units) over every validation slice in every pairing."""
-    fn = _loss_fn(loss)
-    device = torch.device(device)
-    pairs = data.validation_pairs()
-    network.eval()
-    total = 0.0
-    with torch.no_grad():
-        for i in range(0, len(pairs), batch_size):
-            chunk = [data.val_pair(z, k) for z, k in pairs[i : i + batch_size]]
-            x = _normalise(np.stack([c[0] for c in chunk]), norm["input"], device)
-            y = _normalise(np.stack([c[1] for c in chunk])[:, None], norm["output"], device)
-            total += float(fn(network(x), y, reduction="sum")) / y[0].numel()
-    return total / len(pairs)
-
-
-def _cpu_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
-
-
-def _to_device(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    return obj
-
-
-class EpochReporter:
-    """Per-epoch progress bar (train/validation loss in its postfix) and log line.
-
-    Used in the training process, or on the client, fed with the epoch records a Dask
-    training task publishes as worker events.
-    """
-
-    def __init__(self, epochs: int, done: int = 0):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=epochs, initial=min(done, epochs), desc="training", unit="epoch",
-                        disable=not progress_enabled())
-
-        self.last = done
-
-    def __call__(self, rec: dict[str, Any]) -> None:
-        if rec["epoch"] <= self.last:
-            return
-        self.last = rec["epoch"]
-        self.bar.update(max(0, rec["epoch"] - self.bar.n))
-        self.bar.set_postfix(train=f"{rec['train_loss']:.4g}", val=f"{rec['val_loss']:.4g}",
-                             best=rec["best_epoch"])
-        log.info("epoch %d: train loss %.5g, validation loss %.5g%s (%.1f s)", rec["epoch"],
-                 rec["train_loss"], rec["val_loss"],
-                 " (best)" if rec["best_epoch"] == rec["epoch"] else "", rec["seconds"])
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def fit(
-    network: torch.nn.Module,
-    data: N2IData,
-    cfg: TrainConfig,
-    *,
-    norm: dict[str, dict[str, float]],
-    patch: int | None = None,
-    device: torch.device | str = "cpu",
-    checkpoint_path: Path | None = None,
-    resume_from: dict[str, Any] | None = None,
-    config_hash_: str = "",
-    config_fields: dict[str, Any] | None = None,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
-) -> FitResult:
-    """Train ``network`` on ``data`` (Adam, MSE or L1) with validation and early stopping.
-
-    Every epoch draws ``cfg.patches_per_epoch`` augmented random patches from
-    ``numpy.random.default_rng([cfg.seed, epoch])``, takes Adam steps of ``cfg.batch_size``,
-    then evaluates the loss on every validation slice in every pairing. The best weights by
-    validation loss are kept; training stops after ``cfg.epochs`` epochs, ``cfg.patience``
-    epochs without improvement, or when the next epoch would pass ``cfg.max_minutes`` (wall
-    clock of this call).
-
-    Parameters
-    ----------
-    network : torch.nn.Module
-        Maps normalised (B, context, p, p) to normalised (B, 1, p, p).
-    data : N2IData
-    cfg : TrainConfig
-    norm : dict
-        ``{"input": {"mean", "std"}, "output": {...}}`` from :meth:`N2IData.norm_stats`.
-    patch : int, optional
-        Patch side (default ``cfg.patch_size``).
-    device : torch.device or str
-    checkpoint_path : Path, optional
-        Where the checkpoint is written atomically after every epoch.
-    resume_from : dict, optional
-        A checkpoint to continue from.
-    config_hash_, config_fields
-        Stored in the checkpoint so that resume can detect a changed configuration.
-    on_epoch : callable, optional
-        Called after every epoch (and its checkpoint) with ``{"epoch", "train_loss",
-        "val_loss", "seconds", "best_epoch"}``; default: an :class:`EpochReporter`.
-    """
-    device = torch.device(device)
-    patch = patch or cfg.patch_size
-    loss_fn = _loss_fn(cfg.loss)
-    network.to(device)
-    opt = torch.optim.Adam(network.parameters(), lr=cfg.lr)
-    from .schedule import lr_at, set_lr, still_improving
-    stopper = EarlyStopping(cfg.patience)
-    history: dict[str, Any] = {"epochs": [], "best_epoch": None, "stopped": None}
-    best_state = _cpu_state(network)
-    start = 1
-    if resume_from is not None:
-        network.load_state_dict(resume_from["state_dict"])
-        opt.load_state_dict(resume_from["optimizer"])  # casts the state to the params' device
-        best_state = resume_from["best_state_dict"]
-        history = json.loads(resume_from["history_json"])
-        stopper = EarlyStopping(
-            cfg.patience,
-            float(resume_from["best_val"]),
-            int(resume_from["best_epoch"]),
-            int(resume_from["bad_epochs"]),
-        )
-        start = int(resume_from["epoch"]) + 1
-        log.info("resuming after epoch %d (best %d, val %.4g)", start - 1, stopper.best_epoch,
-                 stopper.best)
-
-    steps = math.ceil(cfg.patches_per_epoch / cfg.batch_size)
-    total_steps = steps * cfg.epochs  # the horizon of the learning-rate schedule
-    # whole validation slices per forward pass: as many voxels as one training batch
-    val_batch = max(1, (cfg.batch_size * patch * patch) // (data.shape[0] * data.shape[1]))
-    t_start = time.perf_counter()
-    last_seconds = 0.0
-    reporter = EpochReporter(cfg.epochs, start - 1) if on_epoch is None else None
-    on_epoch = on_epoch or reporter
-    stopped = "epochs"
-    epoch = start
-    # torch's global RNG is seeded per epoch inside fork_rng (restored afterwards), so a
-    # network with random layers would also resume exactly; patches come from numpy.
-    with torch.random.fork_rng(devices=[]), contextlib.ExitStack() as stack:
-        if reporter is not None:
-            stack.callback(reporter.close)
-        while True:
-            if stopper.should_stop:
-                stopped = "early_stop"
-                break
-            if epoch > cfg.epochs:
-                stopped = "epochs"
-                break
-            elapsed = time.perf_counter() - t_start
-            if cfg.max_minutes is not None and epoch > start and (
-                elapsed + last_seconds > 60.0 * cfg.max_minutes
-            ):
-                stopped = "max_minutes"
-                break
-            t0, c0 = time.perf_counter(), time.process_time()
-            rng = np.random.default_rng([cfg.seed, epoch])
-            torch.manual_seed(cfg.seed * 1_000_003 + epoch)
-            network.train()
-            total, count = 0.0, 0
-            for step in range(steps):
-                n = min(cfg.batch_size, cfg.patches_per_epoch - step * cfg.batch_size)
-                xb, yb = data.sample_patches(rng, n, patch)
-                x = _normalise(xb, norm["input"], device)
-                y = _normalise(yb, norm["output"], device)
-                lr_now = lr_at((epoch - 1) * steps + step, total_steps, cfg.lr, cfg.lr_schedule,
-                               cfg.warmup)
-                set_lr(opt, lr_now)
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(network(x), y)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * n
-                count += n
-            train_loss = total / count
-            val = validation_loss(network, data, norm, cfg.loss, val_batch, device)
-            if not math.isfinite(train_loss) or not math.isfinite(val):
-                raise ConfigError(
-                    f"training diverged at epoch {epoch} (train loss {train_loss}, validation "
-                    f"loss {val}); lower --lr"
-                )
-            if stopper.update(epoch, val):
-                best_state = _cpu_state(network)
-            last_seconds = time.perf_counter() - t0
-            history["epochs"].append(
-                {"epoch": epoch, "train_loss": train_loss, "val_loss": val,
-                 "seconds": round(last_seconds, 4), "lr": lr_now,
-                 "cpu_seconds": round(time.process_time() - c0, 4)}
-            )
-            history["best_epoch"] = stopper.best_epoch
-            if checkpoint_path is not None:
-                atomic_torch_save(
-                    {
-                        "epoch": epoch,
-                        "state_dict": _cpu_state(network),
-                        "optimizer": _to_device(opt.state_dict(), torch.device("cpu")),
-                        "best_state_dict": best_state,
-                        "best_val": stopper.best,
-                        "best_epoch": stopper.best_epoch,
-                        "bad_epochs": stopper.bad_epochs,
-                        "history_json": json.dumps(history),
-                        "config_hash": config_hash_,
-                        "config_fields_json": json.dumps(config_fields or {}, default=str),
-                        "torch_rng": torch.get_rng_state(),
-                        "numpy_rng_json": json.dumps(rng.bit_generator.state),
-                        "format_version": FORMAT_VERSION,
-                    },
-                    checkpoint_path,
-                )
-            if epoch == start:
-                log.info("estimated training time: %.1f min for %d epochs (%.1f s per epoch)",
-                         last_seconds * (cfg.epochs - start + 1) / 60.0, cfg.epochs - start + 1,
-                         last_seconds)
-            on_epoch({**history["epochs"][-1], "best_epoch": stopper.best_epoch})
-            epoch += 1
-    history["stopped"] = stopped
-    history["under_trained"] = bool(
-        stopped in ("epochs", "max_minutes")
-        and still_improving([e["val_loss"] for e in history["epochs"]])
-    )
-    if history["under_trained"]:
-        log.warning("WARNING: training stopped under-trained (%s after epoch %d): the validation "
-                    "loss was still falling; give it a larger --budget (or more --epochs)",
-                    stopped, epoch - 1)
-    log.info("training stopped (%s) after epoch %d; best epoch %d (validation loss %.5g)",
-             stopped, epoch - 1, stopper.best_epoch, stopper.best)
-    return FitResult(best_state, history, _cpu_state(network))
 
 
 # --------------------------------------------------------------------------------------
@@ -597,10 +115,10 @@ def _torch_session(threads: int | None, device: torch.device) -> Iterator[None]:
     :func:`torch.use_deterministic_algorithms` (whose first call imports torch's compiler
     stack, seconds) is only switched on for CUDA, with ``warn_only``.
     """
-    from ..cluster import worker_threads
+    from ..runtime.threads import thread_count
 
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(worker_threads(threads))
+    torch.set_num_threads(thread_count("training", requested=threads) or 1)
     cuda = device.type == "cuda"
     if cuda:
         old_det = torch.are_deterministic_algorithms_enabled()
@@ -612,76 +130,6 @@ def _torch_session(threads: int | None, device: torch.device) -> Iterator[None]:
         torch.set_num_threads(old_threads)
         if cuda:
             torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
-
-
-def _build(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
-    from ..nn.registry import build_network, network_params_from_config
-
-    params = network_params_from_config(cfg)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        net = build_network(cfg.network, cfg.context, 1, **params)
-    return net, _json_safe(params)
-
-
-def _check_network_fits(net: torch.nn.Module, context: int, patch: int) -> None:
-    """Run the network once on a zero patch so a size it cannot take fails before training."""
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, context, patch, patch))
-    except InputError as exc:
-        raise InputError(f"training patches of {patch}x{patch} do not fit the network: {exc}") \
-            from exc
-
-
-def _metadata(
-    cfg: TrainConfig,
-    info: ReconInfo,
-    net: torch.nn.Module,
-    params: dict[str, Any],
-    norm: dict[str, dict[str, float]],
-    sigma: float,
-) -> dict[str, Any]:
-    from .. import __version__
-    from ..nn.registry import receptive_radius
-
-    aps = info.attrs.get("angles_per_split")
-    return {
-        "format_version": FORMAT_VERSION,
-        "network": cfg.network,
-        "network_params": params,
-        "in_channels": cfg.context,
-        "context": cfg.context,
-        "n_splits": info.n_splits,
-        "strategy": cfg.strategy,
-        # recon stores one count per split (a list); the model keeps the mean count per split
-        "angles_per_split": None if aps is None else int(round(float(np.mean(aps)))),
-        "filter": info.attrs.get("filter"),
-        "pixel_size_um": info.pixel_size_um,
-        "noise_sigma": float(sigma),
-        "norm": norm,
-        "receptive_radius": int(receptive_radius(net)),
-        "train_config": _json_safe({**to_dict(cfg), **cfg.flat_values()}),  # + old flat keys
-        "recon_attrs": info.attrs,
-        "tomochunk_version": __version__,
-        "data_shape": [info.n_splits, info.n_z, info.height, info.width],
-        "train_slices": list(info.layout.train),
-        "val_slices": list(info.layout.val),
-        "patch_size": info.patch,
-    }
-
-
-#: The settings a budget plan fixes, kept in the checkpoint so a resumed run keeps its plan.
-
-
-def _checkpoint_plan(model_dir: Path, cfg: TrainConfig) -> dict[str, Any] | None:
-    """The budget plan stored in ``model_dir``'s checkpoint when resuming a budgeted run."""
-    ck = model_dir / CHECKPOINT_FILE
-    if not (cfg.resume and cfg.budget_minutes is not None and ck.exists()):
-        return None
-    fields_ = json.loads(_load_checkpoint(ck).get("config_fields_json", "{}"))
-    plan = fields_.get("budget_plan")
-    return dict(plan) if isinstance(plan, dict) else None
 
 
 def _train_here(
@@ -703,9 +151,11 @@ def _train_here(
         where = str(recon) if isinstance(recon, Path | str) else "recon dataset"
         info = inspect_recon(ds, cfg, where)
         plan = None
-        planned = _checkpoint_plan(model_dir, cfg) if model_dir else None
+        planned = checkpoint_plan(model_dir, cfg) if model_dir else None
         if planned is not None:
-            cfg = replace(cfg, **planned)  # resume a budgeted run with its own plan
+            # resume a budgeted run with its own plan (network keys by their flat names;
+            # None: not given, as replace() takes it)
+            cfg = cfg.with_values(**{k: v for k, v in planned.items() if v is not None})
             info = inspect_recon(ds, cfg, where)
             log.info("resuming a budgeted training with its plan: %s", str(planned))
         elif cfg.budget_minutes is not None:
@@ -723,9 +173,9 @@ def _train_here(
         h, fields_ = training_hash(cfg, info)
         if plan is not None or planned is not None:
             fields_["budget_plan"] = {f: cfg.value(f) for f in SIZE_FIELDS}
-        ckpt = _check_model_dir(model_dir, cfg, info, overwrite) if model_dir else None
+        ckpt = check_model_dir(model_dir, cfg, info, overwrite) if model_dir else None
         t0 = time.perf_counter()
-        slab = _read_slab(recon, info.layout, storage_options)
+        slab = read_slab(recon, info.layout, storage_options)
         check_finite(slab, info.layout.read[0])
         data = N2IData(slab, info.layout, cfg.strategy)
         norm = data.norm_stats()
@@ -736,9 +186,9 @@ def _train_here(
             info.n_splits, info.layout.train, info.layout.val, info.height, info.width,
             time.perf_counter() - t0, sigma, device, torch.get_num_threads(),
         )
-        net, params = _build(cfg)
-        _check_network_fits(net, cfg.context, info.patch)
-        meta = _metadata(cfg, info, net, params, norm, sigma)
+        net, params = build_network_for(cfg)
+        check_network_fits(net, cfg.context, info.patch)
+        meta = model_metadata(cfg, info, net, params, norm, sigma)
         if plan is not None:
             meta["budget"] = {"minutes": cfg.budget_minutes, **plan.metadata()}
         if model_dir is not None and ckpt is None and model_dir.exists():
@@ -762,88 +212,6 @@ def _train_here(
             log.info("model written to %s", model_dir / MODEL_FILE)
         net.load_state_dict(result.best_state)
         return result.best_state, meta, result.history, net.cpu().eval()
-
-
-def _train_task(
-    recon_path: str,
-    model_dir: str | None,
-    cfg_dict: dict[str, Any],
-    overwrite: bool,
-    topic: str | None = None,
-    storage_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The Dask task: train from the store at ``recon_path``; return CPU weights + metadata.
-
-    ``recon_path`` may be an fsspec URL, read with ``storage_options``.
-
-    Every epoch's record is published as a worker event on ``topic`` so the client can show
-    progress.
-    """
-    on_epoch = None
-    if topic is not None:
-        from distributed import get_worker
-
-        worker = get_worker()
-
-        def on_epoch(rec: dict[str, Any]) -> None:
-            worker.log_event(topic, rec)
-            cancel.check(Path(model_dir) if model_dir else None)
-
-    cfg = from_dict(TrainConfig, cfg_dict)
-    from ..io.urls import is_url
-
-    state, meta, history, _ = _train_here(
-        recon_path if is_url(recon_path) else Path(recon_path),
-        Path(model_dir) if model_dir else None, cfg, overwrite, on_epoch, storage_options
-    )
-    return {"state_dict": state, "metadata": meta, "history": history}
-
-
-def _submit(client: Any, path: Path | str, model_dir: Path | None, cfg: TrainConfig,
-            overwrite: bool, storage_options: Any = None) -> dict[str, Any]:
-    """Run :func:`_train_task` on the cluster, showing its epochs here as they finish."""
-    import uuid
-
-    from ..cluster import gpu_resources
-
-    resources = gpu_resources(client)
-    log.info("training as one Dask task%s", " on a GPU worker" if resources else "")
-    topic = f"tomochunk-train-{uuid.uuid4().hex}"
-    reporter = EpochReporter(cfg.epochs)
-    client.subscribe_topic(topic, lambda event: reporter(event[1]))
-    future = None
-    try:
-        future = client.submit(
-            _train_task, path if isinstance(path, str) else str(path.resolve()),
-            str(model_dir.resolve()) if model_dir else None,
-            to_dict(cfg), overwrite, topic, dict(storage_options or {}),
-            resources=resources, pure=False,
-        )
-        wait_for(future)  # Ctrl-C lands here, not inside the client's event loop
-        payload = future.result()
-    except BaseException:
-        cancel.mark(model_dir)  # the task stops after its epoch and writes no model
-        if future is not None:
-            future.cancel()
-        raise
-    finally:
-        client.unsubscribe_topic(topic)
-        reporter.close()
-    # events still in flight when the result arrived: report them from the history
-    for rec in payload["history"]["epochs"]:
-        if rec["epoch"] > reporter.last:
-            log.info("epoch %d: train loss %.5g, validation loss %.5g (%.1f s)",
-                     rec["epoch"], rec["train_loss"], rec["val_loss"], rec["seconds"])
-    return payload
-
-
-def _model_from_payload(payload: dict[str, Any]) -> TrainedModel:
-    from ..nn.registry import build_network
-
-    meta = payload["metadata"]
-    net = build_network(meta["network"], meta["in_channels"], 1, **meta["network_params"])
-    net.load_state_dict(payload["state_dict"])
-    return TrainedModel(net.eval(), meta, payload["history"])
 
 
 def train(
@@ -891,38 +259,14 @@ def train(
         patch larger than the slice, non-finite values, ``device="cuda"`` without CUDA,
         resuming a checkpoint of another configuration, an existing model path.
 
-    Notes
-    -----
-    Budget: with ``budget_minutes`` a short throughput probe (CPU time per thread, so a busy
-    machine gives the same plan) picks the network, patch, batch and a fixed step count
-    (:mod:`tomochunk.training.budget`), logged with the estimated time before training
-    starts; a resumed budgeted run keeps the plan stored in its checkpoint. The learning rate
-    follows ``lr_schedule`` with ``warmup`` over the planned ``epochs``
-    (:mod:`tomochunk.training.schedule`). A run whose validation loss is still falling when
-    it stops (``epochs`` or ``max_minutes``) logs one WARNING line and records
-    ``under_trained`` in the metadata.
-
-    Patch size: the default (256) is clamped to the slice when the slice is smaller; any
-    other value larger than the slice is an error. Validation slab: the
-    ``max(1, round(val_fraction * Z))`` slices at one end of z (``val_end``), separated from
-    the training slices by ``context // 2`` unused slices.
-
-    Resume (``resume=True``) continues from ``MODEL/checkpoint.pt`` (written atomically after
-    every epoch) when its configuration hash (:data:`HASH_FIELDS` and the data shape) matches,
-    and reaches the weights of an uninterrupted run; ``epochs``, ``max_minutes``,
-    ``patience``, ``device`` and ``threads`` may change. Without a ``MODEL`` directory it
-    starts afresh. ``overwrite=True`` removes an existing directory once the input checks
-    have passed. ``MODEL/model.pt`` is written last, so a directory without it is an
-    unfinished training. On CPU the result is bit-for-bit reproducible for a given seed and
-    thread count.
+    See the module docstring for the budget, patch size, validation slab and resume.
 
     References
     ----------
     Hendriksen, Pelt & Batenburg (2020), Noise2Inverse, IEEE TCI 6, 1320.
     Flenner et al. (2022), J. Synchrotron Rad. 29, 230.
     """
-    cfg = replace(config or TrainConfig(), **overrides)
-    _check_config(cfg)
+    cfg = replace(config or TrainConfig(), **overrides)  # checked when constructed
     check_cuda_config(cfg)
     from ..io.urls import is_url
 
@@ -933,16 +277,16 @@ def train(
                           storage_options=storage_options) as tmp:
             return train(recon, tmp, config=cfg, client=client,
                          storage_options=storage_options)
-    ds, path = _open_recon(recon, storage_options)
+    ds, path = open_recon(recon, storage_options)
     info = inspect_recon(ds, cfg, str(path) if path else "recon dataset")
     model_dir = Path(model_path) if model_path is not None else None
     if model_dir is not None and not (cfg.resume and cfg.budget_minutes is not None):
         # (a budgeted resume is checked once the budget has picked its settings)
-        _check_model_dir(model_dir, cfg, info, overwrite)
+        check_model_dir(model_dir, cfg, info, overwrite)
     client = client if client is not None else (current_client() if path else None)
     if client is not None and path is not None:
-        return _model_from_payload(_submit(client, path, model_dir, cfg, overwrite,
-                                           storage_options))
+        return model_from_payload(submit_training(client, path, model_dir, cfg, overwrite,
+                                                  storage_options))
     state, meta, history, net = _train_here(path or ds, model_dir, cfg, overwrite,
                                             storage_options=storage_options)
     return TrainedModel(net, meta, history)

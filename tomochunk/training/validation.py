@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..config import TrainConfig
 from ..errors import InputError
-from ..progress import get_logger
+from ..runtime.logs import get_logger
 from .dataset import SlabLayout, slab_layout
 
 __all__ = ["MIN_VAL_COLS", "network_footprint", "plan_layout", "train_width"]

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ...errors import InputError
-from ...progress import get_logger
+from ...runtime.logs import get_logger
 
 __all__ = ["AngleUnit", "parse_angle_unit", "angles_to_radians", "check_angle_span",
            "check_theta", "read_angles_file", "select_projection_angles", "angles_from_file"]

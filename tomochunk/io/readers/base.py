@@ -23,8 +23,8 @@ import numpy as np
 
 from ...config import IngestConfig
 from ...errors import InputError
-from ...progress import get_logger
 from ...registry import Registry
+from ...runtime.logs import get_logger
 from .angles import angles_from_file, check_theta
 
 __all__ = ["READERS", "ArraySpec", "ScanLayout", "ScanReader"]

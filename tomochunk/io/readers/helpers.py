@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
-from ...progress import get_logger
+from ...runtime.logs import get_logger
 from .angles import _text
 from .base import ArraySpec
 

@@ -20,7 +20,9 @@ import dask
 import dask.array as da
 import numpy as np
 
-__all__ = ["Slab", "ZarrSource", "map_z_halo", "z_chunks"]
+from .source import ZarrSource
+
+__all__ = ["Slab", "map_z_halo", "z_chunks"]
 
 
 @dataclass(frozen=True)
@@ -57,62 +59,6 @@ class Slab:
     def at_end(self) -> bool:
         """The slab ends at the last slice of the volume."""
         return self.hi == self.n_z
-
-
-@dataclass(frozen=True)
-class ZarrSource:
-    """A variable of a Zarr store that every task reads its own slab of.
-
-    Tasks that read their input themselves have no data dependencies, so the scheduler
-    spreads them over the workers freely (a halo shared by two chunks otherwise draws both
-    tasks to the worker that read it) and no slab travels between workers.
-
-    Attributes
-    ----------
-    path : str
-        The store.
-    name : str
-        The variable (a Zarr array of the store), z on axis ``-3``.
-    shape : tuple of int
-    version : int
-        Modification time of the array's metadata (part of the task keys, so a rewritten
-        store is read again); for a URL, a digest of its metadata object's ETag/mtime.
-    storage_options : dict or None
-        fsspec options when ``path`` is a URL (``s3://...``).
-    """
-
-    path: str
-    name: str
-    shape: tuple[int, ...]
-    version: int = 0
-    storage_options: dict[str, Any] | None = None
-
-    @classmethod
-    def open(cls, path: Any, name: str, storage_options: Any = None) -> ZarrSource:
-        """Describe variable ``name`` of the store at ``path`` (a path or an fsspec URL)."""
-        import os
-
-        from ..io.urls import array_version, is_url, zarr_array
-
-        so = dict(storage_options or {}) if is_url(path) else None
-        where = os.fspath(path) if is_url(path) else str(path)
-        arr = zarr_array(where, name, so)
-        return cls(where, name, tuple(int(n) for n in arr.shape),
-                   array_version(where, name, so), so)
-
-    def _array(self) -> Any:
-        from ..io.urls import zarr_array
-
-        return zarr_array(self.path, self.name, self.storage_options)
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def read(self, lo: int, hi: int) -> np.ndarray:
-        """Slices ``[lo, hi)`` along z (leading axes whole)."""
-        arr = self._array()
-        return np.asarray(arr[(slice(None),) * (self.ndim - 3) + (slice(lo, hi),)])
 
 
 def z_chunks(n_z: int, chunk_z: int) -> list[tuple[int, int]]:

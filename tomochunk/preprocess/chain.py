@@ -28,8 +28,7 @@ import xarray as xr
 
 from ..config import PreprocessConfig
 from ..errors import InputError
-from ..progress import get_logger
-from .median import median_filter_projections, normalize_halo
+from ..runtime.logs import get_logger
 from .normalize import (
     check_flat_dark,
     count_nonfinite,
@@ -40,6 +39,7 @@ from .normalize import (
     reduce_stack,
 )
 from .paganin import paganin_halo, resolve_paganin, retrieve_phase
+from .projection_median import median_filter_projections, normalize_halo
 from .stripe import remove_stripe_fw, remove_stripe_sorting
 
 __all__ = ["preprocess_block", "preprocess_scan", "remove_stripes", "required_row_halo"]
@@ -66,6 +66,68 @@ def remove_stripes(sino_block: np.ndarray, config: PreprocessConfig) -> np.ndarr
     if config.stripe == "none":
         return np.asarray(sino_block, dtype=np.float32)
     raise InputError(f"unknown stripe method {config.stripe!r}; use fw, sorting or none")
+
+
+def _check_nonfinite_input(own: np.ndarray, first: int, max_fraction: float) -> int:
+    """NaN/inf count of the block's own rows; raise if more than ``max_fraction``."""
+    n = count_nonfinite(own)
+    frac = n / max(own.size, 1)
+    if frac > max_fraction:
+        bad_rows = np.nonzero((~np.isfinite(own)).any(axis=(0, 2)))[0] + first
+        raise InputError(
+            f"{frac:.2%} of the projection values ({n}) are NaN/inf, "
+            f"more than the {max_fraction:.1%} that are in-filled, in detector rows "
+            f"{_rows_text(bad_rows)}; check the input file for corrupt frames or exclude "
+            "these rows"
+        )
+    return n
+
+
+def _transmission(proj: np.ndarray, flat: np.ndarray | None, dark: np.ndarray | None,
+                  config: PreprocessConfig, own: slice,
+                  max_dead_fraction: float) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """``(transmission, dead-pixel mask or None, NaN/inf in the reduced flat and dark)``."""
+    if flat is None or dark is None:
+        return proj.astype(np.float32, copy=False), None, 0
+    check_flat_dark(flat, dark, projections_shape=proj.shape, max_fraction=max_dead_fraction)
+    flat_img = reduce_stack(flat, config.flat_reduce)
+    dark_img = reduce_stack(dark, config.dark_reduce)
+    bad = count_nonfinite(flat_img[own]) + count_nonfinite(dark_img[own])
+    return normalize(proj, flat_img, dark_img), dead_pixel_mask(flat_img, dark_img), bad
+
+
+def _fill(att: np.ndarray, dead: np.ndarray | None, own: slice, first: int,
+          last: int) -> tuple[np.ndarray, int]:
+    """In-fill dead pixels and NaN/inf; ``(attenuation, NaN/inf filled in the own rows)``."""
+    nonfinite = ~np.isfinite(att[:, own])
+    if dead is not None:
+        nonfinite &= ~dead[None, own]
+    n = int(np.count_nonzero(nonfinite))
+    att, _ = fill_invalid(att, dead)
+    if n:
+        _log.warning(
+            "%d NaN/inf values in detector rows %d..%d replaced by the median of their finite "
+            "neighbours in their row", n, first, last,
+        )
+    return att, n
+
+
+def _filter(att: np.ndarray, config: PreprocessConfig, top: int, bottom: int, first: int,
+            last: int) -> np.ndarray:
+    """Phase retrieval, projection median and stripe removal; the halo rows dropped."""
+    if config.paganin:  # on every row, halo included: it couples rows
+        att = retrieve_phase(att, config)
+    if config.projection_median > 0:
+        att = median_filter_projections(att, config.projection_median, row_halo=(top, bottom))
+    else:
+        att = att[:, top : att.shape[1] - bottom]
+    att = remove_stripes(att, config)
+    if count_nonfinite(att):  # cannot happen after in-filling; guard against silent NaN
+        raise InputError(
+            f"preprocessing produced {count_nonfinite(att)} NaN/inf values in detector rows "
+            f"{first}..{last}; check the stripe parameters"
+        )
+    return att
 
 
 def preprocess_block(
@@ -133,59 +195,19 @@ def preprocess_block(
     top, bottom = normalize_halo(row_halo, proj.shape[1])
     own = slice(top, proj.shape[1] - bottom)  # the block's own rows: counts exclude the halo
     first, last = row_offset + top, row_offset + proj.shape[1] - bottom - 1
-    report: dict[str, Any] = {"nonfinite_in": count_nonfinite(proj[:, own])}
-    frac = report["nonfinite_in"] / max(proj[:, own].size, 1)
-    if frac > max_nonfinite_fraction:
-        bad_rows = np.nonzero((~np.isfinite(proj[:, own])).any(axis=(0, 2)))[0] + first
-        raise InputError(
-            f"{frac:.2%} of the projection values ({report['nonfinite_in']}) are NaN/inf, "
-            f"more than the {max_nonfinite_fraction:.1%} that are in-filled, in detector rows "
-            f"{_rows_text(bad_rows)}; check the input file for corrupt frames or exclude "
-            "these rows"
-        )
-
-    dead = None
-    if flat is not None and dark is not None:
-        check_flat_dark(flat, dark, projections_shape=proj.shape, max_fraction=max_dead_fraction)
-        flat_img = reduce_stack(flat, config.flat_reduce)
-        dark_img = reduce_stack(dark, config.dark_reduce)
-        report["nonfinite_flat_dark"] = (count_nonfinite(flat_img[own])
-                                         + count_nonfinite(dark_img[own]))
-        dead = dead_pixel_mask(flat_img, dark_img)
-        trans = normalize(proj, flat_img, dark_img)
-    else:
-        report["nonfinite_flat_dark"] = 0
-        trans = proj.astype(np.float32, copy=False)
+    report: dict[str, Any] = {
+        "nonfinite_in": _check_nonfinite_input(proj[:, own], first, max_nonfinite_fraction)}
+    trans, dead, report["nonfinite_flat_dark"] = _transmission(
+        proj, flat, dark, config, own, max_dead_fraction)
     report["dead_pixels"] = int(dead[own].sum()) if dead is not None else 0
-
     att, report["clipped"] = minus_log(trans, config.log_floor)
     if top or bottom:
         halo_trans = np.concatenate([trans[:, :top], trans[:, own.stop :]], axis=1)
         report["clipped"] -= minus_log(halo_trans, config.log_floor)[1]
-    nonfinite = ~np.isfinite(att[:, own])
-    if dead is not None:
-        nonfinite &= ~dead[None, own]
-    report["nonfinite_filled"] = int(np.count_nonzero(nonfinite))
-    att, _ = fill_invalid(att, dead)
+    att, report["nonfinite_filled"] = _fill(att, dead, own, first, last)
     report["filled"] = report["nonfinite_filled"] + report["dead_pixels"] * proj.shape[0]
-    if report["nonfinite_filled"]:
-        _log.warning(
-            "%d NaN/inf values in detector rows %d..%d replaced by the median of their finite "
-            "neighbours in their row", report["nonfinite_filled"], first, last,
-        )
-    if config.paganin:  # on every row, halo included: it couples rows
-        att = retrieve_phase(att, config)
-    if config.projection_median > 0:
-        att = median_filter_projections(att, config.projection_median, row_halo=(top, bottom))
-    else:
-        att = att[:, top : att.shape[1] - bottom]
-    att = remove_stripes(att, config)
+    att = _filter(att, config, top, bottom, first, last)
     report["shape"] = tuple(att.shape)
-    if count_nonfinite(att):  # cannot happen after in-filling; guard against silent NaN
-        raise InputError(
-            f"preprocessing produced {count_nonfinite(att)} NaN/inf values in detector rows "
-            f"{first}..{last}; check the stripe parameters"
-        )
     return np.ascontiguousarray(att, dtype=np.float32), report
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ConfigError, InputError
-from .halo import Slab, ZarrSource, map_z_halo
+from .halo import Slab, map_z_halo
+from .source import ZarrSource
 
 __all__ = ["Volume", "apply_kernel", "check_volume"]
 

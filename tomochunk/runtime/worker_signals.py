@@ -5,7 +5,7 @@ worker processes of a LocalCluster too. Each worker would die mid-task with a
 ``KeyboardInterrupt`` traceback on the terminal, and a task it was running could still write
 a chunk into the output the client is about to remove. The client handles Ctrl-C: it cancels
 its tasks, waits for the running ones to stop, removes the partial output and closes the
-cluster (:func:`tomochunk.cluster.connect`). So the workers it starts ignore SIGINT; this
+cluster (:func:`tomochunk.runtime.cluster.connect`). So the workers it starts ignore SIGINT; this
 module is their Dask preload (``preload=[__name__]``).
 
 Workers of a cluster the user started (``--scheduler``) are left alone.

@@ -1,4 +1,4 @@
-"""Connect to a Dask cluster or start a LocalCluster; route GPU work.
+"""Connect to a Dask cluster or start a LocalCluster (GPU workers: :mod:`.gpu`).
 
 Library functions compute on whatever Dask scheduler is active (a :class:`distributed.Client`
 made current by :func:`connect`, else Dask's threaded scheduler). The CLI and
@@ -11,7 +11,7 @@ GPU routing: a GPU worker advertises the Dask resource ``GPU=1`` and sees exactl
 (training, inference; see :func:`gpu_resources`) ask for ``{"GPU": 1}``, so each GPU runs
 one such task at a time and several GPU workers share the chunks. The trained model is loaded
 once per worker process and stays resident on its GPU
-(:func:`tomochunk.infer.load_model_cached`).
+(:func:`tomochunk.inference.load_model_cached`).
 """
 
 from __future__ import annotations
@@ -21,20 +21,15 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from .config import ClusterConfig
-from .errors import ConfigError
+from ..config import ClusterConfig
+from ..errors import ConfigError
+from .gpu import chosen_gpus, gpu_cluster
+from .logs import get_logger
 from .openmp_env import passive_openmp
-from .progress import get_logger
+from .threads import thread_count
 from .worker_signals import PRELOAD
 
-__all__ = [
-    "connect",
-    "gpu_cluster",
-    "gpu_resources",
-    "make_security",
-    "visible_gpus",
-    "worker_threads",
-]
+__all__ = ["connect", "make_security"]
 
 log = get_logger("cluster")
 
@@ -90,10 +85,10 @@ def connect(cfg: ClusterConfig | None = None) -> Iterator[Any]:
         client = Client(cfg.scheduler, security=security, timeout="30s")
         cluster = None
     elif cfg.gpus:
-        cluster = gpu_cluster(_chosen_gpus(cfg.gpus), memory_limit=cfg.memory_limit or "auto")
+        cluster = gpu_cluster(chosen_gpus(cfg.gpus), memory_limit=cfg.memory_limit or "auto")
         client = Client(cluster)
     else:
-        n = cfg.n_workers or max(1, os.cpu_count() or 1)
+        n = thread_count("local_workers", requested=cfg.n_workers)
         passive_openmp()  # the workers inherit it: torch threads sleep, not spin, when waiting
         cluster = LocalCluster(
             n_workers=n,
@@ -133,7 +128,7 @@ def _silence() -> None:
 def _quiet_logs(client: Any) -> Iterator[None]:
     """After Ctrl-C, keep the closing of our own cluster off the terminal.
 
-    The job's tasks were cancelled already (:func:`tomochunk.progress.compute`); closing the
+    The job's tasks were cancelled already (:func:`tomochunk.runtime.progress.compute`); closing the
     workers then only logs about the tasks it stops, which the one-line "Interrupted"
     message says already. The workers are silenced for good (they are closing); this
     process's loggers get their levels back afterwards.
@@ -149,97 +144,3 @@ def _quiet_logs(client: Any) -> Iterator[None]:
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
-
-
-def gpu_resources(client: Any | None) -> dict[str, float] | None:
-    """``{"GPU": 1}`` when a worker of ``client`` advertises a GPU resource, else None."""
-    if client is None:
-        return None
-    info = client.scheduler_info()
-    for w in info.get("workers", {}).values():
-        if w.get("resources", {}).get("GPU", 0) >= 1:
-            return {"GPU": 1}
-    return None
-
-
-def worker_threads(default: int | None = None) -> int:
-    """Threads torch should use in this process: the worker's nthreads, else the cores."""
-    if default:
-        return int(default)
-    try:
-        from distributed import get_worker
-
-        return max(1, int(get_worker().state.nthreads))
-    except (ValueError, ImportError, AttributeError):
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-
-
-def visible_gpus() -> list[str]:
-    """IDs of the GPUs this process may use (``CUDA_VISIBLE_DEVICES``, else torch's count)."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [d.strip() for d in env.split(",") if d.strip() and d.strip() != "-1"]
-    try:
-        import torch
-
-        return [str(i) for i in range(torch.cuda.device_count())]
-    except ImportError:
-        return []
-
-
-def _chosen_gpus(gpus: int) -> list[str]:
-    seen = visible_gpus()
-    if not seen:
-        raise ConfigError(
-            "--gpus was given but no GPU is visible here (CUDA_VISIBLE_DEVICES / torch); "
-            "drop --gpus or install a CUDA build of torch (docs/gpu.md)"
-        )
-    if gpus < 0:
-        return seen
-    if gpus > len(seen):
-        raise ConfigError(f"--gpus {gpus} but only {len(seen)} GPU(s) are visible: {seen}")
-    return seen[:gpus]
-
-
-def gpu_cluster(devices: list[str], *, threads_per_worker: int = 1,
-                memory_limit: str | float = "auto", use_dask_cuda: bool = True) -> Any:
-    """A local cluster with one worker per GPU in ``devices``, each with resource ``GPU=1``.
-
-    Uses ``dask_cuda.LocalCUDACluster`` when it is installed (and ``use_dask_cuda``); else a
-    :class:`distributed.SpecCluster` of nanny workers named ``gpu-<id>``, each started with
-    ``CUDA_VISIBLE_DEVICES=<id>``. Either way ``cuda`` inside a worker is its own GPU.
-    """
-    if not devices:
-        raise ConfigError("gpu_cluster needs at least one GPU id")
-    log.info("starting %d GPU workers (GPUs %s)", len(devices), ",".join(devices))
-    if use_dask_cuda:
-        try:
-            from dask_cuda import LocalCUDACluster
-        except ImportError:
-            pass
-        else:
-            log.info("using dask-cuda LocalCUDACluster")
-            return LocalCUDACluster(
-                CUDA_VISIBLE_DEVICES=",".join(devices),
-                threads_per_worker=threads_per_worker,
-                memory_limit=memory_limit,
-                resources={"GPU": 1},
-                dashboard_address=":0",
-            )
-    from distributed import Nanny, Scheduler, SpecCluster
-
-    workers = {
-        f"gpu-{d}": {
-            "cls": Nanny,
-            "options": {
-                "nthreads": threads_per_worker,
-                "resources": {"GPU": 1},
-                "env": {"CUDA_VISIBLE_DEVICES": d},
-                "memory_limit": memory_limit,
-                "preload": [PRELOAD],
-            },
-        }
-        for d in devices
-    }
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
-    return SpecCluster(workers=workers, scheduler=scheduler, name="tomochunk-gpu")

@@ -1,4 +1,4 @@
-"""Progress display and logging for long work.
+"""Compute with progress: bars for long work, one timing line per computation.
 
 :func:`compute` runs Dask collections with a progress bar: the distributed progress bar when
 a :class:`distributed.Client` is active, otherwise :class:`dask.diagnostics.ProgressBar`.
@@ -18,15 +18,12 @@ from typing import Any, TypeVar
 
 import dask
 
-__all__ = ["get_logger", "compute", "progress_enabled", "tqdm", "current_client",
-           "wait_for"]
+from .client import current_client
+from .logs import get_logger
+
+__all__ = ["compute", "progress_enabled", "tqdm", "wait_for"]
 
 T = TypeVar("T")
-
-
-def get_logger(name: str) -> logging.Logger:
-    """Logger ``tomochunk.<name>``."""
-    return logging.getLogger(f"tomochunk.{name}" if not name.startswith("tomochunk") else name)
 
 
 def progress_enabled() -> bool:
@@ -34,16 +31,6 @@ def progress_enabled() -> bool:
     a terminal."""
     on_terminal = bool(getattr(sys.stderr, "isatty", lambda: False)())
     return on_terminal and logging.getLogger("tomochunk").getEffectiveLevel() <= logging.INFO
-
-
-def current_client() -> Any | None:
-    """The active :class:`distributed.Client`, or None."""
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ValueError, ImportError):
-        return None
 
 
 def compute(*collections: Any, label: str = "computing") -> tuple[Any, ...]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["D4_CODES", "d4_forward", "d4_inverse", "ensemble_codes", "ensemble_predict"]
 
