@@ -82,4 +82,5 @@ def alignment(meta: Mapping[str, Any]) -> int:
     if meta.get("network") != "unet":
         return 1
     params = meta.get("network_params") or {}
-    return 2 ** int(params.get("depth", 3)) * int(params.get("space_to_depth", 1))
+    pooling: int = 2 ** int(params.get("depth", 3))  # typeshed: int ** int may be a float
+    return pooling * int(params.get("space_to_depth", 1))
