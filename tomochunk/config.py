@@ -574,7 +574,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{where}: expected {_type_name(tp)}, got {shorten(value)}")
         return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
-    if is_dataclass(tp):
+    if isinstance(tp, type) and is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):

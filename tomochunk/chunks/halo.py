@@ -12,7 +12,7 @@ so that chunks smaller than the halo need no rechunking (a slab may span several
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +82,7 @@ def _chunk_failed(err: Exception, info: Slab, blocks: Any, stage: str) -> Except
     return located(err, where)
 
 
-def _run(fn: Callable[..., np.ndarray], blocks: Any, info: Slab, extra: dict[str, Any],
+def _run(fn: Callable[..., np.ndarray], blocks: Any, info: Slab, extra: Mapping[str, Any],
          dtype: np.dtype) -> np.ndarray:
     try:
         if isinstance(blocks, ZarrSource):
@@ -105,7 +105,7 @@ def map_z_halo(
     chunk_z: int,
     dtype: Any = np.float32,
     out_shape: tuple[int, ...] | None = None,
-    extra: dict[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
     name: str = "halo",
 ) -> da.Array:
     """Apply ``fn(slab, info, **extra)`` to every z-chunk of ``arr`` with a ``halo``.
@@ -164,4 +164,5 @@ def map_z_halo(
         key = f"{name}-{z0}-{dask.base.tokenize(fn, token, info, extra, dtype)}"
         task = run(fn, parts, info, extra or {}, dtype, dask_key_name=key)
         blocks.append(da.from_delayed(task, (z1 - z0,) + out_shape[1:], dtype=dtype))
-    return da.concatenate(blocks, axis=0)
+    out: da.Array = da.concatenate(blocks, axis=0)
+    return out

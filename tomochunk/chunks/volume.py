@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, overload
 
 import dask.array as da
 import numpy as np
@@ -33,7 +33,8 @@ def check_volume(vol: Any, what: str = "volume") -> tuple[int, int, int]:
         )
     if min(vol.shape) < 1:
         raise InputError(f"{what} is empty: shape {tuple(vol.shape)}")
-    return tuple(int(n) for n in vol.shape)  # type: ignore[return-value]
+    n_z, n_y, n_x = (int(n) for n in vol.shape)
+    return n_z, n_y, n_x
 
 
 def _check_chunk_z(chunk_z: int | None) -> None:
@@ -41,6 +42,21 @@ def _check_chunk_z(chunk_z: int | None) -> None:
         raise ConfigError(f"chunk_z must be a positive integer number of slices, got {chunk_z!r}")
 
 
+_Kernel = Callable[..., np.ndarray]
+
+
+@overload
+def apply_kernel(vol: np.ndarray, kernel: _Kernel, *, halo: int, chunk_z: int | None,
+                 params: Mapping[str, Any], name: str,
+                 attrs: Mapping[str, Any] | None = None) -> np.ndarray: ...
+@overload
+def apply_kernel(vol: da.Array | ZarrSource, kernel: _Kernel, *, halo: int, chunk_z: int | None,
+                 params: Mapping[str, Any], name: str,
+                 attrs: Mapping[str, Any] | None = None) -> da.Array: ...
+@overload
+def apply_kernel(vol: xr.DataArray, kernel: _Kernel, *, halo: int, chunk_z: int | None,
+                 params: Mapping[str, Any], name: str,
+                 attrs: Mapping[str, Any] | None = None) -> xr.DataArray: ...
 def apply_kernel(
     vol: Volume,
     kernel: Callable[..., np.ndarray],
@@ -74,7 +90,8 @@ def apply_kernel(
             return np.asarray(kernel(vol, Slab(0, n_z, 0, n_z, n_z), **params), dtype=np.float32)
         lazy = apply_kernel(da.from_array(vol, chunks=(chunk_z, -1, -1)), kernel, halo=halo,
                             chunk_z=chunk_z, params=params, name=name)
-        return lazy.compute()
+        out: np.ndarray = lazy.compute()
+        return out
     arr = vol
     if chunk_z is None:
         chunk_z = int(arr.chunks[0][0])

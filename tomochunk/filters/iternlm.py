@@ -113,7 +113,7 @@ def iternlm_array(
     r = patch_distance + patch_size // 2
     f_pad = np.pad(f.astype(np.float32), r, mode="symmetric")
     fixed = sigma is not None
-    sig = np.full(f.shape[0], float(sigma)) if fixed else slice_noise(f)
+    sig = np.full(f.shape[0], float(sigma)) if sigma is not None else slice_noise(f)
     if not np.any(sig > 0):
         return f.astype(np.float32)
     sig = np.where(sig > 0, sig, np.max(sig))

@@ -179,7 +179,9 @@ def _write(result: xr.DataArray, out: str | os.PathLike[str], *, overwrite: bool
         ds.to_zarr(str(tmp), mode="w", zarr_format=3, consolidated=False, compute=False,
                    encoding=float_encoding(ds))  # metadata and coordinates only
         target = zarr.open_array(str(tmp / str(result.name)), mode="r+")
-        stored = da.store(result.data, target, lock=False, compute=False)
+        # dask's hint for the target is numpy-like; it only needs __setitem__, as zarr.Array has
+        stored = da.store(result.data, target,  # type: ignore[arg-type]
+                          lock=False, compute=False)
         with dask.config.set({"optimization.fuse.active": False}):
             compute(stored, label="denoising")
 
@@ -190,7 +192,8 @@ def _split_source(recon: Any, split: xr.DataArray,
     if isinstance(recon, str | os.PathLike):  # each task reads its own slab of the store
         return ZarrSource.open(recon, "split", storage_options)
     data = split.data if isinstance(split.data, da.Array) else da.from_array(split.data)
-    return data.rechunk({0: -1, 2: -1, 3: -1})
+    rechunked: da.Array = data.rechunk({0: -1, 2: -1, 3: -1})
+    return rechunked
 
 
 def _gpu_resources(device: str) -> dict[str, Any] | None:

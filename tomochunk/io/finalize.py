@@ -23,11 +23,14 @@ import logging
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zarr
 
 from .ngff import pixel_size_of, write_ngff
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["INDEX_SUFFIX", "VOLUME_UNITS", "index_dims_on_disk", "add_units", "consolidate",
            "finalize_store", "restore_index_dims"]
@@ -83,7 +86,7 @@ def _drop_coordinate_links(meta_file: Path, names: set[str]) -> None:
     meta_file.write_text(json.dumps(meta, indent=2))
 
 
-def restore_index_dims(ds: Any) -> Any:
+def restore_index_dims(ds: xr.Dataset) -> xr.Dataset:
     """Rename ``<name>_index`` dimensions of an opened dataset back to ``<name>``."""
     import xarray as xr
 

@@ -51,10 +51,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _read(lock: Path) -> dict[str, object]:
+    """The lock file's JSON object; ``{}`` when it is missing, unreadable or not an object."""
     try:
-        return json.loads(lock.read_text())
+        info = json.loads(lock.read_text())
     except (OSError, ValueError):
         return {}
+    return info if isinstance(info, dict) else {}
 
 
 def _try_create(lock: Path) -> bool:

@@ -55,7 +55,8 @@ def downsample2(arr: da.Array) -> da.Array:
     even = tuple(max(2, min(2 * (s // 2), c - c % 2)) for s, c in
                  zip(trimmed.shape, (max(c) for c in trimmed.chunks), strict=True))
     trimmed = trimmed.rechunk(even)
-    return da.coarsen(np.mean, trimmed, {0: 2, 1: 2, 2: 2}).astype(np.float32)
+    out: da.Array = da.coarsen(np.mean, trimmed, {0: 2, 1: 2, 2: 2}).astype(np.float32)
+    return out
 
 
 def write_pyramid(

@@ -74,8 +74,8 @@ def _bounds_error(pt: np.ndarray, shape: tuple[int, ...], which: str) -> InputEr
 
 def line_profile(
     vol_or_img: Any,
-    start: Sequence[float],
-    end: Sequence[float],
+    start: Sequence[float] | np.ndarray,
+    end: Sequence[float] | np.ndarray,
     num: int | None = None,
     order: int = 1,
     *,

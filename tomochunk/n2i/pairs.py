@@ -47,7 +47,8 @@ def reflect_indices(idx: np.ndarray | int, n: int) -> np.ndarray:
         return np.zeros_like(idx)
     period = 2 * (n - 1)
     r = np.abs(idx) % period
-    return np.where(r >= n, period - r, r)
+    folded: np.ndarray = np.where(r >= n, period - r, r)
+    return folded
 
 
 def context_indices(z: int, n_z: int, context: int) -> np.ndarray:
@@ -87,7 +88,8 @@ def pair_input(stack: np.ndarray, k: int, strategy: Strategy = "X:1") -> np.ndar
     n = stack.shape[0]
     if strategy == "X:1":
         total = stack.sum(axis=0, dtype=np.float64)
-        return ((total - stack[k]) / (n - 1)).astype(np.float32)
+        mean_others: np.ndarray = ((total - stack[k]) / (n - 1)).astype(np.float32)
+        return mean_others
     if strategy == "1:X":
         return np.asarray(stack[k], dtype=np.float32)
     raise InputError(f"unknown strategy {strategy!r}; use 'X:1' or '1:X'")

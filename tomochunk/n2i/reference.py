@@ -54,11 +54,13 @@ def denoise_slab(slab: np.ndarray, info: Slab, predict: Predict, *, context: int
         raise ValueError(f"slab {info} is too thin for a context of {context} slices")
     out = np.zeros((len(zs),) + slab.shape[2:], np.float64)
     for k in range(n_k):
-        inputs = pair_input(slab, k, strategy)  # type: ignore[arg-type]  # (hi - lo, H, W)
+        # (hi - lo, H, W); strategy is the model metadata's string, which pair_input checks
+        inputs = pair_input(slab, k, strategy)  # type: ignore[arg-type]
         for b0 in range(0, len(zs), batch_size):
             x = np.stack([inputs[i] for i in idx[b0:b0 + batch_size]])
             out[b0:b0 + len(x)] += predict(x)
-    return (out / n_k).astype(np.float32)
+    mean: np.ndarray = (out / n_k).astype(np.float32)
+    return mean
 
 
 def denoise_volume(splits: np.ndarray, model: Any, *, batch_size: int = 4,

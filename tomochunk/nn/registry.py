@@ -28,7 +28,7 @@ NETWORKS: Registry[Network] = Registry("network", group="tomochunk.networks",
 
 
 def _valid_params(cls: type) -> list[str]:
-    sig = inspect.signature(cls.__init__)
+    sig = inspect.signature(cls)  # the constructor's parameters (no self)
     skip = {"self", "in_channels", "out_channels"}
     return [name for name in sig.parameters if name not in skip]
 

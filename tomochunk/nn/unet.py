@@ -45,10 +45,10 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-def _conv_radius(block: nn.Sequential) -> int:
+def _conv_radius(block: nn.Module) -> int:
     """One-sided reach of a block's convolutions, in pixels of its own level."""
     r = 0
-    for mod in block:
+    for mod in block.children():
         if isinstance(mod, nn.Conv2d):
             r += mod.dilation[0] * (mod.kernel_size[0] - 1) // 2
     return r

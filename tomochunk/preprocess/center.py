@@ -63,7 +63,8 @@ def half_turn_indices(theta: np.ndarray) -> np.ndarray:
             f"the angles cover only {math.degrees(covered):.2f} degrees; Vo's centre method "
             "needs a half turn (180 degrees). Give the centre with --center FLOAT"
         )
-    return order[keep]
+    kept: np.ndarray = order[keep]
+    return kept
 
 
 def opposite_pair(theta: np.ndarray, *, max_error_deg: float | None = None) -> tuple[int, int]:
@@ -174,7 +175,7 @@ def find_center_registration(proj0: np.ndarray, proj180: np.ndarray) -> float:
         raise InputError(f"projections must be (row, col) or (col,), got shape {a.shape}")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         raise InputError("the projections hold NaN/inf; normalise them with preprocess_block")
-    n = a.shape[1]
+    n = int(a.shape[1])
     t = _correlation_shift(a, b[:, ::-1])
     return (n - 1 - t) / 2.0
 

@@ -34,7 +34,8 @@ def _vo_mask(n_rows: int, n_cols: int, radius: float, drop: int) -> np.ndarray:
     weight[0] = 1.0
     if n_cols % 2 == 0:
         weight[-1] = 1.0
-    return mask * weight[None, :] / float(n_rows * n_cols)
+    weighted: np.ndarray = mask * weight[None, :] / float(n_rows * n_cols)
+    return weighted
 
 
 def _shift_cols(img: np.ndarray, shift: float) -> np.ndarray:
@@ -56,7 +57,8 @@ def _shift_cols(img: np.ndarray, shift: float) -> np.ndarray:
             out[:, :s] = img[:, -s:]
             out[:, s:] = img[:, -1:]
         return out
-    return ndimage.shift(img, (0.0, shift), order=3, mode="nearest")
+    shifted: np.ndarray = ndimage.shift(img, (0.0, shift), order=3, mode="nearest")
+    return shifted
 
 
 def _vo_metrics(sino: np.ndarray, centers: np.ndarray, mask: np.ndarray) -> np.ndarray:

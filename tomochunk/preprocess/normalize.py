@@ -64,8 +64,8 @@ def reduce_stack(stack: np.ndarray, how: str = "mean") -> np.ndarray:
     if stack.shape[0] == 0:
         raise InputError("the stack of flats/darks is empty; provide at least one frame")
     if how == "mean":
-        return np.mean(stack, axis=0, dtype=np.float32)
-    return np.median(stack.astype(np.float32, copy=False), axis=0)
+        return np.asarray(np.mean(stack, axis=0, dtype=np.float32))
+    return np.asarray(np.median(stack.astype(np.float32, copy=False), axis=0))
 
 
 def normalize(
@@ -106,7 +106,7 @@ def normalize(
     _check_image_shape(proj.shape, dark_img.shape, "dark")
     denom = flat_img - dark_img
     denom = np.where(denom < np.float32(eps), np.float32(eps), denom)
-    out = proj - dark_img
+    out: np.ndarray = proj - dark_img
     out /= denom
     return out
 

@@ -117,7 +117,7 @@ def paganin_filter(transmission: np.ndarray, strength_px: float, pad: int) -> np
     fx = sp_fft.rfftfreq(n)[None, :]
     kernel = 1.0 / (1.0 + strength_px * (fx * fx + fy * fy))
     spec = sp_fft.rfft2(padded, axes=(-2, -1))
-    out = sp_fft.irfft2(spec * kernel, s=(m, n), axes=(-2, -1))
+    out: np.ndarray = sp_fft.irfft2(spec * kernel, s=(m, n), axes=(-2, -1))
     return out[..., pad : pad + t.shape[-2], pad : pad + t.shape[-1]]
 
 

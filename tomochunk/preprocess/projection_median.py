@@ -86,4 +86,5 @@ def median_filter_slices(vol: np.ndarray, size: int = 3, axis: int = 0) -> np.nd
         raise InputError(f"median size must be >= 1, got {size}")
     footprint = [size, size, size]
     footprint[axis] = 1
-    return ndimage.median_filter(vol, size=tuple(footprint), mode="reflect")
+    out: np.ndarray = ndimage.median_filter(vol, size=tuple(footprint), mode="reflect")
+    return out

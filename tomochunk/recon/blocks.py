@@ -7,8 +7,6 @@ so a damaged chunk fails that task with the block's rows named.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..chunks import ZarrSource
@@ -79,10 +77,12 @@ def reconstruct_sinograms(
     return out
 
 
-def _load(data: Any, rows: tuple[int, int]) -> np.ndarray | None:
-    if data is None:
-        return None
+def _read_rows(data: np.ndarray | ZarrSource, rows: tuple[int, int]) -> np.ndarray:
     return data.read(*rows) if isinstance(data, ZarrSource) else np.asarray(data)
+
+
+def _load(data: np.ndarray | ZarrSource | None, rows: tuple[int, int]) -> np.ndarray | None:
+    return None if data is None else _read_rows(data, rows)
 
 
 def _block_failed(err: Exception, rows: tuple[int, int], source: str, stage: str) -> Exception:
@@ -118,7 +118,7 @@ def block_task(
 
     own = (rows[0] + halo[0], rows[1] - halo[1])
     try:
-        p, f, d = (_load(x, rows) for x in (proj, flat, dark))
+        p, f, d = _read_rows(proj, rows), _load(flat, rows), _load(dark, rows)
     except Exception as err:  # noqa: BLE001 - re-raised with the block named
         raise _block_failed(err, own, source, "read") from err
     try:

@@ -249,9 +249,9 @@ def _sources(scan: Any, ds: xr.Dataset, rpb: int,
         )
         return p_data, f_data, d_data
     proj = ds["projections"].transpose("angle", "row", "col")
-    f_data = _dask(ds["flat"].transpose("flat", "row", "col"), rpb) if has_flat else None
-    d_data = _dask(ds["dark"].transpose("dark", "row", "col"), rpb) if has_flat else None
-    return _dask(proj, rpb), f_data, d_data
+    flat = _dask(ds["flat"].transpose("flat", "row", "col"), rpb) if has_flat else None
+    dark = _dask(ds["dark"].transpose("dark", "row", "col"), rpb) if has_flat else None
+    return _dask(proj, rpb), flat, dark
 
 
 def _block_graph(scan: Any, ds: xr.Dataset, theta: np.ndarray, center: float | np.ndarray,
@@ -271,7 +271,7 @@ def _block_graph(scan: Any, ds: xr.Dataset, theta: np.ndarray, center: float | n
         r1 = min(r0 + rpb, n_rows)
         top, bottom = min(halo, r0), min(halo, n_rows - r1)
         rows = slice(r0 - top, r1 + bottom)
-        c = center if np.ndim(center) == 0 else center[r0:r1]
+        c = center if np.ndim(center) == 0 else np.asarray(center)[r0:r1]
         task = dask.delayed(block_task, pure=True)(
             *(x if x is None or isinstance(x, ZarrSource) else x[:, rows, :] for x in data),
             theta, c, preprocess, config, (rows.start, rows.stop), (top, bottom), nthreads,

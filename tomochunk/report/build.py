@@ -173,10 +173,10 @@ def make_report(
     config = config or ReportConfig()
     from ..io.urls import is_url, location
 
-    run_dir: Any = location(run_dir, storage_options)
-    out = location(out, storage_options) if out is not None else run_dir / "report"
+    root: Any = location(run_dir, storage_options)
+    out = location(out, storage_options) if out is not None else root / "report"
     out = check_output_path(str(out) if is_url(str(out)) else out, overwrite, storage_options)
-    run = collect_run(run_dir, truth=location(config.truth, storage_options)
+    run = collect_run(root, truth=location(config.truth, storage_options)
                       if config.truth else None)
     if config.truth_free_reference:
         check_reference(config.truth_free_reference, run.shape)

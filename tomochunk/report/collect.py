@@ -145,6 +145,7 @@ def load_truth(path: str | Path, shape: tuple[int, ...]) -> da.Array:
     p = location(path)
     if not p.exists():
         raise InputError(f"truth {p} does not exist; pass an existing .npy file or .zarr store")
+    arr: da.Array
     if p.suffix == ".npy":
         try:
             mm = np.load(p, mmap_mode="r")
@@ -222,13 +223,13 @@ def collect_run(run_dir: str | Path, truth: str | Path | None = None) -> RunData
     IncompleteStoreError
         If ``recon.zarr`` is incomplete.
     """
-    run_dir: Any = location(run_dir)  # a Path, or a RemotePath for a run in a bucket
-    if not run_dir.is_dir():
-        raise InputError(f"run directory {run_dir} does not exist; pass the --out of a run")
-    recon_path = run_dir / "recon.zarr"
+    root: Any = location(run_dir)  # a Path, or a RemotePath for a run in a bucket
+    if not root.is_dir():
+        raise InputError(f"run directory {root} does not exist; pass the --out of a run")
+    recon_path = root / "recon.zarr"
     if not recon_path.exists():
         raise InputError(
-            f"run directory {run_dir} has no recon.zarr; run 'tomochunk recon' (or "
+            f"run directory {root} has no recon.zarr; run 'tomochunk recon' (or "
             "'tomochunk run') into it first"
         )
     recon = open_store(recon_path, required=("full",), what="recon store")
@@ -237,7 +238,7 @@ def collect_run(run_dir: str | Path, truth: str | Path | None = None) -> RunData
     if full.dims != ("z", "y", "x"):
         raise InputError(f"recon store {recon_path} has full{full.dims}; expected (z, y, x)")
     shape = tuple(int(s) for s in full.shape)
-    volumes = {"unfiltered": full.data, **_method_volumes(run_dir, shape, notes)}
+    volumes = {"unfiltered": full.data, **_method_volumes(root, shape, notes)}
     splits = None
     # "split" is both a dimension and the variable's name, so xarray may list it as a coordinate
     if "split" in recon.variables and recon["split"].ndim == 4 and recon["split"].shape[0] >= 2:
@@ -250,22 +251,22 @@ def collect_run(run_dir: str | Path, truth: str | Path | None = None) -> RunData
     truth_arr, truth_source = None, None
     if truth is not None:
         truth_arr, truth_source = load_truth(truth, shape), str(truth)
-    elif (run_dir / "truth.zarr").exists() and is_complete(run_dir / "truth.zarr"):
-        truth_arr, truth_source = load_truth(run_dir / "truth.zarr", shape), "truth.zarr"
+    elif (root / "truth.zarr").exists() and is_complete(root / "truth.zarr"):
+        truth_arr, truth_source = load_truth(root / "truth.zarr", shape), "truth.zarr"
     else:
         notes.append("no ground truth (synthetic runs only, or --truth): PSNR/SSIM not computed")
-    model_dir = run_dir / "model"
+    model_dir = root / "model"
     history = _read_json(model_dir / "history.json", notes, "training history")
     model_meta = _read_json(model_dir / "metadata.json", [], "model metadata")
-    run_record = _read_json(run_dir / "run.json", notes, "run record with stage timings")
-    run_config = _run_config(run_dir, run_record, notes)
+    run_record = _read_json(root / "run.json", notes, "run record with stage timings")
+    run_config = _run_config(root, run_record, notes)
     return RunData(
-        run_dir=run_dir,
+        run_dir=root,
         volumes=volumes,
         splits=splits,
         truth=truth_arr,
         truth_source=truth_source,
-        pixel_size_nm=_pixel_size_nm(recon, run_dir),
+        pixel_size_nm=_pixel_size_nm(recon, root),
         recon_attrs={k: v for k, v in recon.attrs.items() if not k.startswith("tomochunk_")},
         history=history,
         model_meta=model_meta,

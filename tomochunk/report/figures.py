@@ -56,7 +56,8 @@ def _shared_range(images: list[np.ndarray]) -> tuple[float, float]:
 
 
 def _marks(top: Any, zoom: tuple[int, int, int], origin: tuple[float, float], scale: float,
-           line: tuple[np.ndarray, np.ndarray] | None, ext: list[float]) -> None:
+           line: tuple[tuple[float, float], tuple[float, float]] | None,
+           ext: list[float]) -> None:
     """The zoomed square and the dashed line profile on a slice panel."""
     zr, zc, zs = zoom
     r0, c0 = origin

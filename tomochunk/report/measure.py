@@ -66,7 +66,8 @@ def _periodicity(rows: np.ndarray) -> np.ndarray:
     ac = ac / np.where(e > 0, e, np.inf)[:, None]
     inner = ac[:, 1:-1]
     is_max = (inner > ac[:, :-2]) & (inner >= ac[:, 2:])
-    return np.where(is_max, inner, 0.0).max(axis=1).clip(min=0.0)
+    best: np.ndarray = np.where(is_max, inner, 0.0).max(axis=1).clip(min=0.0)
+    return best
 
 
 def _auto_profile(ref_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,9 +87,9 @@ def _auto_profile(ref_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if short < 4:
         raise InputError(f"slices of shape {ref_xy.shape} are too small for a line profile")
     stride = max(8, int(math.sqrt(ny * nx / 1000.0)))
-    cy, cx = np.meshgrid(np.arange(short, ny - short, stride),
+    gy, gx = np.meshgrid(np.arange(short, ny - short, stride),
                          np.arange(short, nx - short, stride), indexing="ij")
-    cy, cx = cy.ravel(), cx.ravel()
+    cy, cx = gy.ravel(), gx.ravel()
     ang = np.deg2rad(np.arange(0, 180, 15))
     t = np.linspace(-short, short, int(2 * short) + 1)
     # coordinates (2, centres, angles, samples)
@@ -154,7 +155,7 @@ class Slab:
     @property
     def zi(self) -> int:
         """Index of the central slice in the slab."""
-        return self.z0 - self.zs.start
+        return self.z0 - int(self.zs.start)
 
 
 def read_slab(run: RunData, config: ReportConfig) -> Slab:
@@ -236,7 +237,7 @@ def profile_section(run: RunData, p0: np.ndarray, p1: np.ndarray, scale: float,
     dist, ref_vals = line_profile(ref_vol, p0, p1, num=num, pixel_size=scale)
     if ref_vol is run.volumes["unfiltered"]:
         ref_vals = ndimage.gaussian_filter1d(ref_vals, 2.0 * 2)  # 2 px at half-px sampling
-    polarity = _polarity(ref_vals, (num - 1) / max(np.linalg.norm(p1 - p0), 1e-9))
+    polarity = _polarity(ref_vals, (num - 1) / max(float(np.linalg.norm(p1 - p0)), 1e-9))
     ref_fits = fit_peaks(dist, ref_vals, polarity=polarity)
     centers = [f.center for f in ref_fits]
     profiles: dict[str, tuple[np.ndarray, np.ndarray]] = {}

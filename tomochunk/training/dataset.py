@@ -23,7 +23,7 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -51,6 +51,7 @@ __all__ = [
     "estimate_noise_sigma",
     "check_finite",
     "N2IData",
+    "TrainingData",
 ]
 
 #: The 8 symmetries of the square (4 rotations x optional flip) used as augmentation.
@@ -164,6 +165,21 @@ def check_finite(stack: np.ndarray, z0: int = 0, what: str = "split") -> None:
             f"{s} at slice z={z0 + z}; fix the reconstruction (e.g. re-run 'tomochunk recon' "
             "with a valid centre and log floor) before training"
         )
+
+
+class TrainingData(Protocol):
+    """What the training loop reads from its data: an :class:`N2IData`, or one rank's share of
+    it (:class:`tomochunk.training.cuda.RankShard`)."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def val_pair(self, z: int, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def validation_pairs(self) -> list[tuple[int, int]]: ...
+
+    def sample_patches(self, rng: np.random.Generator, n: int,
+                       patch: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class N2IData:

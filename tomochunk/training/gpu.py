@@ -51,7 +51,8 @@ class AutocastModule(torch.nn.Module):
         self.dtype = dtype
         self.channels_last = channels_last
         if channels_last:
-            module.to(memory_format=torch.channels_last)
+            # Module.to accepts memory_format at run time; torch's overloads do not list it
+            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:

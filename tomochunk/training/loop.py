@@ -24,7 +24,7 @@ from ..config import TrainConfig
 from ..errors import ConfigError
 from ..runtime.logs import get_logger
 from ..runtime.progress import progress_enabled
-from .dataset import N2IData
+from .dataset import TrainingData
 from .gpu import to_device
 from .modelfile import FORMAT_VERSION, atomic_torch_save
 from .modelfile import cpu_state as _cpu_state
@@ -82,7 +82,7 @@ def _normalise(a: np.ndarray, stats: dict[str, float], device: torch.device) -> 
 
 def validation_loss(
     network: torch.nn.Module,
-    data: N2IData,
+    data: TrainingData,
     norm: dict[str, dict[str, float]],
     loss: str = "mse",
     batch_size: int = 4,
@@ -143,7 +143,7 @@ class EpochReporter:
 
 def fit(
     network: torch.nn.Module,
-    data: N2IData,
+    data: TrainingData,
     cfg: TrainConfig,
     *,
     norm: dict[str, dict[str, float]],
@@ -240,7 +240,7 @@ def _log_estimate(seconds: float, epochs: int) -> None:
              seconds * epochs / 60.0, epochs, seconds)
 
 
-def _epoch(network: torch.nn.Module, opt: torch.optim.Optimizer, data: N2IData,
+def _epoch(network: torch.nn.Module, opt: torch.optim.Optimizer, data: TrainingData,
            cfg: TrainConfig, norm: dict[str, dict[str, float]], patch: int,
            device: torch.device, epoch: int,
            val_batch: int) -> tuple[dict[str, Any], np.random.Generator]:
@@ -300,7 +300,7 @@ def _stop_reason(stopper: EarlyStopping, epoch: int, start: int, cfg: TrainConfi
     return None
 
 
-def _train_epoch(network: torch.nn.Module, opt: torch.optim.Optimizer, data: N2IData,
+def _train_epoch(network: torch.nn.Module, opt: torch.optim.Optimizer, data: TrainingData,
                  cfg: TrainConfig, norm: dict[str, dict[str, float]], patch: int,
                  device: torch.device, epoch: int,
                  rng: np.random.Generator) -> tuple[float, float]:

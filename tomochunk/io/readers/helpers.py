@@ -106,8 +106,8 @@ def _jsonable(value: Any) -> Any:
         items = [_jsonable(v) for v in value]
         return None if any(i is None for i in items) else items
     if isinstance(value, dict):
-        items = {str(k): _jsonable(v) for k, v in value.items()}
-        return None if any(i is None for i in items.values()) else items
+        entries = {str(k): _jsonable(v) for k, v in value.items()}
+        return None if any(i is None for i in entries.values()) else entries
     return None
 
 
