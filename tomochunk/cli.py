@@ -133,7 +133,12 @@ def recon(scan: str, recon: str, overwrite: bool, **kw: Any) -> None:
     fn = api("recon.volume", "reconstruct", "recon")
     kw["center"] = center_value(kw.get("center"))
     cfg = command_config(kw)
-    with writing(kw, cfg, recon, overwrite, scan=scan) as so:
+    check = api("recon.volume", "check_inputs", "recon")
+
+    def preflight(so: dict[str, Any]) -> None:  # settings against the scan, before workers
+        check(scan, cfg.preprocess, cfg.recon, so)
+
+    with writing(kw, cfg, recon, overwrite, preflight=preflight, scan=scan) as so:
         fn(scan, recon, preprocess=cfg.preprocess, config=cfg.recon, overwrite=overwrite,
            storage_options=so)
 

@@ -281,19 +281,23 @@ def session(kw: dict[str, Any], cfg: cfgmod.RunConfig, cluster: bool = True) -> 
 
 @contextlib.contextmanager
 def writing(kw: dict[str, Any], cfg: cfgmod.RunConfig, out: str, overwrite: bool, *,
-            check_output: bool = True, **inputs: str) -> Iterator[dict[str, Any]]:
+            check_output: bool = True, preflight: Callable[[dict[str, Any]], None] | None = None,
+            **inputs: str) -> Iterator[dict[str, Any]]:
     """The pre-flight of a command that writes ``out`` from ``inputs``, then its session.
 
     Refuses an absent input, an ``out`` that is one of the inputs and (with
-    ``check_output``) an existing ``out`` without ``--overwrite``, all before any work; then
-    holds ``out``'s lock and the command's session (logging, cluster). Yields the storage
-    options.
+    ``check_output``) an existing ``out`` without ``--overwrite``, then runs the command's
+    own ``preflight(storage_options)`` (checks of the settings against the inputs'
+    metadata), all before any work; then holds ``out``'s lock and the command's session
+    (logging, cluster). Yields the storage options.
     """
     so = dict(cfg.io.storage_options)
     check_exists(so, **inputs)
     check_distinct(out, list(inputs.values()))
     if check_output:
         check_output_path(out, overwrite, so)
+    if preflight is not None:
+        preflight(so)
     with exclusive(out, storage_options=so), session(kw, cfg):
         yield so
 

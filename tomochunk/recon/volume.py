@@ -39,7 +39,7 @@ import json
 import os
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dask
 import dask.array as da
@@ -65,7 +65,7 @@ from .stitch import (
     stitched_width,
 )
 
-__all__ = ["BlockError", "reconstruct", "reconstruct_sinograms", "check_center"]
+__all__ = ["BlockError", "check_center", "check_inputs", "reconstruct", "reconstruct_sinograms"]
 
 _log = get_logger("recon")
 
@@ -180,18 +180,9 @@ def reconstruct(
         store.check_output_path(out, overwrite, storage_options)
     preprocess, config = _apply_overrides(preprocess or PreprocessConfig(),
                                           config or ReconConfig(), overrides)
-    _check_config(config)
-
-    ds, source = _as_dataset(scan, storage_options)
-    preprocess = resolve_paganin(preprocess, ds.attrs.get("pixel_size_um"))
-    if ds["projections"].ndim != 3:
-        raise InputError("projections must be (angle, row, col), got dims "
-                         f"{ds['projections'].dims}")
-    n_angles, n_rows, n_det = ds["projections"].transpose("angle", "row", "col").shape
-    theta = check_theta(ds["theta"].values, n_angles)
-    # the angles each reconstructed row has: the first of each opposite pair (half acq.)
-    theta_rec = theta[opposite_pairs(theta)[0]] if config.half_acquisition else theta
-    sizes = check_splits(theta_rec, config.splits)
+    plan = _plan(scan, preprocess, config, storage_options)
+    ds, source, preprocess, theta, theta_rec, sizes = plan
+    n_rows, n_det = ds["projections"].sizes["row"], ds["projections"].sizes["col"]
     center, n_out = _centre(ds, preprocess, config, n_det, n_rows)
     stack = _block_graph(scan, ds, theta, center, preprocess, config, n_out, source,
                          storage_options)
@@ -209,6 +200,49 @@ def reconstruct(
         storage_options=storage_options,
     )
     return store.open_recon(out, storage_options)
+
+
+class _Plan(NamedTuple):
+    ds: xr.Dataset
+    source: str
+    preprocess: PreprocessConfig
+    theta: np.ndarray
+    theta_rec: np.ndarray
+    sizes: list[int]
+
+
+def _plan(scan: xr.Dataset | str | os.PathLike[str], preprocess: PreprocessConfig,
+          config: ReconConfig, storage_options: Any) -> _Plan:
+    """Every check of the configuration against the scan's metadata (no voxel is read)."""
+    _check_config(config)
+    ds, source = _as_dataset(scan, storage_options)
+    preprocess = resolve_paganin(preprocess, ds.attrs.get("pixel_size_um"))
+    if ds["projections"].ndim != 3:
+        raise InputError("projections must be (angle, row, col), got dims "
+                         f"{ds['projections'].dims}")
+    n_angles = ds["projections"].sizes["angle"]
+    theta = check_theta(ds["theta"].values, n_angles)
+    # the angles each reconstructed row has: the first of each opposite pair (half acq.)
+    theta_rec = theta[opposite_pairs(theta)[0]] if config.half_acquisition else theta
+    sizes = check_splits(theta_rec, config.splits)
+    return _Plan(ds, source, preprocess, theta, theta_rec, list(sizes))
+
+
+def check_inputs(scan: xr.Dataset | str | os.PathLike[str],
+                 preprocess: PreprocessConfig | None = None, config: ReconConfig | None = None,
+                 storage_options: Any = None) -> None:
+    """Check a reconstruction of ``scan`` before any cluster starts (metadata only).
+
+    ``tomochunk recon`` calls it first, so that settings that do not fit the scan (Paganin
+    without a pixel size, half acquisition of a 180-degree scan, more splits than angles,
+    a backend that is not installed) fail in one line without starting workers.
+
+    Raises
+    ------
+    ConfigError, InputError
+        As :func:`reconstruct` would, before any block is computed.
+    """
+    _plan(scan, preprocess or PreprocessConfig(), config or ReconConfig(), storage_options)
 
 
 def _centre(ds: xr.Dataset, preprocess: PreprocessConfig, config: ReconConfig, n_det: int,
