@@ -589,8 +589,9 @@ def test_quality_beats_full_reconstruction_and_median(tmp_path):
     rec = reconstruct(scan, None, splits=2, center=scan.attrs["phantom_center"],
                       stripe="none").compute()
     full, splits = rec["full"].values, rec["split"].values
-    model = T.train(rec, tmp_path / "q", network="unet", unet_depth=2, unet_features=16,
-                    unet_space_to_depth=2, context=5, patch_size=48,
+    model = T.train(rec, tmp_path / "q", network="unet",
+                    unet={"depth": 2, "features": 16, "space_to_depth": 2}, context=5,
+                    patch_size=48,
                     batch_size=4, patches_per_epoch=96, lr=2e-3, epochs=20, patience=5,
                     max_minutes=20.0, device="cpu", seed=0,  # epochs budget; minutes: safety
                     lr_schedule="constant", warmup=0.0)
