@@ -93,16 +93,9 @@ def _check_config(config: ReconConfig) -> None:
     Ranges and cross-field rules are checked when the config is constructed
     (:mod:`tomochunk.config_checks`).
     """
-    RECONSTRUCTORS.get(config.backend)  # unknown / unavailable backend -> listed names
+    backend = RECONSTRUCTORS.get(config.backend)  # unknown / unavailable -> listed names
     check_filter(config.filter, config.filter_cutoff, config.filter_order)
-    if config.backend == "astra":
-        from .astra_backend import ASTRA_FILTERS
-
-        if config.filter not in ASTRA_FILTERS:
-            raise ConfigError(
-                f"filter {config.filter!r} is not available in the astra backend; use one of "
-                f"{', '.join(ASTRA_FILTERS)} or backend='native'"
-            )
+    backend.check(config)  # settings this backend does not implement
 
 
 def _as_dataset(scan: xr.Dataset | str | os.PathLike[str],
