@@ -12,8 +12,8 @@ from tomochunk.config import ReconConfig
 from tomochunk.errors import BackendUnavailableError
 from tomochunk.recon import RECONSTRUCTORS, nufft_fbp
 from tomochunk.recon import cufinufft_backend as cb
+from tomochunk.recon.fbp import _BATCH_BYTES
 from tomochunk.recon.gridrec import (
-    _BATCH_BYTES,
     FinufftPlans,
     circle_mask,
     fbp_pipeline,

@@ -18,7 +18,7 @@ from tomochunk.nn import (
     network_params_from_config,
     receptive_radius,
 )
-from tomochunk.nn import msd as msd_module
+from tomochunk.nn import msd_kernel as msd_module
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +91,7 @@ def test_msd_batch_equals_single_slices():
 
 @pytest.mark.parametrize(("h", "w", "d"), [(11, 12, 10), (5, 4, 3), (30, 20, 1)])
 def test_reflect_fold_is_the_adjoint_of_reflect_padding(h, w, d):
-    from tomochunk.nn.msd import _reflect_fold
+    from tomochunk.nn.msd_kernel import _reflect_fold
 
     x = torch.randn(2, 3, h, w, dtype=torch.float64, requires_grad=True)
     g = torch.randn(2, 3, h + 2 * d, w + 2 * d, dtype=torch.float64)

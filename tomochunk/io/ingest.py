@@ -21,21 +21,16 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
-import zarr
-from zarr.codecs import BloscCodec, BloscShuffle
 
 from ..config import IngestConfig, replace
 from ..errors import ConfigError, InputError
 from ..runtime.logs import get_logger
-from ..runtime.progress import tqdm
 from .dxchange import HDF5_SUFFIXES
 from .readers import (
     READERS,
@@ -47,6 +42,15 @@ from .readers import (
     hdf5_listing,
     open_hdf5,
 )
+from .scan_check import ScanCheck, validate_scan
+from .scan_writer import (
+    DIMS,
+    _copy_rows,
+    _create_arrays,
+    _log_layout,
+    _rows_per_read,
+    _store_attrs,
+)
 from .store import atomic_store, check_output_path, open_scan, open_store
 from .urls import basename, exists, fetch, is_url, join, staging_dir
 from .values import ValueStats, check_dtype, check_transmission
@@ -55,15 +59,6 @@ __all__ = ["ingest", "from_arrays", "open_reader", "detect_format", "validate_sc
            "ScanCheck", "check_values_without_flats"]
 
 log = get_logger("io.ingest")
-
-DIMS = {"projections": ("angle", "row", "col"), "flat": ("flat", "row", "col"),
-        "dark": ("dark", "row", "col")}
-
-
-def _compressors() -> list[Any]:
-    # bit-shuffled zstd: raw detector counts compress well and decode fast
-    return [BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.bitshuffle)]
-
 
 # ---------------------------------------------------------------------------------------
 # choosing a reader
@@ -275,15 +270,8 @@ def ingest(
     >>> scan.projections.dims, scan.theta.attrs["units"]             # doctest: +SKIP
     (('angle', 'row', 'col'), 'rad')
     """
-    cfg = replace(config or IngestConfig(), **overrides)
-    if cfg.rows_per_chunk < 1:
-        raise ConfigError(f"rows_per_chunk must be >= 1, got {cfg.rows_per_chunk}")
-    if not cfg.read_block_mb > 0:
-        raise ConfigError(f"read_block_mb must be > 0, got {cfg.read_block_mb}")
-    out = check_output_path(out, overwrite, storage_options)
-    if (isinstance(source, str | os.PathLike) and not is_url(source) and not is_url(out)
-            and Path(source).resolve() == Path(out).resolve()):
-        raise InputError(f"input and output are the same path {out}; choose another output")
+    cfg = _checked_config(config, overrides)
+    out = _checked_output(source, out, overwrite, storage_options)
     t0 = time.perf_counter()
     with local_source(source, storage_options) as src, \
             open_reader(src, cfg, storage_options) as reader:
@@ -294,10 +282,6 @@ def ingest(
         check_values_without_flats(reader, cfg)  # raw counts without flats: refused here
         step = _rows_per_read(reader.row_bytes(), cfg)
         _log_layout(layout, out)
-        if layout.pixel_size_um is None:
-            log.warning("%s: pixel size unknown; lengths (report axes, FRC resolution) are "
-                        "given in pixels: pass --pixel-size-um to get physical units",
-                        layout.source)
         with atomic_store(out, overwrite=overwrite, attrs=_store_attrs(layout),
                           storage_options=storage_options) as tmp:
             arrays = _create_arrays(tmp, layout, cfg.rows_per_chunk)
@@ -311,6 +295,26 @@ def ingest(
              layout.source, out, nbytes / 1e6, dt, nbytes / 1e6 / max(dt, 1e-9), n_blocks,
              min(step, layout.n_rows))
     return open_scan(out, storage_options)
+
+
+def _checked_config(config: IngestConfig | None, overrides: Mapping[str, Any]) -> IngestConfig:
+    """The ingest configuration with ``overrides`` applied, its block sizes checked."""
+    cfg = replace(config or IngestConfig(), **overrides)
+    if cfg.rows_per_chunk < 1:
+        raise ConfigError(f"rows_per_chunk must be >= 1, got {cfg.rows_per_chunk}")
+    if not cfg.read_block_mb > 0:
+        raise ConfigError(f"read_block_mb must be > 0, got {cfg.read_block_mb}")
+    return cfg
+
+
+def _checked_output(source: Any, out: str | os.PathLike[str], overwrite: bool,
+                    storage_options: Mapping[str, Any] | None) -> Any:
+    """``out`` checked (:func:`~tomochunk.io.store.check_output_path`), never the input."""
+    out = check_output_path(out, overwrite, storage_options)
+    if (isinstance(source, str | os.PathLike) and not is_url(source) and not is_url(out)
+            and Path(source).resolve() == Path(out).resolve()):
+        raise InputError(f"input and output are the same path {out}; choose another output")
+    return out
 
 
 @contextlib.contextmanager
@@ -352,178 +356,3 @@ def check_values_without_flats(reader: ScanReader, cfg: IngestConfig, *,
         raise InputError(f"{layout.source}: reading detector row {mid} failed ({exc}); the "
                          "file may be damaged or truncated") from exc
     check_transmission(sample, layout.source, assume=cfg.assume_transmission, warn=warn)
-
-
-def _copy_rows(reader: ScanReader, arrays: dict[str, Any], step: int, label: str,
-               stats: ValueStats | None = None) -> int:
-    """Copy the scan into the store ``step`` rows at a time; return the number of blocks."""
-    layout = reader.layout
-    rows = arrays["projections"].chunks[1]
-    blocks = [(r, min(r + step, layout.n_rows)) for r in range(0, layout.n_rows, step)]
-    for r0, r1 in tqdm(blocks, desc=label, unit="block"):
-        try:
-            block = reader.read_rows(r0, r1)
-        except OSError as exc:
-            raise InputError(f"{layout.source}: reading detector rows {r0}:{r1} failed ({exc}); "
-                             "the file may be damaged or truncated") from exc
-        for name, arr in arrays.items():
-            data = block[name]
-            expected = (arr.shape[0], r1 - r0, arr.shape[2])
-            if data.shape != expected:
-                raise InputError(f"{layout.source}: rows {r0}:{r1} of {name} read as shape "
-                                 f"{data.shape}, expected {expected}; is the file damaged?")
-            if name == "projections" and stats is not None:
-                stats.update(data)
-            # chunk by chunk: zarr then encodes one chunk-sized copy at a time
-            for c0 in range(0, r1 - r0, rows):
-                arr[:, r0 + c0:min(r0 + c0 + rows, r1), :] = data[:, c0:c0 + rows, :]
-        del block
-    return len(blocks)
-
-
-def _rows_per_read(row_bytes: int, cfg: IngestConfig) -> int:
-    """The largest multiple of ``rows_per_chunk`` whose block fits ``read_block_mb``."""
-    budget = cfg.read_block_mb * 2**20
-    chunk_bytes = row_bytes * cfg.rows_per_chunk
-    if chunk_bytes > budget:
-        log.warning("one chunk of %d rows needs %.3g MiB, more than read_block_mb=%g; lower "
-                    "--rows-per-chunk to bound memory", cfg.rows_per_chunk, chunk_bytes / 2**20,
-                    cfg.read_block_mb)
-    return cfg.rows_per_chunk * max(1, int(budget // max(chunk_bytes, 1)))
-
-
-def _store_attrs(layout: ScanLayout) -> dict[str, Any]:
-    attrs: dict[str, Any] = dict(layout.attrs)
-    attrs.update(source=layout.source, source_format=layout.format,
-                 n_angles=layout.n_angles, normalized=layout.normalized)
-    if layout.pixel_size_um is not None:
-        attrs["pixel_size_um"] = float(layout.pixel_size_um)
-    return attrs
-
-
-def _create_arrays(tmp: Path, layout: ScanLayout, rows_per_chunk: int) -> dict[str, Any]:
-    """Create the empty store: the stacks chunked by rows, and the theta coordinate."""
-    group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-    rows = min(rows_per_chunk, layout.n_rows)
-    arrays = {}
-    for name, spec in layout.variables().items():
-        arr = group.create_array(
-            name, shape=spec.shape, chunks=(spec.shape[0], rows, spec.shape[2]),
-            dtype=spec.dtype, dimension_names=list(DIMS[name]), compressors=_compressors(),
-            fill_value=0,
-        )
-        if name == "projections":
-            arr.attrs["coordinates"] = "theta"
-        arrays[name] = arr
-    theta = group.create_array("theta", shape=(layout.n_angles,), chunks=(layout.n_angles,),
-                               dtype="float64", dimension_names=["angle"], fill_value=0.0)
-    theta[:] = layout.theta
-    theta.attrs.update(units="rad", long_name="rotation angle of each projection")
-    return arrays
-
-
-def _log_layout(layout: ScanLayout, out: Any) -> None:
-    deg = np.rad2deg(layout.theta)
-    parts = [f"projections {layout.projections.shape} {layout.projections.dtype}"]
-    for name in ("flat", "dark"):
-        spec = getattr(layout, name)
-        parts.append(f"{name} {spec.shape} {spec.dtype}" if spec else f"no {name}")
-    log.info("%s (%s): %s; theta %.4g..%.4g deg -> %s", layout.source, layout.format,
-             ", ".join(parts), deg[0], deg[-1], out)
-
-
-# ---------------------------------------------------------------------------------------
-# validation for later stages
-
-
-@dataclass
-class ScanCheck:
-    """Result of :func:`validate_scan`.
-
-    Attributes
-    ----------
-    n_angles : int
-    has_flat : bool
-        Whether the scan has flat fields (the flat-dark check ran).
-    n_bad_pixels : int
-        Pixels where mean flat minus mean dark is zero, negative or not finite.
-    bad_fraction : float
-        ``n_bad_pixels`` over the pixels of one frame.
-    bad_pixels : list of (row, col)
-        Up to ten of them (e.g. a header pixel at ``(0, 0)``).
-    """
-
-    n_angles: int
-    has_flat: bool
-    n_bad_pixels: int = 0
-    bad_fraction: float = 0.0
-    bad_pixels: list[tuple[int, int]] = field(default_factory=list)
-
-
-def validate_scan(
-    ds: xr.Dataset | str | os.PathLike[str],
-    n_splits: int | None = None,
-    *,
-    max_bad_fraction: float = 0.01,
-) -> ScanCheck:
-    """Cheap checks of a scan before normalisation and splitting.
-
-    Parameters
-    ----------
-    ds : xarray.Dataset or path
-        A scan dataset (:func:`tomochunk.io.store.open_scan`) or the path of ``scan.zarr``.
-    n_splits : int, optional
-        When given, the number of projections must be divisible by it, so that the
-        interleaved subsets of Noise2Inverse (projection i goes to subset i mod K; Hendriksen
-        et al., IEEE Trans. Comput. Imaging 6 (2020) 1320-1335) all have the same number of
-        angles.
-    max_bad_fraction : float
-        Largest tolerated fraction of pixels where mean flat <= mean dark; isolated dead or
-        header pixels (like pixel [0, 0] of Diamond TIFFs) below it only warn.
-
-    Returns
-    -------
-    ScanCheck
-
-    Raises
-    ------
-    InputError
-        When the number of projections is not divisible by ``n_splits``, or flat minus dark
-        is zero, negative or not finite in more than ``max_bad_fraction`` of the pixels.
-    """
-    if not isinstance(ds, xr.Dataset):
-        ds = open_scan(ds)
-    n = int(ds.sizes["angle"])
-    if n_splits is not None:
-        if n_splits < 1:
-            raise ConfigError(f"n_splits must be >= 1, got {n_splits}")
-        if n % n_splits:
-            raise InputError(
-                f"the scan has {n} projections, which is not divisible by {n_splits} splits: the "
-                f"interleaved subsets would get different numbers of angles; drop "
-                f"{n % n_splits} projection(s) (e.g. the last) or choose a number of splits "
-                f"that divides {n}"
-            )
-    if "flat" not in ds.variables:
-        return ScanCheck(n_angles=n, has_flat=False)
-    flat = ds["flat"].astype("float64").mean("flat")
-    dark = ds["dark"].astype("float64").mean("dark") if "dark" in ds.variables else 0.0
-    diff = np.asarray((flat - dark).values)
-    bad = ~(diff > 0)  # also catches NaN
-    n_bad = int(bad.sum())
-    frac = n_bad / bad.size
-    where = [(int(r), int(c)) for r, c in np.argwhere(bad)[:10]]
-    if frac > max_bad_fraction:
-        raise InputError(
-            f"flat minus dark is zero, negative or not finite in {n_bad} of {bad.size} pixels "
-            f"({frac:.2%}, more than the {max_bad_fraction:.2%} allowed); the flat or dark "
-            "fields are wrong (swapped, saturated, taken without beam?): check them or give "
-            "the right files"
-        )
-    if n_bad:
-        msg = (f"flat minus dark is zero or negative in {n_bad} isolated pixel(s) "
-               f"({frac:.3%}; e.g. [row, col] = {where[:3]}): dead or header pixels")
-        log.warning("%s", msg)
-        warnings.warn(msg, stacklevel=2)
-    return ScanCheck(n_angles=n, has_flat=True, n_bad_pixels=n_bad, bad_fraction=frac,
-                     bad_pixels=where)

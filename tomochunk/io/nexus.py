@@ -105,6 +105,29 @@ def find_nxtomo_entry(h5: Any) -> Any:
     return None
 
 
+def _image_keys(entry: Any, where: str, n_frames: int) -> np.ndarray:
+    """The NXtomo ``image_key`` of every frame (0 projection, 1 flat, 2 dark, 3 invalid).
+
+    Without an ``image_key`` every frame is a projection.
+    """
+    key_ds = _first(entry, IMAGE_KEY)
+    if key_ds is not None:
+        keys = np.asarray(key_ds[()]).ravel().astype(np.int64)
+        if keys.size != n_frames:
+            raise InputError(
+                f"{where}: image_key has {keys.size} entries but the detector data has "
+                f"{n_frames} frames; they must match"
+            )
+        unknown = sorted(set(np.unique(keys).tolist()) - {0, 1, 2, 3})
+        if unknown:
+            raise InputError(f"{where}: image_key values {unknown} are not 0 (projection), "
+                             "1 (flat), 2 (dark) or 3 (invalid)")
+    else:
+        log.info("%s: no image_key; every frame is taken as a projection", where)
+        keys = np.zeros(n_frames, dtype=np.int64)
+    return keys
+
+
 @READERS.register("nexus", requires="h5py",
                   description="NeXus NXtomo HDF5 (detector data split by image_key)")
 class NexusReader(ScanReader):
@@ -140,21 +163,7 @@ class NexusReader(ScanReader):
         self._data = data
         n_frames, rows, cols = (int(s) for s in data.shape)
 
-        key_ds = _first(entry, IMAGE_KEY)
-        if key_ds is not None:
-            keys = np.asarray(key_ds[()]).ravel().astype(np.int64)
-            if keys.size != n_frames:
-                raise InputError(
-                    f"{where}: image_key has {keys.size} entries but the detector data has "
-                    f"{n_frames} frames; they must match"
-                )
-            unknown = sorted(set(np.unique(keys).tolist()) - {0, 1, 2, 3})
-            if unknown:
-                raise InputError(f"{where}: image_key values {unknown} are not 0 (projection), "
-                                 "1 (flat), 2 (dark) or 3 (invalid)")
-        else:
-            log.info("%s: no image_key; every frame is taken as a projection", where)
-            keys = np.zeros(n_frames, dtype=np.int64)
+        keys = _image_keys(entry, where, n_frames)
         self._index = {
             "projections": np.flatnonzero(keys == 0),
             "flat": np.flatnonzero(keys == 1),

@@ -18,7 +18,7 @@ import scipy.fft as sfft
 from ..config import ReconConfig
 from ..errors import ConfigError, InputError
 from .filters import check_filter
-from .gridrec import check_finite, circle_mask, default_center
+from .geometry import check_finite, circle_mask, default_center
 
 __all__ = ["is_available", "reconstruct_block", "ASTRA_FILTERS", "shift_rows"]
 

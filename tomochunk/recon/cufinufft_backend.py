@@ -2,8 +2,8 @@
 
 The algorithm is exactly :mod:`tomochunk.recon.gridrec` (Dowd et al. 1999; Marone &
 Stampanoni 2012): the same checks, geometry, filter, angular weights, centre phase ramp,
-row packing and unpacking (:func:`~tomochunk.recon.gridrec.prepare_fbp`,
-:func:`~tomochunk.recon.gridrec.fbp_pipeline`). Only the array module (torch tensors on the
+row packing and unpacking (:func:`~tomochunk.recon.fbp.prepare_fbp`,
+:func:`~tomochunk.recon.fbp.fbp_pipeline`). Only the array module (torch tensors on the
 GPU instead of numpy) and the type-1 NUFFT (``cufinufft``, Shih et al. 2021, instead of
 ``finufft``) differ, so GPU and CPU results agree to the NUFFT accuracy ``eps``.
 
@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from ..config import ReconConfig
-from .gridrec import DEFAULT_EPS, FbpInputs, fbp_pipeline, prepare_fbp
+from .fbp import FbpInputs, fbp_options, fbp_pipeline, prepare_fbp
+from .gridrec import DEFAULT_EPS
 
 __all__ = ["is_available", "nufft_fbp_gpu", "reconstruct_block", "TorchOps"]
 
@@ -162,18 +163,7 @@ def reconstruct_block(
     nthreads: int | None = None,
 ) -> np.ndarray:
     """The ``cufinufft`` backend: :func:`nufft_fbp_gpu` with a :class:`ReconConfig`'s options."""
-    return nufft_fbp_gpu(
-        sino_block,
-        theta,
-        center,
-        device=gpu_device(),
-        filter=config.filter,
-        filter_cutoff=config.filter_cutoff,
-        filter_order=config.filter_order,
-        pad=config.pad,
-        circle=config.circle,
-        tomopy_convention=config.tomopy_convention,
-    )
+    return nufft_fbp_gpu(sino_block, theta, center, device=gpu_device(), **fbp_options(config))
 
 
 def reconstruct_block_auto(

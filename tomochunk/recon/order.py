@@ -13,7 +13,7 @@ The choice (documented in the README):
   reconstructor sorted by angle (:func:`by_angle`). The result of a linear FBP does not depend
   on the order, but backends that assume ordered angles are safe.
 * **Angle weights.** The native backend weights every projection by half the gap to its
-  neighbours modulo ``pi`` (:func:`tomochunk.recon.gridrec.angle_weights`), so uneven
+  neighbours modulo ``pi`` (:func:`tomochunk.recon.geometry.angle_weights`), so uneven
   coverage (golden-angle subsets, missing projections, 360-degree scans) is weighted
   correctly. Backends that assume ``pi / n`` per angle (astra, tomopy) get the projections
   pre-scaled by ``w_i n / pi`` (:func:`weight_factors`), which is the same thing for a linear
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gridrec import angle_weights
+from .geometry import angle_weights
 
 __all__ = ["by_angle", "is_monotonic", "weight_factors", "order_name"]
 

@@ -20,7 +20,7 @@ import scipy.ndimage as ndi
 from ..config import ReconConfig
 from ..errors import ConfigError, InputError
 from .filters import check_filter
-from .gridrec import circle_mask, default_center, grid_origin
+from .geometry import circle_mask, default_center, grid_origin
 
 __all__ = ["is_available", "reconstruct_block"]
 
