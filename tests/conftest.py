@@ -39,7 +39,7 @@ def fast_run(tmp_path_factory):
     """
     from types import SimpleNamespace
 
-    from .test_pipeline import FAST, _cfg_file, _run_cli, _write_dxchange
+    from .pipeline.test_pipeline import FAST, _cfg_file, _run_cli, _write_dxchange
 
     tmp = tmp_path_factory.mktemp("fast-run")
     src = _write_dxchange(tmp / "scan.h5")

@@ -20,7 +20,7 @@ from tomochunk.errors import InputError
 from tomochunk.io import store
 from tomochunk.runtime.cluster import connect
 
-from .cluster_utils import kill_worker, local_cluster, wait_until, worker_processes
+from ..cluster_utils import kill_worker, local_cluster, wait_until, worker_processes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -280,7 +280,7 @@ def test_remote_lock_is_exclusive_and_stale_locks_clear(s3, tmp_path):
         f"with exclusive({url!r}, 'run folder', json.loads(sys.argv[1])):\n"
         f"    pathlib.Path({str(ready)!r}).touch()\n"
         "    time.sleep(60)\n"), json.dumps(opts)],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     try:
         for _ in range(300):
             if ready.exists() or holder.poll() is not None:
@@ -300,7 +300,7 @@ def test_remote_lock_is_exclusive_and_stale_locks_clear(s3, tmp_path):
 
 
 def test_ingest_cli_into_bucket_and_remote_scan_store_input(s3, tmp_path):
-    from .test_pipeline import _write_dxchange
+    from ..pipeline.test_pipeline import _write_dxchange
 
     fs, opts = s3
     src = _write_dxchange(tmp_path / "scan.h5")
@@ -366,7 +366,7 @@ def test_run_into_bucket_resumes_after_kill_and_equals_local_run(s3, fast_run, t
     storage options are in no stage hash), so no second pipeline competes for the CPU. The
     refusals at the end run in-process (no cluster starts).
     """
-    from .test_pipeline import FAST, _cfg_file
+    from ..pipeline.test_pipeline import FAST, _cfg_file
 
     fs, opts = s3
     src = fast_run.src

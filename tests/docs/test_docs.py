@@ -9,7 +9,7 @@ from pathlib import Path
 
 import tomochunk
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = Path(tomochunk.__file__).resolve().parent
 # a docstring's reference to the architecture page, e.g. ``docs/architecture.md``
 ARCH_REF = re.compile(r"[\w./-]*architecture\.(?:md|rst)", re.IGNORECASE)

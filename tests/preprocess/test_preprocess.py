@@ -31,7 +31,7 @@ from tomochunk.preprocess import (
     remove_stripe_sorting,
 )
 
-from .conftest import shared_file
+from ..conftest import shared_file
 
 
 def expected(name: str) -> np.ndarray:

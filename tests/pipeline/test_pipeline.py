@@ -20,7 +20,7 @@ import tomochunk as tc
 from tomochunk.cli import main
 from tomochunk.io import store
 
-from .conftest import shared_file
+from ..conftest import shared_file
 
 BIN = Path(sys.executable).parent
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from tests.test_report import _coords, _make_run, _write
+from tests.report.test_report import _coords, _make_run, _write
 from tomochunk.config import ReportConfig
 from tomochunk.errors import InputError
 from tomochunk.io.store import write_dataset

@@ -14,7 +14,7 @@ import tomochunk as tc
 from tomochunk.runtime.cluster import connect
 from tomochunk.runtime.gpu import gpu_resources
 
-from .cluster_utils import REPO, local_cluster, make_tls_certs
+from ..cluster_utils import REPO, local_cluster, make_tls_certs
 
 DEPLOY = REPO / "deploy"
 

@@ -26,7 +26,7 @@ from tomochunk.errors import ConfigError
 from tomochunk.filters import FILTERS
 from tomochunk.io.store import open_store, write_dataset
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 TOY = '''
@@ -174,7 +174,7 @@ def test_registry_api_filter_runs_through_apply_filter(tmp_path):
 
 @pytest.mark.slow
 def test_entry_point_filter_in_pipeline(toy_dist, fast_run, tmp_path):
-    from .test_pipeline import FAST
+    from ..pipeline.test_pipeline import FAST
 
     run = tmp_path / "run"
     shutil.copytree(fast_run.run, run)

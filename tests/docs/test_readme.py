@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .conftest import REPO
+from ..conftest import REPO
 
 
 def _python_blocks() -> list[str]:

@@ -24,7 +24,7 @@ from tomochunk.io import store
 from tomochunk.io.ingest import detect_format, from_arrays, ingest, validate_scan
 from tomochunk.io.readers import check_theta, read_angles_file, select_projection_angles
 
-from .conftest import shared_file
+from ..conftest import shared_file
 
 RNG = np.random.default_rng(0)
 
