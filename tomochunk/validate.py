@@ -1,7 +1,7 @@
 """Check a whole configuration before any cluster starts or any data is read.
 
 Values (ranges, options that go together) are checked when a config is constructed
-(:mod:`tomochunk.config_checks`). What is left needs the outside world: a scheduler
+(:mod:`tomochunk.config.checks`). What is left needs the outside world: a scheduler
 address that answers, a reconstruction backend and filter that are installed. A pipeline
 run or a CLI command calls :func:`check_config` first so that a bad value fails in
 milliseconds with one line, not after a cluster started or inside a worker's task.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import ClusterConfig, ReconConfig, RunConfig
-from .config_checks import check_section
+from .config.checks import check_section
 
 __all__ = ["check_config", "check_cluster"]
 

@@ -30,6 +30,22 @@ from ..registry import Component
 __all__ = ["Filter"]
 
 
+class _CallSignature:
+    """``Filter.__signature__``: the signature of calling a component instance.
+
+    An instance has the signature of its module's filter function (``function``) or its
+    generated one (:meth:`~tomochunk.registry.Component.signature`). On the class itself it
+    is None, so that ``inspect.signature(Filter)`` (autodoc) gives the constructor's.
+    """
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> inspect.Signature | None:
+        if obj is None:
+            return None
+        if obj.function is not None:
+            return inspect.signature(obj.function)
+        return obj.signature()  # type: ignore[no-any-return]
+
+
 class Filter(Component):
     """A baseline filter of a volume ``(z, y, x)``, chunked along z with an exact halo.
 
@@ -57,11 +73,8 @@ class Filter(Component):
         positional = dict(zip(self.param_names(), args, strict=False))
         return self.run(vol, self.params(positional, **kwargs), sigma=sigma, chunk_z=chunk_z)
 
-    @property
-    def __signature__(self) -> inspect.Signature:  # noqa: D105 - inspect.signature(component)
-        if self.function is not None:
-            return inspect.signature(self.function)
-        return self.signature()
+    #: ``inspect.signature(component)``: the call's parameters (see :class:`_CallSignature`).
+    __signature__: ClassVar[Any] = _CallSignature()
 
     def halo(self, params: Any) -> int:
         """Slices on each side of a chunk that its output depends on (0: pointwise)."""

@@ -91,7 +91,7 @@ def _check_config(config: ReconConfig) -> None:
     """Check the backend and filter are known and installed (errors list valid values).
 
     Ranges and cross-field rules are checked when the config is constructed
-    (:mod:`tomochunk.config_checks`).
+    (:mod:`tomochunk.config.checks`).
     """
     backend = RECONSTRUCTORS.get(config.backend)  # unknown / unavailable -> listed names
     check_filter(config.filter, config.filter_cutoff, config.filter_order)

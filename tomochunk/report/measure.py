@@ -1,6 +1,6 @@
 """The measurements of the report, one function per section (CNR, profile, PSD, FRC, views).
 
-:func:`tomochunk.report.build.analyse` reads the central slab once (:class:`Slab`) and calls
+:func:`tomochunk.report.build.analyse` reads the central slab once (:class:`CentralSlab`) and calls
 these in turn; each adds its per-method numbers to ``per`` and returns what the figures need.
 """
 
@@ -138,7 +138,7 @@ def _parallel_rows(vol: Any, p0: np.ndarray, p1: np.ndarray, num: int) -> np.nda
 
 
 @dataclass
-class Slab:
+class CentralSlab:
     """The central slab of every volume, read once, and the reference chosen from it."""
 
     z0: int
@@ -158,7 +158,7 @@ class Slab:
         return self.z0 - int(self.zs.start)
 
 
-def read_slab(run: RunData, config: ReportConfig) -> Slab:
+def read_slab(run: RunData, config: ReportConfig) -> CentralSlab:
     """Read the central slab (``SLAB_HALF`` slices around ``slice_z``) of every volume."""
     nz, ny, nx = run.shape
     z0 = nz // 2 if config.slice_z is None else int(config.slice_z)
@@ -179,10 +179,10 @@ def read_slab(run: RunData, config: ReportConfig) -> Slab:
     else:
         ref = ndimage.gaussian_filter(slabs["unfiltered"], (0, 2, 2))
         ref_name, smooth = "unfiltered (smoothed, sigma 2 px)", 0.0
-    return Slab(z0, zs, ys, xs, slabs, truth, halves, ref, ref_name, smooth)
+    return CentralSlab(z0, zs, ys, xs, slabs, truth, halves, ref, ref_name, smooth)
 
 
-def cnr_section(sl: Slab, per: dict[str, dict[str, Any]],
+def cnr_section(sl: CentralSlab, per: dict[str, dict[str, Any]],
                 notes: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
     """CNR (Table 1) and PSNR/SSIM against the truth; returns the masks (or None)."""
     masks = None
@@ -209,7 +209,7 @@ def cnr_section(sl: Slab, per: dict[str, dict[str, Any]],
     return masks
 
 
-def profile_ends(sl: Slab, config: ReportConfig) -> tuple[np.ndarray, np.ndarray, str]:
+def profile_ends(sl: CentralSlab, config: ReportConfig) -> tuple[np.ndarray, np.ndarray, str]:
     """``(p0, p1, source)`` of the line profile: from the config or automatic."""
     if config.profile is not None:
         if len(config.profile) != 6:
@@ -263,7 +263,7 @@ def psd_section(run: RunData, p0: np.ndarray, p1: np.ndarray,
     return psds
 
 
-def difference_section(sl: Slab, per: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:
+def difference_section(sl: CentralSlab, per: dict[str, dict[str, Any]]) -> dict[str, np.ndarray]:
     """Difference images (Fig. 8e) against the unfiltered slice and their structure fraction."""
     diffs = {}
     for m in sl.slabs:
@@ -277,7 +277,7 @@ def difference_section(sl: Slab, per: dict[str, dict[str, Any]]) -> dict[str, np
     return diffs
 
 
-def frc_noise_section(sl: Slab, px_nm: float | None, per: dict[str, dict[str, Any]],
+def frc_noise_section(sl: CentralSlab, px_nm: float | None, per: dict[str, dict[str, Any]],
                       with_masks: bool) -> dict[str, Any]:
     """FRC of the halves (and against the truth), noise from the halves."""
     zi = sl.zi
@@ -312,7 +312,7 @@ def frc_noise_section(sl: Slab, px_nm: float | None, per: dict[str, dict[str, An
             "noise_map": noise_map}
 
 
-def views(run: RunData, sl: Slab, p0: np.ndarray, p1: np.ndarray) -> dict[str, Any]:
+def views(run: RunData, sl: CentralSlab, p0: np.ndarray, p1: np.ndarray) -> dict[str, Any]:
     """xy of the slab's central slice, yz through the profile's centre, and their zooms."""
     nz = run.shape[0]
     ys, xs, z0 = sl.ys, sl.xs, sl.z0

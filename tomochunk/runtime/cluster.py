@@ -1,4 +1,6 @@
-"""Connect to a Dask cluster or start a LocalCluster (GPU workers: :mod:`.gpu`).
+"""Connect to a Dask cluster or start a LocalCluster.
+
+GPU workers: :mod:`tomochunk.runtime.gpu`.
 
 Library functions compute on whatever Dask scheduler is active (a :class:`distributed.Client`
 made current by :func:`connect`, else Dask's threaded scheduler). The CLI and

@@ -7,7 +7,7 @@ checked by :func:`tomochunk.config.from_dict`; what needs the outside world (a s
 answers, a backend that is installed, a GPU) is checked by :mod:`tomochunk.validate` and the
 stages. The messages are one line that names the option and the valid range. The
 parameters of components (a filter's radius, a network's depth) are checked by the
-component's own ``Params`` when the section is built (:mod:`tomochunk.config_sections`).
+component's own ``Params`` when the section is built (:mod:`tomochunk.config.components`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["check_section", "CHECKS"]
 

@@ -19,7 +19,7 @@ import typing
 import warnings
 from typing import Any
 
-from .errors import ConfigError, shorten
+from ..errors import ConfigError, shorten
 
 __all__ = ["ComponentSections", "nest_flat_keys", "registry_of", "with_components"]
 
@@ -43,7 +43,7 @@ def _component_params(cls: type, name: str, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected a mapping of {name} parameters, got "
                           f"{shorten(value)}")
     comp.params({k: None for k in value if k not in comp.param_names()})  # unknown keys
-    from .config import _coerce
+    from .parse import _coerce
 
     hints = typing.get_type_hints(comp.Params)
     return comp.params({k: _coerce(v, hints[k], f"{where}.{k}") for k, v in value.items()})
@@ -61,7 +61,7 @@ def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
     flat: _Flat = getattr(cls, "_flat_keys", {})
     if not flat:
         return data
-    from .config import _coerce
+    from .parse import _coerce
 
     reg = registry_of(cls)
     names = set(reg.names())
@@ -101,7 +101,7 @@ def _flat_named(cls: type, name: str, value: Any, where: str,
     """:func:`_component_params`; a range error of a value given by a flat key names that key
     as the section's own check did (``invalid training configuration: --depth must be >= 1
     (got 0)``)."""
-    from .registry import ParamRangeError
+    from ..registry import ParamRangeError
 
     try:
         return _component_params(cls, name, value, where)
@@ -201,7 +201,7 @@ class ComponentSections:
 
     def with_values(self, **values: Any) -> Any:
         """A copy with fields and flat keys (``unet_depth=2``) set, without a warning."""
-        from .config import from_dict, to_dict
+        from .parse import from_dict, to_dict
 
         data = nest_flat_keys(type(self), {**to_dict(self), **values}, warn=False)
         return from_dict(type(self), data)
