@@ -21,15 +21,6 @@ ROOT = PACKAGE.parent
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80
 
-#: Paths (relative to the repository root; a trailing ``/`` names a folder) still being split
-#: by another change, excluded from the size limits until it is merged. The intended final
-#: state is the empty tuple: empty it once the configuration package has landed, and add
-#: nothing to it.
-SIZE_LIMIT_EXCLUSIONS_UNTIL_CONFIG_SPLIT_MERGED: tuple[str, ...] = (
-    "tomochunk/config.py",
-    "tomochunk/config/",
-)
-
 #: Stage, pipeline and CLI modules (dotted names; a package stands for all its modules).
 STAGES = (
     "tomochunk.cli",
@@ -61,13 +52,6 @@ CLUSTER = ("tomochunk.runtime.cluster",)
 
 def _rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
-
-
-def _excluded(rel: str) -> bool:
-    return any(
-        rel.startswith(entry) if entry.endswith("/") else rel == entry
-        for entry in SIZE_LIMIT_EXCLUSIONS_UNTIL_CONFIG_SPLIT_MERGED
-    )
 
 
 def _modules() -> dict[str, Path]:
@@ -115,8 +99,6 @@ def test_module_and_function_sizes():
     too_long = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = _rel(path)
-        if _excluded(rel):
-            continue
         source = path.read_text(encoding="utf-8")
         n_lines = len(source.splitlines())
         if n_lines > MAX_MODULE_LINES:
@@ -128,13 +110,6 @@ def test_module_and_function_sizes():
                     too_long.append(f"{rel}:{node.lineno}: function {node.name} of {length} "
                                     f"lines (limit {MAX_FUNCTION_LINES})")
     assert not too_long, "split these:\n" + "\n".join(too_long)
-
-
-def test_size_limit_exclusions_name_only_the_config_split():
-    """The exclusion list only shrinks: nothing but the configuration may be in it."""
-    assert set(SIZE_LIMIT_EXCLUSIONS_UNTIL_CONFIG_SPLIT_MERGED) <= {
-        "tomochunk/config.py", "tomochunk/config/",
-    }
 
 
 def test_no_import_cycles_between_modules():
