@@ -35,7 +35,7 @@ from scipy import ndimage as ndi
 from ..chunks import Slab, Volume, apply_kernel, check_volume
 from ..errors import ConfigError
 from .component import Filter
-from .nlm import _check_positive, check_nlm_params
+from .nlm import _check_positive, _check_strength, check_nlm_params
 
 __all__ = ["ITERNLM", "IterNLM", "IterNLMParams", "iternlm", "iternlm_array", "iternlm_halo",
            "slice_noise"]
@@ -210,9 +210,7 @@ class IterNLMParams:
     def __post_init__(self) -> None:
         _check_positive(iterations=self.iterations, patch_size=self.patch_size,
                         patch_distance=self.patch_distance)
-        if not self.h > 0:
-            raise ConfigError(f"h (strength relative to the noise sigma) must be > 0, got "
-                              f"{self.h!r}")
+        _check_strength(self.h)
 
 
 class IterNLM(Filter):

@@ -22,11 +22,8 @@ def nlm_halo(patch_size: int, patch_distance: int) -> int:
 def check_nlm_params(patch_size: int, patch_distance: int, h: float,
                      sigma: float | None, shape: tuple[int, ...]) -> None:
     """Raise :class:`ConfigError` for NLM parameters that cannot work on ``shape``."""
-    for name, v in (("patch_size", patch_size), ("patch_distance", patch_distance)):
-        if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
-    if not h > 0:
-        raise ConfigError(f"h (strength relative to the noise sigma) must be > 0, got {h!r}")
+    _check_positive(patch_size=patch_size, patch_distance=patch_distance)
+    _check_strength(h)
     if sigma is not None and not sigma >= 0:
         raise ConfigError(f"sigma must be >= 0 or None (estimate it), got {sigma!r}")
     if patch_size > min(shape[-2:]):
@@ -109,6 +106,11 @@ def _check_positive(**values: Any) -> None:
             raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
 
+def _check_strength(h: float) -> None:
+    if not h > 0:
+        raise ConfigError(f"h (strength relative to the noise sigma) must be > 0, got {h!r}")
+
+
 @dataclass(frozen=True)
 class NLMParams:
     """Parameters of 3D non-local means.
@@ -129,9 +131,7 @@ class NLMParams:
 
     def __post_init__(self) -> None:
         _check_positive(patch_size=self.patch_size, patch_distance=self.patch_distance)
-        if not self.h > 0:
-            raise ConfigError(f"h (strength relative to the noise sigma) must be > 0, got "
-                              f"{self.h!r}")
+        _check_strength(self.h)
 
 
 class NLMFilter(Filter):
