@@ -20,6 +20,7 @@ import xarray as xr
 from .. import __version__
 from ..config import RunConfig, to_dict
 from ..errors import OutputExistsError
+from ..io.atomic import atomic_write_text
 from ..io.urls import (
     RemotePath,
     basename,
@@ -78,9 +79,7 @@ def write_text(run_dir: Any, name: str, text: str) -> None:
     if isinstance(run_dir, RemotePath):
         write_bytes((run_dir / name).url, text.encode(), run_dir.storage_options)
         return
-    tmp = run_dir / f".{name}.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, run_dir / name)
+    atomic_write_text(run_dir / name, text)
 
 
 def write_run(run_dir: Any, record: dict[str, Any]) -> None:
