@@ -309,3 +309,14 @@ def test_linear_in_the_sinogram(n_det: int, n_angles: int, n_rows: int, shift: f
     ra, rb, rab = (nufft_fbp(x, theta, c, nthreads=1) for x in (a, b, a + b))
     assert rab.shape == (n_rows, n_det, n_det) and rab.dtype == np.float32
     np.testing.assert_allclose(rab, ra + rb, atol=2e-4 * np.abs(rab).max())
+
+
+def test_a_backend_checks_the_settings_it_lacks_without_being_installed() -> None:
+    """recon.volume asks the backend component (not a name test) which settings it refuses."""
+    astra = RECONSTRUCTORS.get_entry("astra").obj
+    with pytest.raises(ConfigError, match="'butterworth' is not available in the astra backend"):
+        astra.check(ReconConfig(filter="butterworth"))
+    with pytest.raises(ConfigError, match="tomopy_convention is not supported by the astra"):
+        astra.check(ReconConfig(filter="ramlak", tomopy_convention=True))
+    astra.check(ReconConfig(filter="ramlak"))  # what ASTRA implements passes
+    RECONSTRUCTORS.get_entry("native").obj.check(ReconConfig(filter="butterworth"))

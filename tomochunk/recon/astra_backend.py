@@ -20,7 +20,7 @@ from ..errors import ConfigError, InputError
 from .filters import check_filter
 from .geometry import check_finite, circle_mask, default_center
 
-__all__ = ["is_available", "reconstruct_block", "ASTRA_FILTERS", "shift_rows"]
+__all__ = ["is_available", "check_config", "reconstruct_block", "ASTRA_FILTERS", "shift_rows"]
 
 #: Our filter names -> ASTRA ``FilterType`` names (ASTRA has no Butterworth filter).
 ASTRA_FILTERS = {
@@ -68,6 +68,26 @@ def shift_rows(sino: np.ndarray, shift: np.ndarray | float) -> np.ndarray:
     return sfft.irfft(spec, n=m, axis=-1)[..., :n].astype(np.float32)
 
 
+def check_config(config: ReconConfig) -> None:
+    """Refuse the settings ASTRA's FBP does not implement (before any block is computed).
+
+    Raises
+    ------
+    ConfigError
+        A ramp filter ASTRA lacks (the message lists the ones it has) or
+        ``tomopy_convention``.
+    """
+    if config.filter not in ASTRA_FILTERS:
+        raise ConfigError(
+            f"filter {config.filter!r} is not available in the astra backend; use one of "
+            f"{', '.join(ASTRA_FILTERS)} or the native backend"
+        )
+    if config.tomopy_convention:
+        raise ConfigError(
+            "tomopy_convention is not supported by the astra backend; use backend='native'"
+        )
+
+
 def reconstruct_block(
     sino_block: np.ndarray,
     theta: np.ndarray,
@@ -85,15 +105,7 @@ def reconstruct_block(
     import astra
 
     check_filter(config.filter, config.filter_cutoff, config.filter_order)
-    if config.filter not in ASTRA_FILTERS:
-        raise ConfigError(
-            f"filter {config.filter!r} is not available in the astra backend; use one of "
-            f"{', '.join(ASTRA_FILTERS)} or the native backend"
-        )
-    if config.tomopy_convention:
-        raise ConfigError(
-            "tomopy_convention is not supported by the astra backend; use backend='native'"
-        )
+    check_config(config)
     sino = np.asarray(sino_block, dtype=np.float32)
     if sino.ndim != 3:
         raise InputError(f"sinogram block must be (angle, row, col); got shape {sino.shape}")

@@ -16,12 +16,11 @@ entry-point group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..registry import Component, Registry
 from . import astra_backend, cufinufft_backend, gridrec, tomopy_backend
 
@@ -43,20 +42,20 @@ class Reconstructor(Component):
         What to install when ``is_available`` is false.
     is_available : callable, optional
         A cheap probe of the optional dependency (default: always available).
-    ramp_filters : collection of str, optional
-        The ``ReconConfig.filter`` values the backend implements (default: all of
-        :data:`~tomochunk.recon.filters.RAMP_FILTERS`).
+    check : callable, optional
+        ``check(config)`` raises :class:`~tomochunk.errors.ConfigError` for ReconConfig
+        settings the backend does not implement (default: it implements them all).
     """
 
     kind = "reconstruction backend"
 
     def __init__(self, name: str, function: Callable[..., np.ndarray], *, description: str,
                  requires: str = "", is_available: Callable[[], bool] | None = None,
-                 ramp_filters: Collection[str] | None = None) -> None:
+                 check: Callable[[Any], None] | None = None) -> None:
         self.name, self.function, self.description = name, function, description
         self.requires = requires
         self._probe = is_available or (lambda: True)
-        self.ramp_filters = tuple(ramp_filters) if ramp_filters is not None else None
+        self._check = check
 
     def check(self, config: Any) -> None:
         """Refuse settings of ``config`` (a ReconConfig) that this backend does not implement.
@@ -64,13 +63,10 @@ class Reconstructor(Component):
         Raises
         ------
         ConfigError
-            A ramp filter the backend does not have; the message lists the ones it has.
+            From the backend's own check (e.g. a ramp filter ASTRA does not have).
         """
-        if self.ramp_filters is not None and config.filter not in self.ramp_filters:
-            raise ConfigError(
-                f"filter {config.filter!r} is not available in the {self.name} backend; use one "
-                f"of {', '.join(self.ramp_filters)} or backend='native'"
-            )
+        if self._check is not None:
+            self._check(config)
 
     def is_available(self) -> bool:
         """Whether the backend's dependency imports (and a GPU is there, for cufinufft)."""
@@ -92,7 +88,7 @@ for _backend in (
     Reconstructor("astra", astra_backend.reconstruct_block,
                   is_available=astra_backend.is_available,
                   requires="astra-toolbox (pip install astra-toolbox)",
-                  ramp_filters=astra_backend.ASTRA_FILTERS,
+                  check=astra_backend.check_config,
                   description="ASTRA Toolbox FBP (CPU, or FBP_CUDA on a GPU)"),
     Reconstructor("tomopy", tomopy_backend.reconstruct_block,
                   is_available=tomopy_backend.is_available,
