@@ -26,6 +26,7 @@ from .io.lock import exclusive
 from .io.paths import check_distinct, check_exists
 from .io.store import check_output_path
 from .runtime.logs import session_logging
+from .runtime.worker_signals import release_sigint
 from .validate import check_config
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_NOT_BUILT", "EXIT_INTERRUPTED", "NotBuiltError", "api",
@@ -114,6 +115,9 @@ def errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            # the `tomochunk` command holds Ctrl-C back while it imports (tomochunk_launcher):
+            # one pressed meanwhile is raised here, before the command has done anything
+            release_sigint()
             return fn(*args, **kwargs)
         except TomochunkError as exc:
             _fail(exc)

@@ -686,3 +686,43 @@ def test_ctrl_c_during_training_writes_no_model(small, tmp_path):
     assert sorted(p.name for p in model.iterdir()) == [".tomochunk-cancelled",
                                                          "checkpoint.pt"]
     assert _tree_hash(small / "recon.zarr") == before, "the input changed"
+
+
+def _children(proc: subprocess.Popen) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["importing", "starting the cluster"])
+def test_ctrl_c_while_starting_prints_one_line(small, tmp_path, when):
+    """A Ctrl-C before the command is up (while Python imports tomochunk, or while the local
+    cluster's workers start) ends it with the one line too: no KeyboardInterrupt traceback
+    from an import, none from a half-started worker, none from Dask's exit handler."""
+    proc = _cli("denoise", small / "recon.zarr", small / "model", tmp_path / "d.zarr",
+                "--workers", "1", "--device", "cpu")
+    children: list = []
+    try:
+        t0 = time.time()
+        if when == "importing":
+            time.sleep(0.3)  # importing NumPy, Dask, xarray and zarr takes longer than this
+            assert not _children(proc), "the cluster started already"
+        else:
+            while not children and proc.poll() is None and time.time() - t0 < 120:
+                children = _children(proc)  # the first process the cluster start spawns
+                time.sleep(0.02)
+            assert children, "the local cluster never started"
+        assert proc.poll() is None, "finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert out == ""
+    _one_interrupted_line(proc, err, children + _children(proc))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "output left behind"

@@ -29,7 +29,7 @@ from .gpu import chosen_gpus, gpu_cluster
 from .logs import get_logger
 from .openmp_env import passive_openmp
 from .threads import thread_count
-from .worker_signals import PRELOAD
+from .worker_signals import PRELOAD, hold_sigint
 
 __all__ = ["connect", "make_security"]
 
@@ -68,27 +68,52 @@ def connect(cfg: ClusterConfig | None = None) -> Iterator[Any]:
     LocalCluster is started (and closed on exit). The client is made the default for
     Dask computations inside the ``with`` block.
     """
-    from distributed import Client, LocalCluster
-
     cfg = cfg or ClusterConfig()
     if cfg.scheduler and cfg.scheduler_file:
         raise ConfigError("give either a scheduler address or a scheduler file, not both")
     security = make_security(cfg)
+    if cfg.scheduler_file and not os.path.exists(cfg.scheduler_file):
+        raise ConfigError(f"scheduler file {cfg.scheduler_file} does not exist")
+    if cfg.scheduler and cfg.scheduler.startswith("tls://") and security is None:
+        raise ConfigError(
+            f"scheduler {cfg.scheduler} uses TLS: give --tls-ca-file, --tls-cert, --tls-key"
+        )
+    local = not (cfg.scheduler or cfg.scheduler_file)
+    cluster = client = None
+    # a Ctrl-C while the local cluster starts is held back and raised inside the try below,
+    # once the cluster is whole (its workers inherit it blocked: no half-started tracebacks)
+    release = hold_sigint() if local else (lambda: None)
+    interrupted = False
+    try:
+        cluster, client = _start(cfg, security)
+        release()
+        log.info("Dask cluster: %s (dashboard: %s)", client.scheduler.address,
+                 client.dashboard_link)
+        with client.as_current():
+            yield client
+    except KeyboardInterrupt:
+        interrupted = cluster is not None
+        raise
+    finally:
+        release()
+        with _quiet_logs(client) if interrupted and client is not None \
+                else contextlib.nullcontext():
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _start(cfg: ClusterConfig, security: Any) -> tuple[Any, Any]:
+    """The ``(cluster, client)`` of ``cfg``: cluster None when connecting to a running one."""
+    from distributed import Client, LocalCluster
+
     if cfg.scheduler_file:
-        if not os.path.exists(cfg.scheduler_file):
-            raise ConfigError(f"scheduler file {cfg.scheduler_file} does not exist")
-        client = Client(scheduler_file=cfg.scheduler_file, security=security)
-        cluster = None
-    elif cfg.scheduler:
-        if cfg.scheduler.startswith("tls://") and security is None:
-            raise ConfigError(
-                f"scheduler {cfg.scheduler} uses TLS: give --tls-ca-file, --tls-cert, --tls-key"
-            )
-        client = Client(cfg.scheduler, security=security, timeout="30s")
-        cluster = None
-    elif cfg.gpus:
+        return None, Client(scheduler_file=cfg.scheduler_file, security=security)
+    if cfg.scheduler:
+        return None, Client(cfg.scheduler, security=security, timeout="30s")
+    if cfg.gpus:
         cluster = gpu_cluster(chosen_gpus(cfg.gpus), memory_limit=cfg.memory_limit or "auto")
-        client = Client(cluster)
     else:
         n = thread_count("local_workers", requested=cfg.n_workers)
         passive_openmp()  # the workers inherit it: torch threads sleep, not spin, when waiting
@@ -100,20 +125,11 @@ def connect(cfg: ClusterConfig | None = None) -> Iterator[Any]:
             dashboard_address=":0",
             preload=[PRELOAD],  # Ctrl-C reaches the workers too; the client handles it
         )
-        client = Client(cluster)
-    log.info("Dask cluster: %s (dashboard: %s)", client.scheduler.address, client.dashboard_link)
-    interrupted = False
     try:
-        with client.as_current():
-            yield client
-    except KeyboardInterrupt:
-        interrupted = cluster is not None
+        return cluster, Client(cluster)
+    except BaseException:
+        cluster.close()
         raise
-    finally:
-        with _quiet_logs(client) if interrupted else contextlib.nullcontext():
-            client.close()
-            if cluster is not None:
-                cluster.close()
 
 
 _NOISY = ("distributed", "asyncio", "tornado")
