@@ -62,8 +62,9 @@ class IngestConfig(ComponentSections, _Section):
         Pixel size in micrometres when the file does not say it.
     flats, darks : str or None
         Flat / dark fields given explicitly (TIFF stacks and .npy input): a file, a folder or
-        a glob pattern. Default: TIFFs named ``flat*``/``white*`` and ``dark*`` beside the
-        projections or in their parent folder.
+        a glob pattern. Default: TIFFs whose names match ``tiff.flat_pattern`` /
+        ``tiff.dark_pattern`` (``flat|white|bright``, ``dark``) beside the projections or in
+        their parent folder.
     read_block_mb : float
         Memory budget (MiB) of one block of detector rows read and written at a time; it
         bounds the memory of ingest whatever the size of the scan.
