@@ -57,8 +57,8 @@ def build_params(comp: Any, values: Any = None, /, **kwargs: Any) -> Any:
     """
     if isinstance(values, comp.Params) and not kwargs:
         return values
-    data = dataclasses.asdict(values) if dataclasses.is_dataclass(values) else dict(
-        values or {})
+    data = dataclasses.asdict(values) if dataclasses.is_dataclass(values) and not isinstance(
+        values, type) else dict(values or {})
     data.update(kwargs)
     valid = comp.param_names()
     unknown = sorted(set(data) - set(valid))
@@ -187,10 +187,9 @@ class Registry(Generic[T]):
             return name
         if isinstance(name, type) and isinstance(getattr(name, "name", None), str) and hasattr(
                 name, "Params"):  # a class that is its own component (a ScanReader subclass)
-            self._add(name.name, _Entry(name, name.is_available,  # type: ignore[attr-defined]
-                                        name.requires,  # type: ignore[attr-defined]
-                                        name.description))  # type: ignore[attr-defined]
-            return name
+            cls: Any = name
+            self._add(cls.name, _Entry(cls, cls.is_available, cls.requires, cls.description))
+            return cls
 
         def deco(obj: T) -> T:
             self._add(str(name), _Entry(obj, is_available or (lambda: True), requires,
