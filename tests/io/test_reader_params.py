@@ -86,7 +86,9 @@ def test_a_wrong_dataset_path_is_one_line_naming_the_key_before_any_read(tmp_pat
     assert res.exit_code == 2
     assert "/exchange/flat_raw (flat fields) is missing" in res.output
     assert "--set ingest.dxchange.flat=PATH" in res.output
-    assert not (tmp_path / "s.zarr").exists()
+    # run checks the reader's layout before it claims the run folder or starts a cluster
+    res = _cli("run", src, "--out", tmp_path / "run", "--set", "ingest.format=dxchange", "-q")
+    assert res.exit_code == 2 and "--set ingest.dxchange.data=PATH" in res.output
     assert [p.name for p in tmp_path.iterdir()] == ["raw.h5"]  # nothing partial
 
 
