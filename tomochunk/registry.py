@@ -6,7 +6,10 @@ what it requires when it is not available) and a frozen ``Params`` dataclass of 
 parameters (defaults, numpydoc ``Attributes``, range checks in ``__post_init__``). The
 kind-specific subclasses add the rest: a filter its z-halo and kernel
 (:class:`tomochunk.filters.component.Filter`), a network its builder and receptive radius
-(:class:`tomochunk.nn.component.Network`).
+(:class:`tomochunk.nn.component.Network`). A scan reader is opened once per scan, so its
+class is the component: a :class:`~tomochunk.io.readers.ScanReader` subclass has the same
+interface (``name``, ``Params``, ``params()``, ...) at class level and is registered as the
+class.
 
 A :class:`Registry` maps names to components. Code registers with
 ``FILTERS.register(component)``; installed packages register through the entry-point groups
@@ -29,7 +32,8 @@ from .errors import BackendUnavailableError, ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["Component", "NoParams", "ParamRangeError", "Registry", "params_error"]
+__all__ = ["Component", "NoParams", "ParamRangeError", "Registry", "build_params",
+           "params_error"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,24 @@ def params_error(unknown: list[str], valid: list[str], what: str) -> ConfigError
         f"unknown parameter(s) {', '.join(unknown)} for {what}; valid parameters are: "
         f"{', '.join(valid) or '(none)'}"
     )
+
+
+def build_params(comp: Any, values: Any = None, /, **kwargs: Any) -> Any:
+    """Build (and so validate) the ``Params`` of ``comp`` from ``values`` and ``kwargs``.
+
+    ``comp`` is a :class:`Component` or a class with the same interface at class level
+    (a :class:`~tomochunk.io.readers.ScanReader` subclass); see :meth:`Component.params`.
+    """
+    if isinstance(values, comp.Params) and not kwargs:
+        return values
+    data = dataclasses.asdict(values) if dataclasses.is_dataclass(values) and not isinstance(
+        values, type) else dict(values or {})
+    data.update(kwargs)
+    valid = comp.param_names()
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise params_error(unknown, valid, f"{comp.kind} {comp.name!r}")
+    return comp.Params(**data)
 
 
 class ParamRangeError(ConfigError):
@@ -107,16 +129,7 @@ class Component:
             Unknown parameter (the one-line message names the valid ones) or a value out of
             range.
         """
-        if isinstance(values, self.Params) and not kwargs:
-            return values
-        data = dataclasses.asdict(values) if dataclasses.is_dataclass(values) else dict(
-            values or {})
-        data.update(kwargs)
-        valid = self.param_names()
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise params_error(unknown, valid, f"{self.kind} {self.name!r}")
-        return self.Params(**data)
+        return build_params(self, values, **kwargs)
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.name!r}: {self.description}>"
@@ -158,7 +171,10 @@ class Registry(Generic[T]):
                  requires: str = "", description: str = "") -> Any:
         """Register a :class:`Component` (returned), or return a decorator for ``name``.
 
-        ``REG.register(component)`` registers a component under ``component.name``;
+        ``REG.register(component)`` registers a component under ``component.name``, as
+        does ``REG.register(cls)`` for a class that carries the component interface itself
+        (``name``, ``Params``, ``params()``, ... as class attributes and class methods: a
+        :class:`~tomochunk.io.readers.ScanReader` subclass, registered as the class);
         ``REG.register("name", ...)(obj)`` registers any object.
         """
         if isinstance(name, Component):
@@ -169,6 +185,11 @@ class Registry(Generic[T]):
         if isinstance(name, type) and issubclass(name, Component):
             self.register(name())
             return name
+        if isinstance(name, type) and isinstance(getattr(name, "name", None), str) and hasattr(
+                name, "Params"):  # a class that is its own component (a ScanReader subclass)
+            cls: Any = name
+            self._add(cls.name, _Entry(cls, cls.is_available, cls.requires, cls.description))
+            return cls
 
         def deco(obj: T) -> T:
             self._add(str(name), _Entry(obj, is_available or (lambda: True), requires,

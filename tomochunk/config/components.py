@@ -58,8 +58,8 @@ def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
     Errors name the key as written: ``train.depth`` for a flat key, ``train.msd.depth``
     for a section's field.
     """
-    flat: _Flat = getattr(cls, "_flat_keys", {})
-    if not flat:
+    flat: _Flat | None = getattr(cls, "_flat_keys", None)
+    if flat is None:  # not a section with components (an empty ``flat`` still nests)
         return data
     from .parse import _coerce
 

@@ -1,7 +1,9 @@
-"""The frozen config sections of the stages without components, and their base.
+"""The frozen config sections of the stages (most without components), and their base.
 
 Every section is a frozen dataclass checked when it is constructed
-(:func:`tomochunk.config.checks.check_section`, from ``__post_init__``). The sections with
+(:func:`tomochunk.config.checks.check_section`, from ``__post_init__``).
+:class:`IngestConfig` holds its readers' parameters as component sections
+(:mod:`tomochunk.config.components`). The other sections with
 components (:class:`~tomochunk.config.run.TrainConfig`,
 :class:`~tomochunk.config.run.FilterConfig`) and :class:`~tomochunk.config.run.RunConfig`,
 which nests them all, are in :mod:`tomochunk.config.run`. Import them all from
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .checks import check_section
+from .components import ComponentSections, with_components
 from .hashing import NOT_IN_RESULT
 
 __all__ = [
@@ -40,8 +43,9 @@ class _Section:
         check_section(self)
 
 
+@with_components("tomochunk.io.readers:READERS", {}, what="ingest")
 @dataclass(frozen=True)
-class IngestConfig(_Section):
+class IngestConfig(ComponentSections, _Section):
     """How a raw scan is read into ``scan.zarr``.
 
     Attributes
@@ -58,8 +62,9 @@ class IngestConfig(_Section):
         Pixel size in micrometres when the file does not say it.
     flats, darks : str or None
         Flat / dark fields given explicitly (TIFF stacks and .npy input): a file, a folder or
-        a glob pattern. Default: TIFFs named ``flat*``/``white*`` and ``dark*`` beside the
-        projections or in their parent folder.
+        a glob pattern. Default: TIFFs whose names match ``tiff.flat_pattern`` /
+        ``tiff.dark_pattern`` (``flat|white|bright``, ``dark``) beside the projections or in
+        their parent folder.
     read_block_mb : float
         Memory budget (MiB) of one block of detector rows read and written at a time; it
         bounds the memory of ingest whatever the size of the scan.
@@ -67,6 +72,12 @@ class IngestConfig(_Section):
         Projections without flats or darks are transmission (flat-field corrected) whatever
         their range: ingest them even when they look like raw counts (99th percentile of
         the middle detector row above 2), which is refused otherwise.
+    components : mapping
+        Reader parameters by format name, written as sections of their own:
+        ``dxchange: {data: /exchange/data, ...}`` (dataset paths), ``nexus: {entry: null,
+        ...}``, ``tiff: {flat_pattern: flat|white|bright, dark_pattern: dark}`` (see
+        ``tomochunk.io``; a third-party reader gets its section with no edit). A changed
+        parameter changes the ingest stage's hash.
     """
 
     format: Literal["auto", "dxchange", "nexus", "tiff", "numpy"] = "auto"
@@ -78,6 +89,7 @@ class IngestConfig(_Section):
     darks: str | None = None
     read_block_mb: float = 64.0
     assume_transmission: bool = False
+    components: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

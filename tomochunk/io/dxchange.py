@@ -6,11 +6,15 @@ projections ``(theta, y, x)``, ``/exchange/data_white`` the flat fields,
 ``/exchange/data_dark`` the dark fields and ``/exchange/theta`` the rotation angles, in
 degrees when its ``units`` attribute says so or, without the attribute, when they span more
 than 2*pi. Rows are read as hyperslabs straight from the file, one block at a time.
+Files that keep these datasets under other names are read by setting the reader's parameters
+(:class:`DXchangeParams`): ``ingest: {dxchange: {data: /exchange/data_raw}}`` in a config,
+``--set ingest.dxchange.data=/exchange/data_raw`` on the command line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +28,13 @@ from .readers import (
     ScanLayout,
     ScanReader,
     angles_to_radians,
+    check_hdf5_path,
     hdf5_listing,
     length_to_um,
     open_hdf5,
 )
 
-__all__ = ["DXchangeReader", "HDF5_SUFFIXES", "sniff_hdf5"]
+__all__ = ["DXchangeReader", "DXchangeParams", "HDF5_SUFFIXES", "sniff_hdf5"]
 
 log = get_logger("io.dxchange")
 
@@ -64,16 +69,54 @@ PIXEL_SIZE = (
 )
 
 
-@READERS.register("dxchange", requires="h5py",
-                  description="DXchange HDF5 (/exchange/data, data_white, data_dark, theta)")
+@dataclass(frozen=True)
+class DXchangeParams:
+    """Where a DXchange file keeps its datasets (HDF5 paths from the file's root).
+
+    Attributes
+    ----------
+    data : str
+        The projections ``(theta, y, x)``.
+    flat : str
+        The flat (white) fields; optional in the file.
+    dark : str
+        The dark fields; optional in the file.
+    theta : str
+        The rotation angles (unless ``ingest.angles`` gives them).
+    """
+
+    data: str = DATA
+    flat: str = WHITE
+    dark: str = DARK
+    theta: str = THETA
+
+    def __post_init__(self) -> None:
+        for name, default in (("data", DATA), ("flat", WHITE), ("dark", DARK),
+                              ("theta", THETA)):
+            check_hdf5_path(f"ingest.dxchange.{name}", getattr(self, name), absolute=True,
+                            example=default)
+
+
+def _missing(path: Path, dset: str, what: str, key: str, listing: str, fix: str = "") -> str:
+    """The one-line message of a dataset the file lacks: where, which key to set."""
+    return (f"{path}: the DXchange dataset {dset} ({what}) is missing; the file holds: "
+            f"{listing}. Set ingest.{key} to its path (--set ingest.{key}=PATH){fix}")
+
+
+@READERS.register
 class DXchangeReader(ScanReader):
     """A DXchange HDF5 file, read by hyperslabs of detector rows.
 
     Flats and darks are optional (a warning says when they are missing); the angles are
-    required unless ``config.angles`` gives them.
+    required unless ``config.angles`` gives them. The dataset paths are the reader's
+    parameters (:class:`DXchangeParams`); a flat or dark path that was set explicitly must
+    exist.
     """
 
     format = "dxchange"
+    description = "DXchange HDF5 (/exchange/data, data_white, data_dark, theta)"
+    requires = "h5py"
+    Params = DXchangeParams
     priority = 20
 
     @classmethod
@@ -87,23 +130,27 @@ class DXchangeReader(ScanReader):
 
         path = Path(self.source)
         self._h5 = f = open_hdf5(path)
-        data = f.get(DATA)
+        p: DXchangeParams = self.options
+        data = f.get(p.data)
         if not isinstance(data, h5py.Dataset):
-            raise InputError(
-                f"{path}: the DXchange dataset {DATA} (projections) is missing; the file holds: "
-                f"{hdf5_listing(f)}. Is it another layout (try --format nexus)?"
-            )
+            raise InputError(_missing(path, p.data, "projections", "dxchange.data",
+                                      hdf5_listing(f), ", or is it another layout (try "
+                                      "--format nexus)?"))
         if data.ndim != 3:
-            raise InputError(f"{path}{DATA}: projections must be 3-D (theta, y, x), got shape "
+            raise InputError(f"{path}{p.data}: projections must be 3-D (theta, y, x), got shape "
                              f"{data.shape}")
         self._dsets: dict[str, Any] = {"projections": data}
         specs: dict[str, ArraySpec] = {}
-        missing = [(name, key) for name, key in (("flat", WHITE), ("dark", DARK))
-                   if f.get(key) is None]
+        paths = (("flat", p.flat), ("dark", p.dark))
+        missing = [(name, key) for name, key in paths if f.get(key) is None]
+        for name, key in missing:
+            if key != getattr(DXchangeParams, name):  # set explicitly: it must be there
+                raise InputError(_missing(path, key, f"{name} fields", f"dxchange.{name}",
+                                          hdf5_listing(f)))
         if len(missing) == 1:  # without both, ingest's value check says what that means
             log.warning("%s: no %s (%s fields); the projections are stored as they are",
                         path, missing[0][1], missing[0][0])
-        for name, key in (("flat", WHITE), ("dark", DARK)):
+        for name, key in paths:
             d = f.get(key)
             if d is None:
                 continue
@@ -123,14 +170,13 @@ class DXchangeReader(ScanReader):
         if override is not None:
             theta, note = override
         else:
-            t = f.get(THETA)
+            t = f.get(p.theta)
             if not isinstance(t, h5py.Dataset):
-                raise InputError(
-                    f"{path}: the DXchange dataset {THETA} (rotation angles) is missing; the file "
-                    f"holds: {hdf5_listing(f)}. Give the angles with --angles FILE"
-                )
+                raise InputError(_missing(path, p.theta, "rotation angles", "dxchange.theta",
+                                          hdf5_listing(f), ", or give the angles with "
+                                          "--angles FILE"))
             theta = angles_to_radians(np.asarray(t[()]).ravel(), unit=self.config.angles_unit,
-                                      unit_attr=t.attrs.get("units"), what=f"{path}{THETA}")
+                                      unit_attr=t.attrs.get("units"), what=f"{path}{p.theta}")
         return ScanLayout(
             projections=ArraySpec(tuple(int(s) for s in data.shape),  # type: ignore[arg-type]
                                   np.dtype(data.dtype)),

@@ -89,7 +89,9 @@ def detect_format(source: Any) -> str:
             listing = hdf5_listing(h5)
         raise InputError(
             f"{path} is an HDF5 file with neither a NeXus NXtomo entry nor the DXchange dataset "
-            f"/exchange/data; it holds: {listing}. tomochunk reads DXchange and NXtomo files"
+            f"/exchange/data; it holds: {listing}. tomochunk reads DXchange and NXtomo files "
+            "(datasets at other paths: --format dxchange --set ingest.dxchange.data=PATH, or "
+            "--format nexus --set ingest.nexus.entry=PATH)"
         )
     raise InputError(
         f"cannot tell the format of {path} (suffix {path.suffix!r}); tomochunk reads DXchange "

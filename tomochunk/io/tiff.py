@@ -7,8 +7,9 @@ Layout found automatically (or given explicitly with ``config.flats``, ``config.
   sorted naturally (``raw_2`` before ``raw_10``); when the folder itself holds only flats and
   darks, its single subfolder of TIFFs (e.g. ``tiffs/``). A file may hold one image or a
   multi-page stack. A single multi-page TIFF file may also be given as the input.
-- flats / darks: TIFFs named ``flat*``/``white*``/``bright*`` and ``dark*`` in the projection
-  folder or its parent.
+- flats / darks: TIFFs whose names match ``flat|white|bright`` and ``dark`` in the projection
+  folder or its parent (the reader's parameters :class:`TiffParams`, e.g.
+  ``ingest: {tiff: {flat_pattern: '^ff_'}}`` for flats named ``ff_0001.tif``).
 - angles: ``angles.txt`` (or ``theta.txt``, ...) in the same places. An angle list that also
   holds the flat/dark frames (e.g. Diamond's 5 darks, 5 flats, projections, 5 flats, 5 darks)
   is resolved by :func:`tomochunk.io.readers.select_projection_angles`.
@@ -22,10 +23,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from ..registry import ParamRangeError
 from ..runtime.logs import get_logger
 from .readers import (
     READERS,
@@ -37,22 +40,56 @@ from .readers import (
     natural_key,
 )
 
-__all__ = ["TiffReader", "TIFF_SUFFIXES", "find_tiff_scan", "TiffScanFiles"]
+__all__ = ["TiffReader", "TiffParams", "TIFF_SUFFIXES", "find_tiff_scan", "TiffScanFiles"]
 
 log = get_logger("io.tiff")
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-_DARK = re.compile(r"dark", re.IGNORECASE)
-_FLAT = re.compile(r"flat|white|bright", re.IGNORECASE)
 ANGLE_FILES = ("angles.txt", "angles.csv", "angles.dat", "theta.txt", "rotation_angle.txt")
 
 
-def _kind(path: Path) -> str:
-    if _DARK.search(path.stem):
-        return "dark"
-    if _FLAT.search(path.stem):
-        return "flat"
-    return "projections"
+def _regex(key: str, pattern: Any) -> re.Pattern[str]:
+    """``pattern`` compiled (case-insensitive), or a one-line error naming ``key``."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ParamRangeError(f"{key} must be a non-empty regular expression (got {pattern!r})",
+                              param=key.rpartition(".")[2], rule="must be a regex",
+                              value=pattern)
+    try:
+        return re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ParamRangeError(
+            f"{key}: {pattern!r} is not a valid regular expression ({exc}); give a Python "
+            "regex matched against the file names without suffix, e.g. '^ff_'",
+            param=key.rpartition(".")[2], rule="must be a regex", value=pattern) from None
+
+
+@dataclass(frozen=True)
+class TiffParams:
+    """How flat and dark TIFFs are told from projections by their names.
+
+    Attributes
+    ----------
+    flat_pattern : str
+        Regular expression searched (case-insensitive) in each file name without suffix:
+        the files it matches are flat fields.
+    dark_pattern : str
+        The same for dark fields (tried first: a name matching both is a dark).
+    """
+
+    flat_pattern: str = "flat|white|bright"
+    dark_pattern: str = "dark"
+
+    def __post_init__(self) -> None:
+        _regex("ingest.tiff.flat_pattern", self.flat_pattern)
+        _regex("ingest.tiff.dark_pattern", self.dark_pattern)
+
+    def kind(self, path: Path) -> str:
+        """``"dark"``, ``"flat"`` or ``"projections"`` from the name of ``path``."""
+        if re.search(self.dark_pattern, path.stem, re.IGNORECASE):
+            return "dark"
+        if re.search(self.flat_pattern, path.stem, re.IGNORECASE):
+            return "flat"
+        return "projections"
 
 
 def _tiffs(folder: Path) -> list[Path]:
@@ -79,8 +116,11 @@ def find_tiff_scan(
     flats: str | None = None,
     darks: str | None = None,
     angles: str | None = None,
+    params: TiffParams | None = None,
 ) -> TiffScanFiles:
     """Find the projection, flat, dark and angles files of a TIFF scan (see module doc).
+
+    ``params`` holds the name patterns of flats and darks (default :class:`TiffParams`).
 
     Raises
     ------
@@ -88,6 +128,7 @@ def find_tiff_scan(
         When the folder holds no projection TIFFs, or several subfolders could hold them.
     """
     path = Path(source)
+    _kind = (params or TiffParams()).kind
     if path.is_file():
         folder = path.parent
         proj = [path]
@@ -209,12 +250,14 @@ def _read_rows(item: _Tiff, start: int, stop: int) -> np.ndarray:
     return block.reshape(item.frames, stop - start, item.shape[1])
 
 
-@READERS.register("tiff", requires="tifffile",
-                  description="a folder of projection TIFFs + flat/dark TIFFs + angles file")
+@READERS.register
 class TiffReader(ScanReader):
     """A TIFF stack (see the module docstring for how the files are found)."""
 
     format = "tiff"
+    description = "a folder of projection TIFFs + flat/dark TIFFs + angles file"
+    requires = "tifffile"
+    Params = TiffParams
     priority = 30
 
     @classmethod
@@ -226,7 +269,8 @@ class TiffReader(ScanReader):
     def _open(self) -> ScanLayout:
         path = Path(self.source)
         cfg = self.config
-        files = find_tiff_scan(path, flats=cfg.flats, darks=cfg.darks, angles=cfg.angles)
+        files = find_tiff_scan(path, flats=cfg.flats, darks=cfg.darks, angles=cfg.angles,
+                               params=self.options)
         self._items: dict[str, list[_Tiff]] = {}
         specs: dict[str, ArraySpec] = {}
         for name in ("projections", "flat", "dark"):
@@ -234,8 +278,9 @@ class TiffReader(ScanReader):
             if paths:
                 self._items[name], specs[name] = _stack(paths, name)
             elif name != "projections":
-                log.warning("%s: no %s TIFFs found (name them %s_*.tif or give them explicitly)",
-                            files.folder, name, name)
+                log.warning("%s: no %s TIFFs found (none named to match %r: name them %s_*.tif, "
+                            "set ingest.tiff.%s_pattern or give them explicitly)", files.folder,
+                            name, getattr(self.options, f"{name}_pattern"), name, name)
         n = specs["projections"].shape[0]
         if files.angles is None:
             raise InputError(

@@ -16,7 +16,15 @@ from .angles import (
     select_projection_angles,
 )
 from .base import READERS, ArraySpec, ScanLayout, ScanReader
-from .helpers import _as_stack, expand_paths, hdf5_listing, length_to_um, natural_key, open_hdf5
+from .helpers import (
+    _as_stack,
+    check_hdf5_path,
+    expand_paths,
+    hdf5_listing,
+    length_to_um,
+    natural_key,
+    open_hdf5,
+)
 from .memory import DatasetReader, NpyReader
 
 __all__ = [
@@ -39,5 +47,6 @@ __all__ = [
     "natural_key",
     "expand_paths",
     "hdf5_listing",
+    "check_hdf5_path",
     "open_hdf5",
 ]

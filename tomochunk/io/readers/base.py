@@ -5,14 +5,28 @@ pixels, and then serves it block by block of detector rows with :meth:`ScanReade
 Ingest therefore never holds more than one block in memory, whatever the size of the scan.
 
 Readers register by format name in :data:`READERS` (like xarray's backend engines), so a new
-format is one new class and no chain of ``if`` statements. The built-in readers register when
-the registry is first looked up (:mod:`.memory`, :mod:`tomochunk.io.dxchange`,
+format is one new class and no chain of ``if`` statements. A reader class is its own
+component (:mod:`tomochunk.registry`): it carries a frozen ``Params`` dataclass (the
+``ingest: {FORMAT: {...}}`` config section, e.g. the dataset paths of a DXchange file) and
+reads its values from the config (:attr:`ScanReader.options`). The built-in readers register
+when the registry is first looked up (:mod:`.memory`, :mod:`tomochunk.io.dxchange`,
 :mod:`tomochunk.io.nexus`, :mod:`tomochunk.io.tiff`); other packages register a
-:class:`ScanReader` subclass through the ``tomochunk.readers`` entry-point group.
+:class:`ScanReader` subclass with ``READERS.register(cls)`` or through the
+``tomochunk.readers`` entry-point group::
+
+    @dataclass(frozen=True)
+    class RawParams:
+        header_bytes: int = 0
+
+    @READERS.register
+    class RawReader(ScanReader):
+        format, description, Params = "raw", "headered raw frames", RawParams
+        ...  # _open reads self.options.header_bytes
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +37,7 @@ import numpy as np
 
 from ...config import IngestConfig
 from ...errors import InputError
-from ...registry import Registry
+from ...registry import NoParams, Registry, build_params
 from ...runtime.logs import get_logger
 from .angles import angles_from_file, check_theta
 
@@ -145,21 +159,61 @@ class ScanReader(ABC):
     and :meth:`read_rows`, and may implement :meth:`sniff` for ``--format auto`` and
     :meth:`close`. A reader is a context manager.
 
+    The class is the reader's component (:mod:`tomochunk.registry`): ``name`` (its
+    ``format``), ``kind``, ``description``, ``requires``, ``Params`` (a frozen dataclass,
+    default none), :meth:`params`, :meth:`param_names` and :meth:`is_available` are class
+    attributes and class methods, so ``READERS.register(cls)`` registers it and the
+    ``ingest: {FORMAT: {...}}`` config section comes from its ``Params``.
+
     Parameters
     ----------
     source : path or object
         What to read.
     config : IngestConfig
-        Ingest options (angles file and unit, explicit flats/darks, pixel size).
+        Ingest options (angles file and unit, explicit flats/darks, pixel size) and the
+        reader's parameters (``config.params_of(name)``, as :attr:`options`).
+
+    Attributes
+    ----------
+    options : Params
+        This reader's parameters from ``config`` (its defaults when the config sets none).
     """
 
     format: ClassVar[str] = ""
+    #: Registry name and config section (set from :attr:`format` when not given).
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "scan reader"
+    description: ClassVar[str] = ""
+    requires: ClassVar[str] = ""
+    Params: ClassVar[type[Any]] = NoParams
     #: Order of :meth:`sniff` tries in ``--format auto`` (lower first).
     priority: ClassVar[int] = 100
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.format
+
+    @classmethod
+    def is_available(cls) -> bool:
+        """Whether the reader works on this machine (its optional dependency imports)."""
+        return True
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The names of the fields of :attr:`Params`, in order."""
+        return [f.name for f in dataclasses.fields(cls.Params)]
+
+    @classmethod
+    def params(cls, values: Any = None, /, **kwargs: Any) -> Any:
+        """Build (and so validate) this reader's :attr:`Params` (see
+        :meth:`tomochunk.registry.Component.params`)."""
+        return build_params(cls, values, **kwargs)
 
     def __init__(self, source: Any, config: IngestConfig) -> None:
         self.source = source
         self.config = config
+        self.options = config.components.get(self.name) or self.params()
         try:
             layout = self._open()
             if config.pixel_size_um is not None:

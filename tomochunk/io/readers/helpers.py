@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
+from ...registry import ParamRangeError
 from ...runtime.logs import get_logger
 from .angles import _text
 from .base import ArraySpec
 
-__all__ = ["length_to_um", "natural_key", "expand_paths", "open_hdf5", "hdf5_listing"]
+__all__ = ["length_to_um", "natural_key", "expand_paths", "open_hdf5", "hdf5_listing",
+           "check_hdf5_path"]
 
 log = get_logger("io.readers")
 
@@ -152,3 +154,33 @@ def hdf5_listing(h5: Any, limit: int = 40) -> str:
         return "no datasets"
     more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
+
+
+def check_hdf5_path(key: str, value: Any, *, absolute: bool, example: str) -> None:
+    """Check a reader parameter that names an HDF5 object (``ingest.dxchange.data``, ...).
+
+    Parameters
+    ----------
+    key : str
+        The parameter as a config key, for the message.
+    value : str
+        The path: absolute (from the file's root, ``/exchange/data``) when ``absolute``,
+        else relative to a group (``instrument/detector/data``).
+    example : str
+        A valid value, quoted in the message.
+
+    Raises
+    ------
+    ParamRangeError
+        One line naming the key, the value and the form it must take.
+    """
+    if not isinstance(value, str) or not value.strip("/"):
+        problem = "must be a non-empty HDF5 path"
+    elif absolute and not value.startswith("/"):
+        problem = "must be an HDF5 path from the file's root, starting with '/'"
+    elif not absolute and value.startswith("/"):
+        problem = "must be an HDF5 path relative to the NXtomo entry (no leading '/')"
+    else:
+        return
+    raise ParamRangeError(f"{key} {problem} (got {value!r}); e.g. {key.rpartition('.')[2]}: "
+                          f"{example}", param=key.rpartition(".")[2], rule=problem, value=value)

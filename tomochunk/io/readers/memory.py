@@ -17,15 +17,17 @@ __all__ = ["DatasetReader", "NpyReader"]
 # in-memory and .npy readers
 
 
-@READERS.register("xarray", description="an in-memory xarray.Dataset (projections, theta)")
+@READERS.register
 class DatasetReader(ScanReader):
     """An :class:`xarray.Dataset` with ``projections(angle,row,col)``, ``theta(angle)`` in
     radians (unless its ``units`` attribute says degrees), optional ``flat`` and ``dark``.
 
-    Dask-backed variables are read block by block, so a lazy dataset streams too.
+    Dask-backed variables are read block by block, so a lazy dataset streams too. It has no
+    parameters.
     """
 
     format = "xarray"
+    description = "an in-memory xarray.Dataset (projections, theta)"
 
     def _open(self) -> ScanLayout:
         ds = self.source
@@ -76,16 +78,17 @@ class DatasetReader(ScanReader):
         }
 
 
-@READERS.register("numpy", description=".npy projections (angle,row,col) with --angles")
+@READERS.register
 class NpyReader(ScanReader):
     """A ``.npy`` file of projections ``(angle, row, col)``, memory-mapped.
 
     The angles come from ``config.angles``; flats and darks, when any, from ``config.flats``
     and ``config.darks`` (``.npy`` files, 2-D or 3-D). Without them the projections are
-    taken as already normalised.
+    taken as already normalised. It has no parameters.
     """
 
     format = "numpy"
+    description = ".npy projections (angle,row,col) with --angles"
     priority = 40
 
     @classmethod
