@@ -29,7 +29,8 @@ from .errors import BackendUnavailableError, ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["Component", "NoParams", "ParamRangeError", "Registry", "params_error"]
+__all__ = ["Component", "NoParams", "ParamRangeError", "Registry", "param_defaults",
+           "params_error"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ def params_error(unknown: list[str], valid: list[str], what: str) -> ConfigError
         f"unknown parameter(s) {', '.join(unknown)} for {what}; valid parameters are: "
         f"{', '.join(valid) or '(none)'}"
     )
+
+
+def param_defaults(component: Component) -> str:
+    """``"eps=2e-05, upsampfac=1.25"``: a component's parameters with their defaults."""
+    defaults = dataclasses.asdict(component.params())
+    return ", ".join(f"{k}={'null' if v is None else v}" for k, v in defaults.items())
 
 
 class ParamRangeError(ConfigError):

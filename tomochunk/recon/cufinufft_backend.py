@@ -62,7 +62,7 @@ class CufinufftParams:
     eps : float
         Relative accuracy requested from cufinufft, 1e-6 <= eps < 0.1.
     upsampfac : float or None
-        cufinufft oversampling factor: 1.25 or 2.0; None keeps cufinufft's default (2.0).
+        cufinufft oversampling factor: 1.25 or 2.0; null keeps cufinufft's default (2.0).
     """
 
     eps: float = DEFAULT_EPS
