@@ -319,17 +319,21 @@ def config_cmd(example: bool) -> None:
 @main.command()
 def backends() -> None:
     """List the components (scan readers, reconstructors, networks, filters), whether each
-    is available here and what it needs."""
+    is available here, what it needs and its parameters with their defaults."""
     from .filters.registry import FILTERS
     from .io.readers import READERS
     from .nn.registry import NETWORKS
     from .recon.registry import RECONSTRUCTORS
+    from .registry import Component, param_defaults
 
     for reg in (READERS, RECONSTRUCTORS, NETWORKS, FILTERS):
         click.echo(f"{reg.kind}: {reg.describe()}")
         for name, ok in reg.available().items():
             need = "" if ok else f" [needs {reg.requires(name) or 'an extra'}]"
             click.echo(f"  {name:<10} {'yes' if ok else 'no '}  {reg.description(name)}{need}")
+            comp = reg.get_entry(name).obj
+            if isinstance(comp, Component) and comp.param_names():
+                click.echo(f"  {'':<10}      parameters: {param_defaults(comp)}")
 
 
 @main.command("export")

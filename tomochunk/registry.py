@@ -33,7 +33,7 @@ from .errors import BackendUnavailableError, ConfigError
 T = TypeVar("T")
 
 __all__ = ["Component", "NoParams", "ParamRangeError", "Registry", "build_params",
-           "params_error"]
+           "param_defaults", "params_error"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,12 @@ def build_params(comp: Any, values: Any = None, /, **kwargs: Any) -> Any:
     if unknown:
         raise params_error(unknown, valid, f"{comp.kind} {comp.name!r}")
     return comp.Params(**data)
+
+
+def param_defaults(component: Component) -> str:
+    """``"eps=2e-05, upsampfac=1.25"``: a component's parameters with their defaults."""
+    defaults = dataclasses.asdict(component.params())
+    return ", ".join(f"{k}={'null' if v is None else v}" for k, v in defaults.items())
 
 
 class ParamRangeError(ConfigError):

@@ -27,7 +27,8 @@ def test_reader_params_defaults():
     assert nx.paths("data") == ("instrument/detector/data", "data/data")
     tf = cfg.params_of("tiff")
     assert (tf.flat_pattern, tf.dark_pattern) == ("flat|white|bright", "dark")
-    assert C.to_dict(cfg)["numpy"] == {} and C.to_dict(cfg)["xarray"] == {}
+    # readers without parameters have no section (an empty one would read back as null)
+    assert "numpy" not in C.to_dict(cfg) and "xarray" not in C.to_dict(cfg)
 
 
 @pytest.mark.parametrize("section, message", [

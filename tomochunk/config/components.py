@@ -58,9 +58,12 @@ def nest_flat_keys(cls: type, data: dict[str, Any], *, warn: bool = True,
     Errors name the key as written: ``train.depth`` for a flat key, ``train.msd.depth``
     for a section's field.
     """
-    flat: _Flat | None = getattr(cls, "_flat_keys", None)
-    if flat is None:  # not a section with components (an empty ``flat`` still nests)
+    flat: _Flat = getattr(cls, "_flat_keys", {})
+    if not hasattr(cls, "_component_registry"):
         return data
+    plain = {f.name for f in dataclasses.fields(cls)} - {"components"}
+    if not flat and all(k in plain for k in data):
+        return data  # only plain fields: nothing to nest (and no registry to import)
     from .parse import _coerce
 
     reg = registry_of(cls)
@@ -182,9 +185,11 @@ class ComponentSections:
         return list(registry_of(type(self)).names())
 
     def component_sections(self) -> dict[str, dict[str, Any]]:
-        """``{name: {param: value}}`` of every registered component (YAML sections)."""
+        """``{name: {param: value}}`` of every registered component that has parameters
+        (YAML sections)."""
         return {name: dataclasses.asdict(self.params_of(name))
-                for name in registry_of(type(self)).names()}
+                for name in registry_of(type(self)).names()
+                if dataclasses.fields(self.params_of(name))}
 
     def value(self, key: str) -> Any:
         """A field, or a deprecated flat key resolved in its component section."""

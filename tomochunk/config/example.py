@@ -59,8 +59,7 @@ def example_yaml() -> str:
         for key, val in to_dict(section).items():
             if isinstance(section, ComponentSections) and key in section.components_names():
                 comp = registry_of(type(section)).get_entry(key).obj
-                empty = " {}" if not val else ""  # a component without parameters
-                lines.append(f"  {key}:{empty}  # {comp.description.rstrip('.')}.")
+                lines.append(f"  {key}:  # {comp.description.rstrip('.')}.")
                 pdocs = _field_docs(comp.Params)
                 for pk, pv in val.items():
                     text = yaml.safe_dump({pk: pv}, default_flow_style=True).strip()[1:-1]

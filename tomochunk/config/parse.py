@@ -8,6 +8,7 @@ and written by :mod:`tomochunk.config.files`.
 from __future__ import annotations
 
 import copy
+import re
 import types
 import typing
 from dataclasses import fields, is_dataclass
@@ -19,6 +20,9 @@ from .components import ComponentSections, nest_flat_keys, registry_of
 __all__ = ["from_dict", "to_dict", "replace", "NULL"]
 
 C = TypeVar("C")
+
+#: A YAML 1.2 float without a dot (``1e-5``), which PyYAML's YAML 1.1 reads as a string.
+_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
 
 
 def _type_name(tp: Any) -> str:
@@ -83,6 +87,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)  # 1e-5: a float in YAML 1.2, a string to PyYAML (1.1)
         raise ConfigError(f"{where}: expected a number, got {shorten(value)}")
     if tp is str:
         if isinstance(value, str):

@@ -1,10 +1,10 @@
-"""The frozen config sections of the stages (most without components), and their base.
+"""The frozen config sections of the stages but training and filters, and their base.
 
 Every section is a frozen dataclass checked when it is constructed
 (:func:`tomochunk.config.checks.check_section`, from ``__post_init__``).
-:class:`IngestConfig` holds its readers' parameters as component sections
-(:mod:`tomochunk.config.components`). The other sections with
-components (:class:`~tomochunk.config.run.TrainConfig`,
+:class:`IngestConfig` holds its readers' parameters and :class:`ReconConfig` its
+reconstruction backends' as component sections (:mod:`tomochunk.config.components`). The
+other sections with components (:class:`~tomochunk.config.run.TrainConfig`,
 :class:`~tomochunk.config.run.FilterConfig`) and :class:`~tomochunk.config.run.RunConfig`,
 which nests them all, are in :mod:`tomochunk.config.run`. Import them all from
 :mod:`tomochunk.config`.
@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from .checks import check_section
 from .components import ComponentSections, with_components
-from .hashing import NOT_IN_RESULT
+from .hashing import BY_COMPONENT, NOT_IN_RESULT
 
 __all__ = [
     "IngestConfig",
@@ -154,8 +154,9 @@ class PreprocessConfig(_Section):
     paganin_delta_beta: float = 100.0
 
 
+@with_components("tomochunk.recon.registry:RECONSTRUCTORS", {}, what="recon")
 @dataclass(frozen=True)
-class ReconConfig(_Section):
+class ReconConfig(ComponentSections, _Section):
     """Split and reconstruction.
 
     Attributes
@@ -169,6 +170,12 @@ class ReconConfig(_Section):
     backend : str
         native (finufft gridding), cufinufft (the same on a GPU), auto (cufinufft on a
         worker with a GPU, else native), astra, tomopy.
+    components : mapping
+        Backend parameters by backend name, written as sections of their own:
+        ``native: {eps: 2.0e-05, upsampfac: 1.25}``, ``cufinufft: {eps: 2.0e-05,
+        upsampfac: null}`` (see ``tomochunk.recon``; astra, tomopy and auto have none, auto
+        uses cufinufft's on a GPU and native's elsewhere). Only the selected backend's
+        parameters change the recon stage (:data:`BY_COMPONENT`).
     pad : {"zero", "edge", "none"}
         Padding of detector rows before filtering; ``edge`` for ROI / local tomography.
     circle : bool
@@ -195,6 +202,7 @@ class ReconConfig(_Section):
     filter_cutoff: float = 1.0
     filter_order: int = 8
     backend: str = "native"
+    components: dict[str, Any] = field(default_factory=dict, metadata=BY_COMPONENT)
     pad: Literal["zero", "edge", "none"] = "zero"
     circle: bool = False
     tomopy_convention: bool = False

@@ -16,10 +16,11 @@ from ..overrides import apply_overrides
 from .demo import demo, demo_config, replace_cluster
 from .runner import RunResult, run
 from .stage import Stage
-from .stages import build_stages, filter_stage_config
+from .stages import build_stages, filter_stage_config, recon_stage_config
 
 __all__ = ["run", "demo", "demo_config", "RunResult", "STAGES", "apply_overrides", "Stage",
-           "build_stages", "filter_stage_config", "replace_cluster"]
+           "build_stages", "filter_stage_config", "recon_stage_config",
+           "replace_cluster"]
 
 STAGES = ("ingest", "recon", "train", "denoise", "filters", "report")
 

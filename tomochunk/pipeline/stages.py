@@ -8,11 +8,12 @@ report that shows it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config import FilterConfig, RunConfig, replace
+from ..config import FilterConfig, ReconConfig, RunConfig, replace, result_fields
 from ..io.identity import input_identity
 from ..io.urls import RemotePath, is_url, join
 from ..runtime.logs import get_logger
@@ -20,7 +21,7 @@ from ..runtime.threads import thread_count
 from .record import input_id, storage
 from .stage import Stage, volume_summary
 
-__all__ = ["build_stages", "filter_stage_config"]
+__all__ = ["build_stages", "filter_stage_config", "recon_stage_config"]
 
 log = get_logger("pipeline")
 
@@ -35,6 +36,27 @@ def filter_stage_config(filters: FilterConfig, method: str) -> dict[str, Any]:
 
     own = {k: v for k, v in filter_params(method, filters).items() if k != "sigma"}
     return {"method": method, "sigma": filters.sigma, "chunk_z": filters.chunk_z, **own}
+
+
+def recon_stage_config(recon: ReconConfig) -> dict[str, Any]:
+    """What the reconstruction depends on in the ``recon`` section.
+
+    Its :func:`~tomochunk.config.result_fields` (backend parameters left out:
+    :data:`~tomochunk.config.BY_COMPONENT`) and, as ``"native.eps"``, each parameter that
+    differs from its default of the backends whose parameters the selected backend uses
+    (its own; ``auto``: cufinufft and native). With default parameters this is the
+    section's result fields alone, so existing run folders keep their recon hash; another
+    backend's parameters are left out.
+    """
+    from ..recon.registry import RECONSTRUCTORS
+
+    own: dict[str, Any] = {}
+    for name in RECONSTRUCTORS.get_entry(recon.backend).obj.params_from:
+        default = RECONSTRUCTORS.get_entry(name).obj.params()
+        for key, value in dataclasses.asdict(recon.params_of(name)).items():
+            if value != getattr(default, key):
+                own[f"{name}.{key}"] = value
+    return {**result_fields(recon), **own}
 
 
 def _timed(fn: Callable[[], Any], summary: Callable[[float], str]) -> Callable[[], str]:
@@ -62,7 +84,7 @@ def _data_stages(source: Any, at: Callable[[str], Any], cfg: RunConfig) -> list[
                lambda s: volume_summary(scan, "projections", s, so)),
         storage_options=so)
     recon_st = Stage.after(
-        [ingest_st], "recon", recon, (cfg.preprocess, cfg.recon),
+        [ingest_st], "recon", recon, (cfg.preprocess, recon_stage_config(cfg.recon)),
         _timed(lambda: reconstruct(scan, recon, preprocess=cfg.preprocess, config=cfg.recon,
                                    overwrite=True, storage_options=so),
                lambda s: volume_summary(recon, "full", s, so)),

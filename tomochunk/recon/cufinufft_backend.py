@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import functools
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..config import ReconConfig
 from .fbp import FbpInputs, fbp_options, fbp_pipeline, prepare_fbp
-from .gridrec import DEFAULT_EPS
+from .gridrec import DEFAULT_EPS, check_nufft_params
 
-__all__ = ["is_available", "nufft_fbp_gpu", "reconstruct_block", "TorchOps"]
+__all__ = ["is_available", "nufft_fbp_gpu", "reconstruct_block", "reconstruct_block_auto",
+           "TorchOps", "CufinufftParams"]
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -46,6 +48,30 @@ def is_available() -> bool:
     except Exception:  # noqa: BLE001 - any import failure means "not here"
         return False
     return True
+
+
+@dataclass(frozen=True)
+class CufinufftParams:
+    """Parameters of the ``cufinufft`` backend (the ``recon: {cufinufft: {...}}`` section).
+
+    The ``auto`` backend has none of its own: it uses these on a worker with a GPU and the
+    ``native`` ones elsewhere.
+
+    Attributes
+    ----------
+    eps : float
+        Relative accuracy requested from cufinufft, 1e-6 <= eps < 0.1.
+    upsampfac : float or None
+        cufinufft oversampling factor: 1.25 or 2.0; null keeps cufinufft's default (2.0).
+    """
+
+    eps: float = DEFAULT_EPS
+    upsampfac: float | None = None
+
+    def __post_init__(self) -> None:
+        check_nufft_params("cufinufft", self.eps, self.upsampfac, allow_none=True)
+        if self.upsampfac is not None:
+            object.__setattr__(self, "upsampfac", float(self.upsampfac))
 
 
 def _device_lock(device: str) -> threading.Lock:
@@ -162,8 +188,11 @@ def reconstruct_block(
     *,
     nthreads: int | None = None,
 ) -> np.ndarray:
-    """The ``cufinufft`` backend: :func:`nufft_fbp_gpu` with a :class:`ReconConfig`'s options."""
-    return nufft_fbp_gpu(sino_block, theta, center, device=gpu_device(), **fbp_options(config))
+    """The ``cufinufft`` backend: :func:`nufft_fbp_gpu` with a :class:`ReconConfig`'s options
+    and its ``cufinufft`` parameters (:class:`CufinufftParams`)."""
+    own = config.params_of("cufinufft")
+    return nufft_fbp_gpu(sino_block, theta, center, device=gpu_device(), eps=own.eps,
+                         upsampfac=own.upsampfac, **fbp_options(config))
 
 
 def reconstruct_block_auto(
@@ -174,7 +203,11 @@ def reconstruct_block_auto(
     *,
     nthreads: int | None = None,
 ) -> np.ndarray:
-    """The ``auto`` backend: ``cufinufft`` where this process has a GPU, else ``native``."""
+    """The ``auto`` backend: ``cufinufft`` where this process has a GPU, else ``native``.
+
+    It has no parameters of its own: each of the two reads its own section of ``config``
+    (``config.params_of("cufinufft")`` on a GPU, ``config.params_of("native")`` elsewhere).
+    """
     if is_available():
         return reconstruct_block(sino_block, theta, center, config, nthreads=nthreads)
     from .gridrec import reconstruct_block as native

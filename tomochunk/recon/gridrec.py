@@ -62,6 +62,7 @@ one checked against analytic disks).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import finufft
@@ -69,6 +70,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..config import ReconConfig
+from ..registry import ParamRangeError
 from .fbp import FbpInputs, fbp_options, fbp_pipeline, prepare_fbp
 from .geometry import (
     _Geometry,
@@ -92,11 +94,66 @@ __all__ = [
     "FbpInputs",
     "NumpyOps",
     "FinufftPlans",
+    "NativeParams",
+    "check_nufft_params",
 ]
 
 #: Relative accuracy requested from finufft: the finest that keeps its kernel width at 8
 #: with upsampfac 1.25 in single precision (1e-5 asks for 9 and finufft warns and uses 8).
 DEFAULT_EPS = 2e-5
+#: The NUFFT oversampling factors accepted (every finufft and cufinufft version has kernels
+#: for both; finufft >= 2.5 would take others, which tomochunk does not test).
+UPSAMPFACS = (1.25, 2.0)
+
+
+def check_nufft_params(backend: str, eps: Any, upsampfac: Any, *,
+                       allow_none: bool = False) -> None:
+    """Refuse an ``eps`` or ``upsampfac`` of the ``native`` / ``cufinufft`` backend.
+
+    ``allow_none``: ``upsampfac`` None (the library's own default) is accepted.
+
+    Raises
+    ------
+    ParamRangeError
+        One line naming ``recon.<backend>.<param>``, the range and why.
+    """
+    key = f"recon.{backend}"
+    number = isinstance(eps, int | float) and not isinstance(eps, bool)
+    if not (number and 1e-6 <= eps < 0.1):
+        raise ParamRangeError(
+            f"{key}.eps must be >= 1e-6 and < 0.1 (got {eps!r}): single-precision finufft "
+            "is not more accurate than 1e-6, and at 0.1 or coarser the NUFFT error alone is "
+            f"10% of the image; the default is {DEFAULT_EPS:g}",
+            param="eps", rule="must be >= 1e-6 and < 0.1", value=eps)
+    if upsampfac is None and allow_none:
+        return
+    if isinstance(upsampfac, bool) or upsampfac not in UPSAMPFACS:
+        values = f"1.25, 2.0 or null ({backend}'s default, 2.0)" if allow_none else "1.25 or 2.0"
+        raise ParamRangeError(
+            f"{key}.upsampfac must be {values} (got {upsampfac!r}): the NUFFT "
+            "oversampling factors (1.25 is faster, 2.0 is more accurate at small eps)",
+            param="upsampfac", rule="must be 1.25 or 2.0", value=upsampfac)
+
+
+@dataclass(frozen=True)
+class NativeParams:
+    """Parameters of the ``native`` backend (the ``recon: {native: {...}}`` section).
+
+    Attributes
+    ----------
+    eps : float
+        Relative accuracy requested from finufft, 1e-6 <= eps < 0.1 (2e-05: the finest that
+        keeps the kernel width at 8 with upsampfac 1.25 in single precision).
+    upsampfac : float
+        finufft oversampling factor: 1.25 (fastest for these sizes) or 2.0.
+    """
+
+    eps: float = DEFAULT_EPS
+    upsampfac: float = 1.25
+
+    def __post_init__(self) -> None:
+        check_nufft_params("native", self.eps, self.upsampfac)
+        object.__setattr__(self, "upsampfac", float(self.upsampfac))
 
 
 class NumpyOps:
@@ -252,5 +309,8 @@ def reconstruct_block(
     *,
     nthreads: int | None = None,
 ) -> np.ndarray:
-    """The ``native`` backend: :func:`nufft_fbp` with the options of a :class:`ReconConfig`."""
-    return nufft_fbp(sino_block, theta, center, nthreads=nthreads, **fbp_options(config))
+    """The ``native`` backend: :func:`nufft_fbp` with the options of a :class:`ReconConfig`
+    and its ``native`` parameters (:class:`NativeParams`: ``eps``, ``upsampfac``)."""
+    own = config.params_of("native")
+    return nufft_fbp(sino_block, theta, center, nthreads=nthreads, eps=own.eps,
+                     upsampfac=own.upsampfac, **fbp_options(config))

@@ -11,7 +11,14 @@ rotation axis as a 0-based detector column (a float or one per row) and a
 linear attenuation per pixel. ``RECONSTRUCTORS.available()`` says which ones work here and
 ``RECONSTRUCTORS.get(name)`` raises an error listing the valid names for an unknown one.
 Other packages register a :class:`Reconstructor` through the ``tomochunk.reconstructors``
-entry-point group.
+entry-point group (or ``RECONSTRUCTORS.register``).
+
+A backend with parameters owns a frozen ``Params`` dataclass (``native``:
+:class:`~tomochunk.recon.gridrec.NativeParams`, ``cufinufft``:
+:class:`~tomochunk.recon.cufinufft_backend.CufinufftParams`); they are the
+``recon: {NAME: {...}}`` config sections, and the block function reads its own with
+``config.params_of(NAME)``. ``astra``, ``tomopy`` and ``auto`` have none (``auto`` uses the
+``cufinufft`` parameters on a worker with a GPU and the ``native`` ones elsewhere).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import Component, Registry
+from ..registry import Component, NoParams, Registry
 from . import astra_backend, cufinufft_backend, gridrec, tomopy_backend
 
 __all__ = ["RECONSTRUCTORS", "Reconstructor"]
@@ -45,17 +52,28 @@ class Reconstructor(Component):
     check : callable, optional
         ``check(config)`` raises :class:`~tomochunk.errors.ConfigError` for ReconConfig
         settings the backend does not implement (default: it implements them all).
+    params : type, optional
+        Its frozen parameters dataclass (defaults, numpydoc ``Attributes``, range checks in
+        ``__post_init__``): the ``recon: {NAME: {...}}`` section, read by ``function`` as
+        ``config.params_of(NAME)``. Default: no parameters.
+    params_from : tuple of str, optional
+        The backends whose parameters this one's result depends on (default: its own name;
+        ``auto``: ``cufinufft`` and ``native``). The recon stage hash holds theirs
+        (:func:`tomochunk.pipeline.stages.recon_stage_config`).
     """
 
     kind = "reconstruction backend"
 
     def __init__(self, name: str, function: Callable[..., np.ndarray], *, description: str,
                  requires: str = "", is_available: Callable[[], bool] | None = None,
-                 check: Callable[[Any], None] | None = None) -> None:
+                 check: Callable[[Any], None] | None = None, params: type[Any] = NoParams,
+                 params_from: tuple[str, ...] | None = None) -> None:
         self.name, self.function, self.description = name, function, description
         self.requires = requires
         self._probe = is_available or (lambda: True)
         self._check = check
+        self.Params = params
+        self.params_from = (name,) if params_from is None else tuple(params_from)
 
     def check(self, config: Any) -> None:
         """Refuse settings of ``config`` (a ReconConfig) that this backend does not implement.
@@ -82,7 +100,7 @@ RECONSTRUCTORS: Registry[Reconstructor] = Registry("reconstruction backend",
                                                    group="tomochunk.reconstructors")
 
 for _backend in (
-    Reconstructor("native", gridrec.reconstruct_block,
+    Reconstructor("native", gridrec.reconstruct_block, params=gridrec.NativeParams,
                   description="Fourier-gridding FBP with finufft (gridrec family), always "
                               "available"),
     Reconstructor("astra", astra_backend.reconstruct_block,
@@ -95,11 +113,13 @@ for _backend in (
                   requires="tomopy (conda install -c conda-forge tomopy)",
                   description="TomoPy gridrec"),
     Reconstructor("cufinufft", cufinufft_backend.reconstruct_block,
+                  params=cufinufft_backend.CufinufftParams,
                   is_available=cufinufft_backend.is_available,
                   requires="a CUDA GPU, a CUDA build of torch and cufinufft (pip install "
                            "cufinufft)",
                   description="the native gridding FBP on a GPU (torch + cufinufft)"),
     Reconstructor("auto", cufinufft_backend.reconstruct_block_auto,
+                  params_from=("cufinufft", "native"),
                   description="cufinufft on a worker with a GPU, native elsewhere (decided in "
                               "each task)"),
 ):
