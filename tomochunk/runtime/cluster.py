@@ -96,12 +96,18 @@ def connect(cfg: ClusterConfig | None = None) -> Iterator[Any]:
         raise
     finally:
         release()
-        with _quiet_logs(client) if interrupted and client is not None \
-                else contextlib.nullcontext():
-            if client is not None:
-                client.close()
-            if cluster is not None:
-                cluster.close()
+        # a Ctrl-C while the cluster closes is held back until it is closed: cut short, the
+        # close leaves workers half-stopped, which Dask's exit handler then trips over
+        closed = hold_sigint(spawning=False) if local else (lambda: None)
+        try:
+            with _quiet_logs(client) if interrupted and client is not None \
+                    else contextlib.nullcontext():
+                if client is not None:
+                    client.close()
+                if cluster is not None:
+                    cluster.close()
+        finally:
+            closed()
 
 
 def _start(cfg: ClusterConfig, security: Any) -> tuple[Any, Any]:

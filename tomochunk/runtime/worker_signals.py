@@ -38,23 +38,26 @@ def ignore_sigint() -> bool:
     return True
 
 
-def hold_sigint() -> Callable[[], None]:
+def hold_sigint(*, spawning: bool = True) -> Callable[[], None]:
     """Block SIGINT in this thread; return the function that unblocks it (:func:`release_sigint`).
 
     Threads and processes started meanwhile inherit the blocked mask (a process keeps it
     across ``exec``), so none of them ever sees the Ctrl-C. A Ctrl-C pressed while it is
     held stays pending and is raised as :class:`KeyboardInterrupt` when the returned
-    function unblocks it (it may be called more than once). Outside the main thread, or
-    where signal masks do not exist, nothing is blocked.
+    function unblocks it (it may be called more than once). ``spawning``: processes will
+    be started meanwhile (see below). Outside the main thread, or where signal masks do not
+    exist, nothing is blocked.
     """
     if not _masks():
         return lambda: None
-    # multiprocessing's resource tracker, started with the first spawned process, unblocks
-    # SIGINT in the thread that starts it (CPython 3.11 resource_tracker.ensure_running):
-    # start it now, so that Dask's event-loop thread keeps the mask it inherits
-    from multiprocessing import resource_tracker
+    if spawning:
+        # multiprocessing's resource tracker, started with the first spawned process,
+        # unblocks SIGINT in the thread that starts it (CPython 3.11's
+        # resource_tracker.ensure_running): start it now, so that Dask's event-loop thread
+        # keeps the mask it inherits
+        from multiprocessing import resource_tracker
 
-    resource_tracker.ensure_running()
+        resource_tracker.ensure_running()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     done = False
 
