@@ -324,15 +324,15 @@ def backends() -> None:
     from .io.readers import READERS
     from .nn.registry import NETWORKS
     from .recon.registry import RECONSTRUCTORS
-    from .registry import Component, param_defaults
+    from .registry import param_defaults
 
     for reg in (READERS, RECONSTRUCTORS, NETWORKS, FILTERS):
         click.echo(f"{reg.kind}: {reg.describe()}")
         for name, ok in reg.available().items():
             need = "" if ok else f" [needs {reg.requires(name) or 'an extra'}]"
             click.echo(f"  {name:<10} {'yes' if ok else 'no '}  {reg.description(name)}{need}")
-            comp = reg.get_entry(name).obj
-            if isinstance(comp, Component) and comp.param_names():
+            comp = reg.get_entry(name).obj  # a Component, or a reader class (its own component)
+            if callable(getattr(comp, "param_names", None)) and comp.param_names():
                 click.echo(f"  {'':<10}      parameters: {param_defaults(comp)}")
 
 

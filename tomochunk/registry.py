@@ -67,8 +67,11 @@ def build_params(comp: Any, values: Any = None, /, **kwargs: Any) -> Any:
     return comp.Params(**data)
 
 
-def param_defaults(component: Component) -> str:
-    """``"eps=2e-05, upsampfac=1.25"``: a component's parameters with their defaults."""
+def param_defaults(component: Any) -> str:
+    """``"eps=2e-05, upsampfac=1.25"``: a component's parameters with their defaults.
+
+    ``component`` is a :class:`Component` or a class with its interface (a scan reader).
+    """
     defaults = dataclasses.asdict(component.params())
     return ", ".join(f"{k}={'null' if v is None else v}" for k, v in defaults.items())
 

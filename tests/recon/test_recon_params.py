@@ -99,3 +99,7 @@ def test_backends_lists_parameters_with_defaults() -> None:
     assert lines[native + 1].split() == ["parameters:", "eps=2e-05,", "upsampfac=1.25"]
     assert "parameters: eps=2e-05, upsampfac=null" in out
     assert "parameters: radius=2, footprint=ball" in out
+    # scan readers are components too (their classes): their dataset paths and name patterns
+    assert ("parameters: data=/exchange/data, flat=/exchange/data_white, "
+            "dark=/exchange/data_dark, theta=/exchange/theta") in out
+    assert "parameters: flat_pattern=flat|white|bright, dark_pattern=dark" in out
