@@ -217,9 +217,11 @@ def test_iternlm_denoises_and_iterations_help():
     assert _rmse(four, truth) < _rmse(one, truth)
 
 
-def test_iternlm_bad_iterations():
-    with pytest.raises(ConfigError, match="iterations"):
-        iternlm(np.zeros((9, 9, 9), np.float32), iterations=0)
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_iternlm_bad_iterations(bad):
+    # True is an int to Python; the Params and the function refuse it alike
+    with pytest.raises(ConfigError, match=r"iterations must be a positive integer"):
+        iternlm(np.zeros((9, 9, 9), np.float32), iterations=bad)
 
 
 # ----------------------------------------------------------------------------- store + registry

@@ -33,7 +33,6 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..chunks import Slab, Volume, apply_kernel, check_volume
-from ..errors import ConfigError
 from .component import Filter
 from .nlm import _check_positive, _check_strength, check_nlm_params
 
@@ -172,8 +171,7 @@ def iternlm(
     """
     shape = check_volume(vol)
     check_nlm_params(patch_size, patch_distance, h, sigma, shape)
-    if not isinstance(iterations, int | np.integer) or iterations < 1:
-        raise ConfigError(f"iterations must be a positive integer, got {iterations!r}")
+    _check_positive(iterations=iterations)
     params = {"iterations": int(iterations), "patch_size": int(patch_size),
               "patch_distance": int(patch_distance), "h": float(h),
               "sigma": None if sigma is None else float(sigma)}

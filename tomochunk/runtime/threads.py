@@ -33,7 +33,7 @@ def worker_threads(default: int | None = None) -> int:
 
         return max(1, int(get_worker().state.nthreads))
     except (ValueError, ImportError, AttributeError):
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+        return machine_cores()
 
 
 def thread_count(role: Role, *, requested: int | None = None, n_tasks: int = 1,
