@@ -14,6 +14,10 @@ Peers in the same run: BM4D (``benchmarks/peers/.venv``, sigma from the split di
 when installed, the 3D median (radius 2) and the unfiltered reconstruction.
 
     python benchmarks/n2i_networks.py [--cpu 600] [--only unet16 msd30] [--quick]
+        [--checkpoints 240 360 600] [--ensemble 8]
+
+``--checkpoints`` scores each network along the way (a PSNR-against-CPU curve from one
+training run); ``--ensemble 8`` also scores the final network's D4 self-ensemble.
 
 Writes a table and ``benchmarks/results/n2i_networks.json``.
 """
@@ -111,9 +115,31 @@ def _context(vol: np.ndarray, z: int, c: int) -> np.ndarray:
     return vol[np.where(idx >= n, 2 * (n - 1) - idx, idx)]
 
 
-def run_variant(v: dict[str, Any], split: np.ndarray, cpu: float, context: int, seed: int
-                ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Train ``v`` for ``cpu`` CPU seconds on the X:1 pairs of ``split``; denoise."""
+def denoise(net: nn.Module, inputs: np.ndarray, context: int, ensemble: int = 1) -> np.ndarray:
+    """Average of the network over the X:1 pairings (and ``ensemble`` D4 transforms)."""
+    k_n, nz = inputs.shape[:2]
+    out = np.zeros(inputs.shape[1:], np.float32)
+    net.eval()
+    with torch.no_grad():
+        for k in range(k_n):
+            for z in range(nz):
+                x = torch.from_numpy(_context(inputs[k], z, context)[None].copy())
+                for g in range(ensemble):
+                    out[z] += _d4(net(_d4(x, g)), g, inverse=True)[0, 0].numpy()
+    net.train()
+    return out / (k_n * ensemble)
+
+
+def run_variant(v: dict[str, Any], split: np.ndarray, cpu: float, context: int, seed: int,
+                checkpoints: tuple[float, ...] = (), ensemble: int = 1
+                ) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
+    """Train ``v`` for ``cpu`` CPU seconds on the X:1 pairs of ``split``; denoise.
+
+    Returns ``(label, volume, cost)`` for the network after each of ``checkpoints`` CPU
+    seconds of training (the learning rate is constant, so a shorter budget would have given
+    the same network), after ``cpu``, and, with ``ensemble`` > 1, the last one's D4
+    self-ensemble. Scoring time is not counted as training time.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     full = split.mean(0)
@@ -125,8 +151,22 @@ def run_variant(v: dict[str, Any], split: np.ndarray, cpu: float, context: int, 
     opt = torch.optim.Adam(net.parameters(), lr=v.get("lr", 1e-3))
     p, b = v["patch"], v["batch"]
     _, nz, ny, nx = s.shape
-    t0, w0, steps = time.process_time(), time.time(), 0
-    while time.process_time() - t0 < cpu:
+    out: list[tuple[str, np.ndarray, dict[str, Any]]] = []
+
+    def scored(label: str, train_cpu: float, ens: int = 1) -> None:
+        t1 = time.process_time()
+        vol = denoise(net, inputs, context, ens) * std + mean
+        out.append((label, vol, {"steps": steps, "train_cpu_s": round(train_cpu, 1),
+                                 "infer_cpu_s": round(time.process_time() - t1, 1)}))
+
+    pending = sorted(c for c in checkpoints if c < cpu)
+    t0, steps, paused = time.process_time(), 0, 0.0
+    while (used := time.process_time() - t0 - paused) < cpu:
+        if pending and used >= pending[0]:
+            t_eval = time.process_time()
+            scored(f"{pending.pop(0):.0f} CPU-s", used)
+            paused += time.process_time() - t_eval
+            continue
         xs, ys = [], []
         for _ in range(b):
             k, z = rng.integers(k_n), rng.integers(nz)
@@ -139,19 +179,11 @@ def run_variant(v: dict[str, Any], split: np.ndarray, cpu: float, context: int, 
         nn.functional.mse_loss(net(xb), yb).backward()
         opt.step()
         steps += 1
-    train_cpu, train_wall = time.process_time() - t0, time.time() - w0
-    net.eval()
-    t1 = time.process_time()
-    out = np.zeros(s.shape[1:], np.float32)
-    with torch.no_grad():
-        for k in range(k_n):
-            for z in range(nz):
-                x = torch.from_numpy(_context(inputs[k], z, context)[None].copy())
-                out[z] += net(x)[0, 0].numpy()
-    out = out / k_n * std + mean
-    return out, {"steps": steps, "train_cpu_s": round(train_cpu, 1),
-                 "train_wall_s": round(train_wall, 1),
-                 "infer_cpu_s": round(time.process_time() - t1, 1)}
+    train_cpu = time.process_time() - t0 - paused
+    scored(f"{cpu:.0f} CPU-s", train_cpu)
+    if ensemble > 1:
+        scored(f"{cpu:.0f} CPU-s, D4 x{ensemble}", train_cpu, ensemble)
+    return out
 
 
 def bm4d(full: np.ndarray, sigma: float, threads: int) -> tuple[np.ndarray | None, str]:
@@ -179,6 +211,10 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", nargs="*", choices=sorted(VARIANTS))
+    ap.add_argument("--checkpoints", nargs="*", type=float, default=[],
+                    help="also score each network after these CPU seconds of training")
+    ap.add_argument("--ensemble", type=int, default=1, choices=[1, 2, 4, 8],
+                    help="also score the final network's D4 self-ensemble of this size")
     ap.add_argument("--quick", action="store_true", help="16 x 64², 256 angles, 20 CPU-s")
     args = ap.parse_args()
     if args.quick:
@@ -198,15 +234,16 @@ def main() -> None:
                                       {"note": why}), "train_wall_s": round(time.time() - t0, 1)})
     for name in args.only or list(VARIANTS):
         variant = {**VARIANTS[name], "patch": min(VARIANTS[name]["patch"], args.nxy)}
-        vol, cost = run_variant(variant, split, args.cpu, args.context, args.seed)
-        rows.append({"method": f"N2I {name}", **score(vol, truth, spec), **cost})
-        print(table(rows[-1:]), flush=True)
+        for label, vol, cost in run_variant(variant, split, args.cpu, args.context, args.seed,
+                                            tuple(args.checkpoints), args.ensemble):
+            rows.append({"method": f"N2I {name} ({label})", **score(vol, truth, spec), **cost})
+            print(table(rows[-1:]), flush=True)
     ref = next((r["psnr"] for r in rows if r["method"] == "BM4D" and "psnr" in r), None)
     for r in rows:
         if ref is not None and "psnr" in r:
             r["dB_vs_bm4d"] = round(r["psnr"] - ref, 2)
     print(table(rows, ["method", "psnr", "ssim", "dB_vs_bm4d", "lattice_y", "lattice_z",
-                       "anisotropy", "steps", "train_cpu_s", "train_wall_s", "infer_cpu_s"]))
+                       "anisotropy", "steps", "train_cpu_s", "infer_cpu_s"]))
     name = "n2i_networks-quick" if args.quick else "n2i_networks"
     print(write_json(name, {"args": vars(args), "sigma": sigma, "rows": rows}))
 
