@@ -125,7 +125,9 @@ def errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             # the process ends here: a Dask call the Ctrl-C cut short may still log its
             # cancelled task with a traceback as it is collected; keep it off the terminal
             logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
-            click.echo("Interrupted: stopped the cluster's tasks and removed the partial "
+            # (a Ctrl-C in the command's last instant can come after its output was complete:
+            # that output is kept, so the message says "any")
+            click.echo("Interrupted: stopped the cluster's tasks and removed any partial "
                        "output; re-run the same command to start again", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:
