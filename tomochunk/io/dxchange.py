@@ -14,7 +14,7 @@ Files that keep these datasets under other names are read by setting the reader'
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +91,9 @@ class DXchangeParams:
     theta: str = THETA
 
     def __post_init__(self) -> None:
-        for name, default in (("data", DATA), ("flat", WHITE), ("dark", DARK),
-                              ("theta", THETA)):
-            check_hdf5_path(f"ingest.dxchange.{name}", getattr(self, name), absolute=True,
-                            example=default)
+        for f in fields(self):
+            check_hdf5_path(f"ingest.dxchange.{f.name}", getattr(self, f.name), absolute=True,
+                            example=str(f.default))
 
 
 def _missing(path: Path, dset: str, what: str, key: str, listing: str, fix: str = "") -> str:
