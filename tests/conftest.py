@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shutil
+import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,11 +32,37 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run the slow end-to-end tests first (a stable partition, the order otherwise kept).
+
+    Under ``pytest -n 2`` (CI's command) the workers take tests in this order, so the
+    minutes-long tests start at once, one per worker, instead of one of them ending the run
+    alone on one core while the other idles.
+    """
+    items[:] = ([i for i in items if i.get_closest_marker("slow")]
+                + [i for i in items if not i.get_closest_marker("slow")])
+
+
+@contextmanager
+def _exclusive(path: Path):
+    """An exclusive ``flock`` on ``path`` (created), held for the block."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def fast_run(tmp_path_factory):
     """One uninterrupted ``tomochunk run`` (CLI, one worker, ``--quiet``) of a small DXchange
     scan with ``test_pipeline.FAST`` and 4 epochs, shared by the tests that only read it or
     copy it (resume reference, changed configuration, napari/NGFF views).
+
+    Made once per test session: under ``pytest -n 2`` the first xdist worker that needs it
+    makes it under a file lock in the session's shared temporary folder, and the other
+    worker waits for it and reads it. Its users copy it before changing anything.
 
     Returns a namespace: ``src`` (the input file), ``run`` (the run folder), ``config`` (the
     YAML config file), ``args`` (the CLI flags after ``--out``) and ``result`` (the
@@ -41,11 +72,24 @@ def fast_run(tmp_path_factory):
 
     from .pipeline.test_pipeline import FAST, _cfg_file, _run_cli, _write_dxchange
 
-    tmp = tmp_path_factory.mktemp("fast-run")
-    src = _write_dxchange(tmp / "scan.h5")
-    cfgp = _cfg_file(tmp, {**FAST, "train": {**FAST["train"], "epochs": 4}})
-    args = ["--config", str(cfgp), "--workers", "1", "--quiet"]
-    run = tmp / "ref"
-    res = _run_cli(["run", str(src), "--out", str(run), *args], timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return SimpleNamespace(src=src, run=run, config=cfgp, args=args, result=res)
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the folder all workers of this session share
+        base = base.parent
+    tmp = base / "fast-run"
+    done = tmp / "result.json"
+    with _exclusive(base / "fast-run.lock"):
+        if not done.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            src = _write_dxchange(tmp / "scan.h5")
+            cfgp = _cfg_file(tmp, {**FAST, "train": {**FAST["train"], "epochs": 4}})
+            args = ["--config", str(cfgp), "--workers", "1", "--quiet"]
+            res = _run_cli(["run", str(src), "--out", str(tmp / "ref"), *args], timeout=600)
+            assert res.returncode == 0, res.stderr[-3000:]
+            done.write_text(json.dumps({"args": res.args, "stdout": res.stdout,
+                                        "stderr": res.stderr, "cli": args,
+                                        "config": str(cfgp)}))
+    rec = json.loads(done.read_text())
+    res = subprocess.CompletedProcess(rec["args"], 0, rec["stdout"], rec["stderr"])
+    return SimpleNamespace(src=tmp / "scan.h5", run=tmp / "ref", config=Path(rec["config"]),
+                           args=rec["cli"], result=res)
