@@ -19,7 +19,7 @@ when installed, the 3D median (radius 2) and the unfiltered reconstruction.
 ``--checkpoints`` scores each network along the way (a PSNR-against-CPU curve from one
 training run); ``--ensemble 8`` also scores the final network's D4 self-ensemble.
 
-Writes a table and ``benchmarks/results/n2i_networks.json``.
+Writes a table and ``benchmarks/results/n2i_networks.json`` (``--name`` for another name).
 """
 
 from __future__ import annotations
@@ -216,6 +216,8 @@ def main() -> None:
     ap.add_argument("--ensemble", type=int, default=1, choices=[1, 2, 4, 8],
                     help="also score the final network's D4 self-ensemble of this size")
     ap.add_argument("--quick", action="store_true", help="16 x 64², 256 angles, 20 CPU-s")
+    ap.add_argument("--name", default=None,
+                    help="results name (default n2i_networks[-quick])")
     args = ap.parse_args()
     if args.quick:
         args.nz, args.nxy, args.angles, args.cpu = 16, 64, 256, 20.0
@@ -244,7 +246,7 @@ def main() -> None:
             r["dB_vs_bm4d"] = round(r["psnr"] - ref, 2)
     print(table(rows, ["method", "psnr", "ssim", "dB_vs_bm4d", "lattice_y", "lattice_z",
                        "anisotropy", "steps", "train_cpu_s", "infer_cpu_s"]))
-    name = "n2i_networks-quick" if args.quick else "n2i_networks"
+    name = args.name or ("n2i_networks-quick" if args.quick else "n2i_networks")
     print(write_json(name, {"args": vars(args), "sigma": sigma, "rows": rows}))
 
 
