@@ -235,7 +235,9 @@ def run_case(case: Case, budgets: list[float], methods: list[str], threads: int,
         info: dict[str, Any] = {}
         if isinstance(out, tuple):
             out, info = out
-        row.update(wall_s=wall, cpu_s=cpu + float(info.get("cpu_s", 0.0) if info else 0.0))
+        # cpu counts the peer's subprocess too (RUSAGE_CHILDREN, once it has been waited for),
+        # so the peer's own cpu_s is not added again
+        row.update(wall_s=wall, cpu_s=cpu)
         if "train_wall_s" in info:
             row["train_wall_s"] = info["train_wall_s"]
         pair = pair_fn() if pair_fn is not None else None

@@ -237,13 +237,14 @@ def test_demo_end_to_end(tmp_path):  # result does not (the training budget is i
     hist = json.loads((out / "model" / "history.json").read_text())
     assert hist["stopped"] in ("epochs", "early_stop"), hist["stopped"]  # the epoch budget
     m = json.loads((out / "report" / "metrics.json").read_text())["methods"]
-    assert m["ml"]["psnr"] > m["unfiltered"]["psnr"]
-    assert m["ml"]["psnr"] > m["median"]["psnr"]
-    assert m["ml"]["psnr"] > m["nlm"]["psnr"] + 1.0  # measured: 27.3 against 24.3 dB
+    # ahead of every baseline tomochunk ships (issue 12), by at least 1 dB
+    # (measured: ML 27.28 dB, iterative NLM 25.43, NLM 24.33, median 23.41)
+    for baseline in ("unfiltered", "median", "nlm", "iternlm"):
+        assert m["ml"]["psnr"] > m[baseline]["psnr"] + 1.0, (baseline, m)
     print(f"demo took {time.time() - t0:.0f} s ({len(hist['epochs'])} epochs, stopped: "
-          f"{hist['stopped']}); PSNR ml {m['ml']['psnr']:.2f} unfiltered "
-          f"{m['unfiltered']['psnr']:.2f} median {m['median']['psnr']:.2f} nlm "
-          f"{m['nlm']['psnr']:.2f}")
+          f"{hist['stopped']}); PSNR " + " ".join(f"{k} {m[k]['psnr']:.2f}" for k in
+                                                 ("ml", "unfiltered", "median", "nlm",
+                                                  "iternlm")))
 
 
 # ---------------------------------------------------------------------------------------
