@@ -32,15 +32,21 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def pytest_collection_modifyitems(config, items):
-    """Run the slow end-to-end tests first (a stable partition, the order otherwise kept).
+def _start_rank(item) -> float:
+    """Sort key: slow tests first, the longest first (``slow(seconds=...)``, measured idle)."""
+    mark = item.get_closest_marker("slow")
+    return 0.0 if mark is None else -1.0 - float(mark.kwargs.get("seconds", 0))
 
-    Under ``pytest -n 2`` (CI's command) the workers take tests in this order, so the
-    minutes-long tests start at once, one per worker, instead of one of them ending the run
-    alone on one core while the other idles.
+
+def pytest_collection_modifyitems(config, items):
+    """Run the slow end-to-end tests first, the longest of them first (a stable sort: the
+    order is otherwise kept).
+
+    Under ``pytest -n 2`` (CI's command) xdist hands the tests out round-robin in this order,
+    so the minutes-long tests start at once, spread over both workers, instead of one of them
+    ending the run alone on one core while the other idles.
     """
-    items[:] = ([i for i in items if i.get_closest_marker("slow")]
-                + [i for i in items if not i.get_closest_marker("slow")])
+    items.sort(key=_start_rank)
 
 
 @contextmanager

@@ -357,7 +357,7 @@ def _kill_at(p: subprocess.Popen, marker: str, timeout: float) -> tuple[bool, st
         p.stderr.close()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=58)
 def test_run_into_bucket_resumes_after_kill_and_equals_local_run(s3, fast_run, tmp_path):
     """A run from and into the bucket, SIGKILLed once recon is recorded, resumes and ends with
     the same stores as a local run of the same input and config.

@@ -120,7 +120,7 @@ def _stores_equal(a: Path, b: Path, var: str) -> None:
     np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=56)
 def test_run_resumes_after_kills_and_equals_uninterrupted_run(fast_run, tmp_path):
     """Kill the client mid-reconstruction and mid-training; re-running resumes and the final
     stores equal those of an uninterrupted run (issue 7 resumability, issue 8 fault tolerance).
@@ -193,7 +193,7 @@ def test_changed_config_redoes_downstream_only(fast_run, tmp_path):
         run / "tomochunk.log").read_text()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=34)
 def test_run_on_the_real_tooth(tmp_path):
     tooth = shared_file("tomopy-tooth", "tooth.h5")
     cfg = {
@@ -220,7 +220,7 @@ def test_run_on_the_real_tooth(tmp_path):
     assert {"unfiltered", "median", "nlm", "ml"} <= set(metrics["methods"])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=175)
 @pytest.mark.timeout(960)  # above the CLI's own 900 s limit: a busy machine gets slower, the
 def test_demo_end_to_end(tmp_path):  # result does not (the training budget is in epochs)
     """The system test: `tomochunk demo` via the real CLI; ML beats the baselines in PSNR."""

@@ -566,7 +566,7 @@ def test_cli_train(tmp_path, recon, dask_client):
 # quality
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_quality_beats_full_reconstruction_and_median(tmp_path):
     """N2I with the CPU budget's network (a 2-level, 16-feature UNet on the 2x2
     space-to-depth slice) on the test phantom: >= 3 dB over the full FBP, >= 0.5 dB over
