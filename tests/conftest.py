@@ -38,13 +38,22 @@ def _start_rank(item) -> float:
     return 0.0 if mark is None else -1.0 - float(mark.kwargs.get("seconds", 0))
 
 
+def pytest_configure(config):
+    """Under ``pytest -n N``, hand tests to the workers one at a time (``--maxschedchunk 1``,
+    unless given): xdist's default sends each worker a quarter of its share up front in
+    collection order, which put every slow test on the first worker."""
+    if getattr(config.option, "maxschedchunk", 0) is None:
+        config.option.maxschedchunk = 1
+
+
 def pytest_collection_modifyitems(config, items):
     """Run the slow end-to-end tests first, the longest of them first (a stable sort: the
     order is otherwise kept).
 
-    Under ``pytest -n 2`` (CI's command) xdist hands the tests out round-robin in this order,
-    so the minutes-long tests start at once, spread over both workers, instead of one of them
-    ending the run alone on one core while the other idles.
+    Under ``pytest -n 2`` (CI's command) xdist hands the tests out one at a time in this
+    order (see :func:`pytest_configure`), so the minutes-long tests start at once, spread over
+    both workers, instead of one of them ending the run alone on one core while the other
+    idles.
     """
     items.sort(key=_start_rank)
 
