@@ -91,20 +91,20 @@ def fast_run(tmp_path_factory):
     if os.environ.get("PYTEST_XDIST_WORKER"):  # the folder all workers of this session share
         base = base.parent
     tmp = base / "fast-run"
-    done = tmp / "result.json"
+    src, run, done = tmp / "scan.h5", tmp / "ref", tmp / "result.json"
     with _exclusive(base / "fast-run.lock"):
         if not done.exists():
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
-            src = _write_dxchange(tmp / "scan.h5")
+            _write_dxchange(src)
             cfgp = _cfg_file(tmp, {**FAST, "train": {**FAST["train"], "epochs": 4}})
             args = ["--config", str(cfgp), "--workers", "1", "--quiet"]
-            res = _run_cli(["run", str(src), "--out", str(tmp / "ref"), *args], timeout=600)
+            res = _run_cli(["run", str(src), "--out", str(run), *args], timeout=600)
             assert res.returncode == 0, res.stderr[-3000:]
             done.write_text(json.dumps({"args": res.args, "stdout": res.stdout,
                                         "stderr": res.stderr, "cli": args,
                                         "config": str(cfgp)}))
     rec = json.loads(done.read_text())
     res = subprocess.CompletedProcess(rec["args"], 0, rec["stdout"], rec["stderr"])
-    return SimpleNamespace(src=tmp / "scan.h5", run=tmp / "ref", config=Path(rec["config"]),
-                           args=rec["cli"], result=res)
+    return SimpleNamespace(src=src, run=run, config=Path(rec["config"]), args=rec["cli"],
+                           result=res)
