@@ -12,6 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tomochunk.runtime.openmp_env import passive_openmp
+
+# As the CLI and LocalCluster do: torch's OpenMP threads sleep, not spin, while they wait.
+# Set before any test imports torch. Under `pytest -n 2` two tests share the two cores, and
+# in-process training with spinning threads burnt twice the CPU (the quality test: 65 CPU-s
+# against 37 beside a 2-thread load). Subprocesses and cluster workers inherit it.
+passive_openmp()
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TOMOCHUNK_SHARED_DATA", REPO.parent / "shared" / "data"))
 
