@@ -15,145 +15,20 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.layout_engine import ConstrainedLayoutEngine
-from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from .collect import LABELS
+from .slices import slices_figure
+from .style import COLORS, RC, few_ticks, shared_range
 from .units import format_length_nm
 
 __all__ = ["write_all", "slices_figure", "profiles_figure", "psd_figure", "frc_figure",
            "noise_figure", "difference_figure", "training_figure", "masks_figure"]
 
-RC: dict[Any, Any] = {  # keys: matplotlib.typing.RcKeyType
-    "font.size": 12,
-    "axes.titlesize": 13,
-    "axes.labelsize": 12,
-    "legend.fontsize": 11,
-    "xtick.labelsize": 10,
-    "ytick.labelsize": 10,
-    "figure.dpi": 100,
-    "savefig.dpi": 110,
-}
-COLORS = {
-    "unfiltered": "#7f7f7f",
-    "median": "#1f77b4",
-    "nlm": "#2ca02c",
-    "iternlm": "#9467bd",
-    "ml": "#d62728",
-    "truth": "#000000",
-}
-
 
 def _save(fig: Figure, folder: Path, name: str) -> str:
     fig.savefig(folder / name, facecolor="white")
     return name
-
-
-def _few_ticks(ax: Any) -> None:
-    """At most about 4 ticks per axis of an image panel: legible at a panel's size, and the
-    demo's figures draw in 7.4 CPU-s instead of 8.5 (matplotlib's default is up to 9)."""
-    ax.locator_params(nbins=4)
-
-
-def _shared_range(images: list[np.ndarray]) -> tuple[float, float]:
-    vals = np.concatenate([np.ravel(i[np.isfinite(i)]) for i in images])
-    lo, hi = np.percentile(vals, [0.5, 99.5])
-    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
-
-
-def _marks(top: Any, zoom: tuple[int, int, int], origin: tuple[float, float], scale: float,
-           line: tuple[tuple[float, float], tuple[float, float]] | None,
-           ext: list[float]) -> None:
-    """The zoomed square and the dashed line profile on a slice panel."""
-    zr, zc, zs = zoom
-    r0, c0 = origin
-    top.add_patch(Rectangle(((c0 + zc) * scale, (r0 + zr) * scale), zs * scale,
-                            zs * scale, fill=False, ec="#ffbf00", lw=1.5))
-    if line is not None:
-        (a_r, a_c), (b_r, b_c) = line
-        top.plot([(c0 + a_c) * scale, (c0 + b_c) * scale],
-                 [(r0 + a_r) * scale, (r0 + b_r) * scale], "--", color="#00e5ff",
-                 lw=1.5)
-        top.set_xlim(ext[0], ext[1])
-        top.set_ylim(ext[2], ext[3])
-
-
-def slices_figure(
-    images: dict[str, np.ndarray],
-    *,
-    zoom: tuple[int, int, int],
-    origin: tuple[float, float],
-    pixel_size_nm: float | None,
-    axes_names: tuple[str, str],
-    title: str,
-    truth: np.ndarray | None = None,
-    line: tuple[tuple[float, float], tuple[float, float]] | None = None,
-) -> Figure:
-    """Side-by-side slices (top) and zoomed regions (bottom) with one shared grey scale.
-
-    Parameters
-    ----------
-    images : dict
-        Method key to 2D image (rows = first axis name).
-    zoom : (row0, col0, size)
-        Zoomed square, in image pixels.
-    origin : (row0, col0)
-        Position of the image's first pixel in the volume (for the axis labels).
-    pixel_size_nm : float or None
-        Axes in micrometres when known, else in pixels.
-    axes_names : (row axis, column axis), e.g. ("y", "x")
-    truth : 2D array, optional
-        Shown first with its own grey scale (it has other units).
-    line : (start, end) in image pixels (row, col), optional
-        The line profile, drawn dashed.
-    """
-    panels = ([("truth", truth)] if truth is not None else []) + list(images.items())
-    ncol = len(panels)
-    filtered = [v for k, v in images.items() if k != "unfiltered"]
-    vmin, vmax = _shared_range(filtered or list(images.values()))
-    scale = pixel_size_nm / 1000.0 if pixel_size_nm else 1.0
-    unit = "µm" if pixel_size_nm else "px"
-    r0, c0 = origin
-    with matplotlib.rc_context(RC):
-        first = panels[0][1]
-        aspect = first.shape[0] / first.shape[1]
-        zaspect = min(zoom[2], first.shape[0]) / min(zoom[2], first.shape[1])
-        # a volume of a few slices gives a yz strip: stretch it (aspect "auto") to be seen
-        stretch = {"aspect": "auto"} if aspect < 0.25 else {}
-        aspect, zaspect = max(aspect, 0.35), max(zaspect, 0.35)
-        height = 3.0 * (min(aspect, 1.5) + min(zaspect, 1.5)) + 1.6
-        fig = Figure(figsize=(3.3 * ncol + 1.2, height), layout="constrained")
-        axes = fig.subplots(2, ncol, squeeze=False)
-        im = None
-        zr, zc, zs = zoom
-        for j, (key, img) in enumerate(panels):
-            nr, nc = img.shape
-            ext = [c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale]
-            kw = {} if key == "truth" else {"vmin": vmin, "vmax": vmax}
-            top, bot = axes[0, j], axes[1, j]
-            h = top.imshow(img, cmap="gray", extent=ext, interpolation="nearest", **kw,
-                           **stretch)
-            if key != "truth":
-                im = h
-            top.set_title(LABELS[key] + (" (own scale)" if key == "truth" else ""))
-            _marks(top, zoom, origin, scale, line, ext)
-            crop = img[zr:zr + zs, zc:zc + zs]
-            zext = [(c0 + zc) * scale, (c0 + zc + crop.shape[1]) * scale,
-                    (r0 + zr + crop.shape[0]) * scale, (r0 + zr) * scale]
-            bot.imshow(crop, cmap="gray", extent=zext, interpolation="nearest", **kw, **stretch)
-            bot.set_title("zoom", fontsize=11)
-            for ax in (top, bot):
-                _few_ticks(ax)
-                ax.set_xlabel(f"{axes_names[1]} ({unit})")
-                if j == 0:
-                    ax.set_ylabel(f"{axes_names[0]} ({unit})")
-                for s in ax.spines.values():
-                    s.set_edgecolor("#ffbf00" if ax is bot else "black")
-        if im is not None:
-            cb = fig.colorbar(im, ax=axes[:, -1], shrink=0.8, pad=0.02)
-            cb.set_label("grey value (shared scale)")
-        fig.suptitle(title, fontsize=14)
-    return fig
 
 
 def profiles_figure(
@@ -264,7 +139,7 @@ def noise_figure(noise_map: np.ndarray, z: list[int], per_slice: list[float],
         im = a.imshow(noise_map, cmap="magma",
                       extent=(c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale))
         fig.colorbar(im, ax=a, shrink=0.9).set_label("noise std of one half")
-        _few_ticks(a)
+        few_ticks(a)
         a.set_xlabel(f"x ({unit})")
         a.set_ylabel(f"y ({unit})")
         a.set_title("Noise map: std of (split0 − split1)/√2")
@@ -296,7 +171,7 @@ def difference_figure(diffs: dict[str, np.ndarray], origin: tuple[float, float],
             im = axes[j].imshow(d, cmap="RdBu_r", vmin=-lim, vmax=lim,
                                 extent=(c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale,
                                         r0 * scale))
-            _few_ticks(axes[j])
+            few_ticks(axes[j])
             axes[j].set_title(f"{LABELS[m]} − unfiltered")
             axes[j].set_xlabel(f"x ({unit})")
             if j == 0:
@@ -347,7 +222,7 @@ def masks_figure(image: np.ndarray, masks: tuple[np.ndarray, np.ndarray],
     r0, c0 = origin
     nr, nc = image.shape
     ext = (c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale)
-    lo, hi = _shared_range([image])
+    lo, hi = shared_range([image])
     overlay = np.zeros(image.shape + (4,))
     overlay[masks[0]] = (0.9, 0.1, 0.1, 0.45)
     overlay[masks[1]] = (0.1, 0.3, 0.95, 0.45)
@@ -356,7 +231,7 @@ def masks_figure(image: np.ndarray, masks: tuple[np.ndarray, np.ndarray],
         ax = fig.subplots()
         ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, extent=ext)
         ax.imshow(overlay, extent=ext, interpolation="nearest")
-        _few_ticks(ax)
+        few_ticks(ax)
         ax.set_title("CNR masks: material (red), air (blue)")
         ax.set_xlabel(f"x ({unit})")
         ax.set_ylabel(f"y ({unit})")
