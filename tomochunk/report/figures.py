@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .collect import LABELS
 from .slices import slices_figure
-from .style import COLORS, RC, few_ticks, shared_range
+from .style import COLORS, RC, axis_scale, few_ticks, image_extent, shared_range
 from .units import format_length_nm
 
 __all__ = ["write_all", "slices_figure", "profiles_figure", "psd_figure", "frc_figure",
@@ -128,16 +128,13 @@ def frc_figure(curves: dict[str, Any], pixel_size_nm: float | None) -> Figure:
 def noise_figure(noise_map: np.ndarray, z: list[int], per_slice: list[float],
                  origin: tuple[float, float], pixel_size_nm: float | None) -> Figure:
     """Noise map in xy and noise per slice, from the two halves."""
-    scale = pixel_size_nm / 1000.0 if pixel_size_nm else 1.0
-    unit = "µm" if pixel_size_nm else "px"
-    r0, c0 = origin
-    nr, nc = noise_map.shape
+    scale, unit = axis_scale(pixel_size_nm)
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(12.5, 5), layout="constrained")
         cast(ConstrainedLayoutEngine, fig.get_layout_engine()).set(wspace=0.12)
         a, b = fig.subplots(1, 2, width_ratios=[1.15, 1])
         im = a.imshow(noise_map, cmap="magma",
-                      extent=(c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale))
+                      extent=image_extent(origin, noise_map.shape, scale))
         fig.colorbar(im, ax=a, shrink=0.9).set_label("noise std of one half")
         few_ticks(a)
         a.set_xlabel(f"x ({unit})")
@@ -157,20 +154,16 @@ def noise_figure(noise_map: np.ndarray, z: list[int], per_slice: list[float],
 def difference_figure(diffs: dict[str, np.ndarray], origin: tuple[float, float],
                       pixel_size_nm: float | None) -> Figure:
     """Difference images (filtered − unfiltered) with one symmetric colour scale."""
-    scale = pixel_size_nm / 1000.0 if pixel_size_nm else 1.0
-    unit = "µm" if pixel_size_nm else "px"
+    scale, unit = axis_scale(pixel_size_nm)
     lim = float(np.percentile(np.abs(np.concatenate([d.ravel() for d in diffs.values()])), 99.5))
     lim = lim if lim > 0 else 1.0
-    r0, c0 = origin
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(3.6 * len(diffs) + 1.2, 4.2), layout="constrained")
         axes = np.atleast_1d(fig.subplots(1, len(diffs)))
         im = None
         for j, (m, d) in enumerate(diffs.items()):
-            nr, nc = d.shape
             im = axes[j].imshow(d, cmap="RdBu_r", vmin=-lim, vmax=lim,
-                                extent=(c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale,
-                                        r0 * scale))
+                                extent=image_extent(origin, d.shape, scale))
             few_ticks(axes[j])
             axes[j].set_title(f"{LABELS[m]} − unfiltered")
             axes[j].set_xlabel(f"x ({unit})")
@@ -217,11 +210,8 @@ def training_figure(history: dict[str, Any]) -> Figure:
 def masks_figure(image: np.ndarray, masks: tuple[np.ndarray, np.ndarray],
                  origin: tuple[float, float], pixel_size_nm: float | None) -> Figure:
     """The CNR's material (red) and air (blue) masks over the unfiltered central slice."""
-    scale = pixel_size_nm / 1000.0 if pixel_size_nm else 1.0
-    unit = "µm" if pixel_size_nm else "px"
-    r0, c0 = origin
-    nr, nc = image.shape
-    ext = (c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale)
+    scale, unit = axis_scale(pixel_size_nm)
+    ext = image_extent(origin, image.shape, scale)
     lo, hi = shared_range([image])
     overlay = np.zeros(image.shape + (4,))
     overlay[masks[0]] = (0.9, 0.1, 0.1, 0.45)

@@ -10,14 +10,14 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .collect import LABELS
-from .style import RC, few_ticks, shared_range
+from .style import RC, axis_scale, few_ticks, image_extent, shared_range
 
 __all__ = ["slices_figure"]
 
 
 def _marks(top: Any, zoom: tuple[int, int, int], origin: tuple[float, float], scale: float,
            line: tuple[tuple[float, float], tuple[float, float]] | None,
-           ext: list[float]) -> None:
+           ext: tuple[float, float, float, float]) -> None:
     """The zoomed square and the dashed line profile on a slice panel."""
     zr, zc, zs = zoom
     r0, c0 = origin
@@ -65,8 +65,7 @@ def slices_figure(
     ncol = len(panels)
     filtered = [v for k, v in images.items() if k != "unfiltered"]
     vmin, vmax = shared_range(filtered or list(images.values()))
-    scale = pixel_size_nm / 1000.0 if pixel_size_nm else 1.0
-    unit = "µm" if pixel_size_nm else "px"
+    scale, unit = axis_scale(pixel_size_nm)
     r0, c0 = origin
     with matplotlib.rc_context(RC):
         first = panels[0][1]
@@ -81,8 +80,7 @@ def slices_figure(
         im = None
         zr, zc, zs = zoom
         for j, (key, img) in enumerate(panels):
-            nr, nc = img.shape
-            ext = [c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale]
+            ext = image_extent(origin, img.shape, scale)
             kw = {} if key == "truth" else {"vmin": vmin, "vmax": vmax}
             top, bot = axes[0, j], axes[1, j]
             h = top.imshow(img, cmap="gray", extent=ext, interpolation="nearest", **kw,
@@ -92,8 +90,7 @@ def slices_figure(
             top.set_title(LABELS[key] + (" (own scale)" if key == "truth" else ""))
             _marks(top, zoom, origin, scale, line, ext)
             crop = img[zr:zr + zs, zc:zc + zs]
-            zext = [(c0 + zc) * scale, (c0 + zc + crop.shape[1]) * scale,
-                    (r0 + zr + crop.shape[0]) * scale, (r0 + zr) * scale]
+            zext = image_extent((r0 + zr, c0 + zc), crop.shape, scale)
             bot.imshow(crop, cmap="gray", extent=zext, interpolation="nearest", **kw, **stretch)
             bot.set_title("zoom", fontsize=11)
             for ax in (top, bot):

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RC", "COLORS", "few_ticks", "shared_range"]
+__all__ = ["RC", "COLORS", "axis_scale", "image_extent", "few_ticks", "shared_range"]
 
 RC: dict[Any, Any] = {  # keys: matplotlib.typing.RcKeyType
     "font.size": 12,
@@ -39,3 +39,17 @@ def shared_range(images: list[np.ndarray]) -> tuple[float, float]:
     vals = np.concatenate([np.ravel(i[np.isfinite(i)]) for i in images])
     lo, hi = np.percentile(vals, [0.5, 99.5])
     return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def axis_scale(pixel_size_nm: float | None) -> tuple[float, str]:
+    """Axis units per pixel and their name: (pixel size in µm, "µm"), or (1, "px") if unknown."""
+    return (pixel_size_nm / 1000.0, "µm") if pixel_size_nm else (1.0, "px")
+
+
+def image_extent(origin: tuple[float, float], shape: tuple[int, ...],
+                 scale: float) -> tuple[float, float, float, float]:
+    """``imshow`` extent (left, right, bottom, top) of an image whose first pixel is at
+    ``origin`` = (row, col) of the volume, in the units of ``scale``."""
+    r0, c0 = origin
+    nr, nc = shape[:2]
+    return (c0 * scale, (c0 + nc) * scale, (r0 + nr) * scale, r0 * scale)
