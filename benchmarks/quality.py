@@ -215,14 +215,18 @@ def score(vol: np.ndarray, case: Case, pair: tuple[np.ndarray, np.ndarray] | Non
 
 # -- the run ---------------------------------------------------------------------------------
 def run_case(case: Case, budgets: list[float], methods: list[str], threads: int,
-             work: Path, skipped: dict[str, str]) -> list[dict[str, Any]]:
+             work: Path, skipped: dict[str, str],
+             on_row: Callable[[list[dict[str, Any]]], None] = lambda rows: None
+             ) -> list[dict[str, Any]]:
+    """Every method on one case; ``on_row(rows)`` after each method (partial results)."""
     rows: list[dict[str, Any]] = []
     sigma = split_sigma(case)
     log(f"{case.name}: volume {case.full.shape}, split-difference sigma {sigma:.4g}")
 
     def add(method: str, budget: float | None, fn: Callable[[], Any],
             pair_fn: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> None:
-        row: dict[str, Any] = {"case": case.name, "method": method, "budget_min": budget}
+        row: dict[str, Any] = {"case": case.name, "method": method, "budget_min": budget,
+                               "volume": "x".join(map(str, case.full.shape[:2]))}
         if method in skipped:
             rows.append({**row, "skipped": skipped[method]})
             return
@@ -231,6 +235,7 @@ def run_case(case: Case, budgets: list[float], methods: list[str], threads: int,
         except Exception as exc:  # noqa: BLE001 - one failing method must not end the run
             log(f"  {method} {budget}: FAILED {exc}")
             rows.append({**row, "skipped": f"failed: {exc}"})
+            on_row(rows)
             return
         info: dict[str, Any] = {}
         if isinstance(out, tuple):
@@ -245,6 +250,7 @@ def run_case(case: Case, budgets: list[float], methods: list[str], threads: int,
         log(f"  {method:10s} {'' if budget is None else f'{budget:g} min':7s} "
             f"PSNR {row.get('psnr', float('nan')):.2f}  wall {wall:.0f} s")
         rows.append(row)
+        on_row(rows)
 
     s0, s1 = case.split
     if "unfiltered" in methods:
@@ -272,15 +278,42 @@ def run_case(case: Case, budgets: list[float], methods: list[str], threads: int,
     return rows
 
 
-def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median over cases (seeds, and noise levels kept apart by the case's photons)."""
-    groups: dict[tuple[str, str, Any], list[dict[str, Any]]] = {}
+def case_key(r: dict[str, Any]) -> str:
+    """The case a row belongs to, volume size included: ``32x128-seed0-ph800``."""
+    return f"{r['volume']}-{r['case']}" if r.get("volume") else r["case"]
+
+
+def with_differences(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each scored row with its PSNR difference to BM4D and to the best CAREamics method at
+    the same budget, both on the same case (so the summary takes the median of per-seed
+    differences, not the difference of medians)."""
+    out = []
     for r in rows:
+        r = dict(r)
+        if "psnr" in r:
+            same = [o for o in rows if case_key(o) == case_key(r) and "psnr" in o]
+            bm = [o["psnr"] for o in same if o["method"] == "bm4d"]
+            if bm:
+                r["dPSNR_bm4d"] = r["psnr"] - bm[0]
+            care = [o["psnr"] for o in same if o["method"] in ("n2v2", "n2n")
+                    and o["budget_min"] == r["budget_min"]]
+            if care and r["budget_min"] is not None:
+                r["dPSNR_care"] = r["psnr"] - max(care)
+        out.append(r)
+    return out
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Median over seeds; volume sizes and noise levels (the case's photons) kept apart."""
+    groups: dict[tuple[str, str, Any], list[dict[str, Any]]] = {}
+    for r in with_differences(rows):
         noise = r["case"].split("-", 1)[1] if "-" in r["case"] else r["case"]
+        if r.get("volume"):
+            noise = f"{r['volume']}-{noise}"
         groups.setdefault((noise, r["method"], r["budget_min"]), []).append(r)
-    keys = ("psnr", "ssim", "lattice_y", "lattice_z", "anisotropy", "dice_lattice",
-            "porosity_err", "dice_phases", "frc_z_px", "frc_y_px", "true_mse_raw", "tf_mse",
-            "wall_s", "cpu_s")
+    keys = ("psnr", "ssim", "dPSNR_bm4d", "dPSNR_care", "lattice_y", "lattice_z",
+            "anisotropy", "dice_lattice", "porosity_err", "dice_phases", "frc_z_px",
+            "frc_y_px", "true_mse_raw", "tf_mse", "wall_s", "cpu_s")
     out = []
     for (noise, method, budget), rs in groups.items():
         row: dict[str, Any] = {"noise": noise, "method": method,
@@ -293,19 +326,6 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if vals:
                 row[k] = float(np.median(vals))
         out.append(row)
-    # differences against BM4D and the best CAREamics method at the same budget
-    for row in out:
-        if "psnr" not in row:
-            continue
-        bm = [r for r in out if r["noise"] == row["noise"] and r["method"] == "bm4d"
-              and "psnr" in r]
-        if bm:
-            row["dPSNR_bm4d"] = row["psnr"] - bm[0]["psnr"]
-        care = [r["psnr"] for r in out if r["noise"] == row["noise"]
-                and r["method"] in ("n2v2", "n2n") and r["budget"] == row["budget"]
-                and "psnr" in r]
-        if care and row["budget"] != "":
-            row["dPSNR_care"] = row["psnr"] - max(care)
     return out
 
 
@@ -315,8 +335,8 @@ def rank_agreement(rows: list[dict[str, Any]]) -> dict[str, float]:
     from scipy.stats import spearmanr
 
     out = {}
-    for case in sorted({r["case"] for r in rows}):
-        rs = [r for r in rows if r["case"] == case and "true_mse_raw" in r]
+    for case in sorted({case_key(r) for r in rows}):
+        rs = [r for r in rows if case_key(r) == case and "true_mse_raw" in r]
         if len(rs) >= 3:
             rho = spearmanr([r["tf_mse"] for r in rs], [r["true_mse_raw"] for r in rs])[0]
             out[case] = float(rho)
@@ -369,7 +389,15 @@ def main() -> None:
     ap.add_argument("--center", type=float, nargs="*", default=[],
                     help="rotation centre of each --real scan")
     ap.add_argument("--name", default=None, help="results name (default quality[-quick])")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                    help="run nothing: summarise the rows of earlier runs' JSON files "
+                         "together (median over their seeds) under --name")
     args = ap.parse_args()
+    if args.merge:
+        if not args.name:
+            ap.error("--merge needs --name for the merged results")
+        report(load_rows(args.merge), args.name, {"merge": args.merge}, total=None)
+        return
     if args.quick:
         args.seeds, args.photons, args.nz, args.nxy = [0], [800.0], 24, 96
         args.angles, args.budgets = 256, [1.0, 2.0]
@@ -394,15 +422,41 @@ def main() -> None:
                 spec = tc.phantom.demo_spec("bench", n_z=args.nz, n_xy=args.nxy,
                                             n_angles=args.angles, photons=photons, seed=seed)
                 case = phantom_case(spec, args.threads)
-                rows += run_case(case, args.budgets, args.methods, args.threads, work, skipped)
-                write_json(name + "-partial", {"rows": rows, "args": vars(args)})
+                done = list(rows)
+                rows += run_case(case, args.budgets, args.methods, args.threads, work, skipped,
+                                 on_row=lambda new, done=done: write_json(
+                                     name + "-partial", {"rows": done + new, "args": vars(args)}))
         for path, center in zip(args.real, args.center, strict=True):
             case = real_case(path, center, args.threads)
             rows += run_case(case, args.budgets[:1], args.methods, args.threads, work, skipped)
-    total = time.perf_counter() - t0
+    report(rows, name, vars(args), total=time.perf_counter() - t0)
+
+
+def load_rows(paths: list[str]) -> list[dict[str, Any]]:
+    """The rows of earlier runs, each tagged with its volume size and source file.
+
+    A file whose ``erratum`` says its peers' ``cpu_s`` is wrong has those figures dropped."""
+    rows = []
+    for p in paths:
+        d = json.loads(Path(p).read_text())
+        a = d.get("args", {})
+        bad_cpu = "cpu_s" in d.get("erratum", "")
+        for r in d["rows"]:
+            r = {**r, "source": Path(p).name}
+            if not r.get("volume") and r["case"].startswith("seed"):
+                r["volume"] = f"{a['nz']}x{a['nxy']}"
+            if bad_cpu and r["method"] in ("bm4d", "n2v2", "n2n"):
+                r.pop("cpu_s", None)
+            rows.append(r)
+    return rows
+
+
+def report(rows: list[dict[str, Any]], name: str, args: dict[str, Any],
+           total: float | None) -> None:
+    """Print the summary table, write ``results/NAME.json`` and the PSNR-minutes PNG."""
     summary = summarise([r for r in rows if r["case"].startswith("seed")])
     real = [r for r in rows if not r["case"].startswith("seed")]
-    cols = ["noise", "method", "budget", "psnr", "ssim", "dPSNR_bm4d", "dPSNR_care",
+    cols = ["noise", "method", "budget", "n", "psnr", "ssim", "dPSNR_bm4d", "dPSNR_care",
             "lattice_y", "lattice_z", "anisotropy", "dice_lattice", "porosity_err",
             "dice_phases", "frc_z_px", "frc_y_px", "true_mse_raw", "tf_mse", "wall_s", "cpu_s",
             "note"]
@@ -412,8 +466,9 @@ def main() -> None:
     if real:
         print(table(real, ["case", "method", "budget_min", "tf_mse", "frc_z_px", "frc_y_px",
                            "wall_s", "skipped"]))
-    print(f"total {total / 60:.1f} min; {SHARED_NOTE}")
-    path = write_json(name, {"args": vars(args), "rows": rows, "summary": summary,
+    if total is not None:
+        print(f"total {total / 60:.1f} min; {SHARED_NOTE}")
+    path = write_json(name, {"args": args, "rows": rows, "summary": summary,
                              "truth_free_rank_agreement": agreement, "total_s": total,
                              "note": SHARED_NOTE})
     partial = RESULTS / f"{name}-partial.json"
