@@ -12,8 +12,15 @@ from tomochunk.metrics.segmentation import (
     otsu_labels,
     porosity_error,
     score_segmentation,
+    threshold_labels,
 )
-from tomochunk.phantom import lattice_labels, lattice_mask, phase_labels, sample_mask
+from tomochunk.phantom import (
+    lattice_labels,
+    lattice_mask,
+    phase_labels,
+    phase_thresholds,
+    sample_mask,
+)
 
 
 def test_dice_iou_of_a_shifted_square_is_known():
@@ -72,6 +79,32 @@ def test_score_segmentation_on_the_phantom_lattice():
     assert all(np.any(phases == k) for k in range(3))
 
 
+def test_multi_otsu_mis_splits_a_rare_phase_that_fixed_thresholds_keep():
+    # the phantom's low phase is ~3 % of the sample: multi-Otsu, which favours classes of
+    # comparable size, moves a threshold into the large middle phase instead
+    rng = np.random.default_rng(0)
+    truth = rng.choice(3, 20000, p=[0.03, 0.74, 0.23]).astype(np.int8)
+    vol = np.array([0.5, 1.0, 1.6])[truth] + rng.normal(0, 0.1, truth.shape)
+    otsu = dice_iou(otsu_labels(vol, 3), truth)[0]
+    fixed = dice_iou(threshold_labels(vol, [0.75, 1.3]), truth)[0]
+    assert otsu[0] < 0.5 < 0.9 < fixed[0]
+    assert np.all(fixed > 0.9)
+    labels = threshold_labels(vol, [0.75, 1.3], mask=truth != 2)
+    assert np.all(labels[truth == 2] == -1) and set(np.unique(labels)) == {-1, 0, 1, 2}
+
+
+def test_phase_thresholds_reproduce_the_phantom_phases():
+    spec = tc.ScanSpec(n_z=8, n_xy=64, n_angles=8)
+    truth = tc.phantom.make_truth(spec)
+    phases = phase_labels(spec, truth)
+    exact = score_segmentation(truth, phases, thresholds=phase_thresholds(spec))
+    assert exact.dice == [1.0, 1.0, 1.0] and exact.porosity_error == 0.0
+    # the same thresholds on a noisy copy lose Dice, most in the rare low phase
+    noisy = truth + np.random.default_rng(2).normal(0, 0.3 * spec.mu, truth.shape)
+    worse = score_segmentation(noisy, phases, thresholds=phase_thresholds(spec))
+    assert worse.mean_dice < 0.95 and worse.dice[0] == min(worse.dice)
+
+
 def test_bad_input_is_one_line_error():
     with pytest.raises(InputError, match="n_phases"):
         otsu_labels(np.arange(10.0), 1)
@@ -79,3 +112,7 @@ def test_bad_input_is_one_line_error():
         dice_iou(np.zeros(3), np.zeros(4))
     with pytest.raises(InputError, match="fewer than 2 phases"):
         score_segmentation(np.zeros(4), np.zeros(4, np.int8))
+    with pytest.raises(InputError, match="strictly increasing"):
+        threshold_labels(np.arange(4.0), [2.0, 1.0])
+    with pytest.raises(InputError, match="2 thresholds for 2 true phases; give 1"):
+        score_segmentation(np.arange(4.0), np.array([0, 0, 1, 1]), thresholds=[1.0, 2.0])

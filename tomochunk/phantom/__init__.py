@@ -17,7 +17,7 @@ Examples
 
 from __future__ import annotations
 
-from .labels import lattice_labels, lattice_mask, phase_labels, sample_mask
+from .labels import lattice_labels, lattice_mask, phase_labels, phase_thresholds, sample_mask
 from .objects import lattice_holes, lattice_patch, make_shapes
 from .scan import (
     SOURCE,
@@ -66,6 +66,7 @@ __all__ = [
     "lattice_mask",
     "lattice_labels",
     "phase_labels",
+    "phase_thresholds",
     "Shapes",
     "Ellipses",
     "ELLIPSOID",

@@ -8,7 +8,8 @@ column ``j`` at ``x = j - c``.
 - :func:`lattice_mask`: voxels inside the hole-lattice patch, away from its rim and caps;
 - :func:`lattice_labels`: 0 = hole, 1 = wall inside :func:`lattice_mask`, -1 elsewhere (the
   segmentation near the resolution limit: its porosity is the holes' volume fraction);
-- :func:`phase_labels`: three attenuation phases (0 low, 1 matrix, 2 dense) in the sample.
+- :func:`phase_labels`: three attenuation phases (0 low, 1 matrix, 2 dense) in the sample,
+  split at :func:`phase_thresholds`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..errors import ConfigError
 from .objects import lattice_patch
 from .spec import BODY_RADIUS, ROI_BODY_RADIUS, ScanSpec
 
-__all__ = ["sample_mask", "lattice_mask", "lattice_labels", "phase_labels"]
+__all__ = ["sample_mask", "lattice_mask", "lattice_labels", "phase_labels", "phase_thresholds"]
 
 
 def _xy(spec: ScanSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -68,6 +69,11 @@ def lattice_labels(spec: ScanSpec, truth: np.ndarray) -> np.ndarray:
     return labels
 
 
+def phase_thresholds(spec: ScanSpec) -> tuple[float, float]:
+    """The attenuations between the phases of :func:`phase_labels`: ``0.7 mu`` and ``1.3 mu``."""
+    return 0.7 * spec.mu, 1.3 * spec.mu
+
+
 def phase_labels(spec: ScanSpec, truth: np.ndarray) -> np.ndarray:
     """int8 labels in :func:`sample_mask` by attenuation level, -1 outside.
 
@@ -77,5 +83,5 @@ def phase_labels(spec: ScanSpec, truth: np.ndarray) -> np.ndarray:
     t = np.asarray(truth)
     m = sample_mask(spec)
     labels = np.full(t.shape, -1, np.int8)
-    labels[m] = np.digitize(t[m], [0.7 * spec.mu, 1.3 * spec.mu]).astype(np.int8)
+    labels[m] = np.digitize(t[m], phase_thresholds(spec)).astype(np.int8)
     return labels
