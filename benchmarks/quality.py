@@ -228,17 +228,27 @@ def score(vol: np.ndarray, case: Case, pair: tuple[np.ndarray, np.ndarray] | Non
 # -- the run ---------------------------------------------------------------------------------
 def run_case(case: Case, budgets: list[float], methods: list[str], threads: int,
              work: Path, skipped: dict[str, str],
-             on_row: Callable[[list[dict[str, Any]]], None] = lambda rows: None
-             ) -> list[dict[str, Any]]:
-    """Every method on one case; ``on_row(rows)`` after each method (partial results)."""
+             on_row: Callable[[list[dict[str, Any]]], None] = lambda rows: None,
+             keep: Path | None = None) -> list[dict[str, Any]]:
+    """Every method on one case; ``on_row(rows)`` after each method (partial results).
+
+    With ``keep``, the case (split, held-out reference, truth) and every method's output are
+    saved there as ``VOLUME-CASE-case.npz`` and ``VOLUME-CASE-METHOD[-Bmin].npy``, so that
+    they can be scored again without running the methods again."""
     rows: list[dict[str, Any]] = []
     sigma = split_sigma(case)
     log(f"{case.name}: volume {case.full.shape}, split-difference sigma {sigma:.4g}")
+    volume = "x".join(map(str, case.full.shape[:2]))
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(keep / f"{volume}-{case.name}-case.npz", split=case.split,
+                            ref=case.ref, sample=case.sample,
+                            **({} if case.truth is None else {"truth": case.truth}))
 
     def add(method: str, budget: float | None, fn: Callable[[], Any],
             pair_fn: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         row: dict[str, Any] = {"case": case.name, "method": method, "budget_min": budget,
-                               "volume": "x".join(map(str, case.full.shape[:2]))}
+                               "volume": volume}
         if method in skipped:
             rows.append({**row, "skipped": skipped[method]})
             return
@@ -258,7 +268,11 @@ def run_case(case: Case, budgets: list[float], methods: list[str], threads: int,
         if "train_wall_s" in info:
             row["train_wall_s"] = info["train_wall_s"]
         pair = pair_fn() if pair_fn is not None else None
-        row.update(score(np.asarray(out, np.float32), case, pair))
+        out = np.asarray(out, np.float32)
+        row.update(score(out, case, pair))
+        if keep is not None:
+            tag = "" if budget is None else f"-{budget:g}min"
+            np.save(keep / f"{volume}-{case.name}-{method}{tag}.npy", out)
         log(f"  {method:10s} {'' if budget is None else f'{budget:g} min':7s} "
             f"PSNR {row.get('psnr', float('nan')):.2f}  wall {wall:.0f} s")
         rows.append(row)
@@ -401,6 +415,8 @@ def main() -> None:
     ap.add_argument("--center", type=float, nargs="*", default=[],
                     help="rotation centre of each --real scan")
     ap.add_argument("--name", default=None, help="results name (default quality[-quick])")
+    ap.add_argument("--keep", default=None, metavar="DIR",
+                    help="save every case and every method's output volume in DIR (.npy)")
     ap.add_argument("--merge", nargs="+", default=[], metavar="JSON",
                     help="run nothing: summarise the rows of earlier runs' JSON files "
                          "together (median over their seeds) under --name")
@@ -426,6 +442,7 @@ def main() -> None:
             skipped[method] = why
             log(f"{method}: skipped ({why})")
     rows: list[dict[str, Any]] = []
+    keep = None if args.keep is None else Path(args.keep)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="q12bench-") as tmp:
         work = Path(tmp)
@@ -437,10 +454,12 @@ def main() -> None:
                 done = list(rows)
                 rows += run_case(case, args.budgets, args.methods, args.threads, work, skipped,
                                  on_row=lambda new, done=done: write_json(
-                                     name + "-partial", {"rows": done + new, "args": vars(args)}))
+                                     name + "-partial", {"rows": done + new, "args": vars(args)}),
+                                 keep=keep)
         for path, center in zip(args.real, args.center, strict=True):
             case = real_case(path, center, args.threads)
-            rows += run_case(case, args.budgets[:1], args.methods, args.threads, work, skipped)
+            rows += run_case(case, args.budgets[:1], args.methods, args.threads, work, skipped,
+                             keep=keep)
     report(rows, name, vars(args), total=time.perf_counter() - t0)
 
 
