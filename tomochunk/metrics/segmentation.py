@@ -68,9 +68,7 @@ def otsu_labels(vol: Any, n_phases: int = 2, mask: Any = None, bins: int = 256) 
         thresholds = np.array([threshold_otsu(values, nbins=bins)])
     else:
         thresholds = threshold_multiotsu(values, classes=n_phases, nbins=bins)
-    labels = np.full(v.shape, -1, np.int8)
-    labels[m] = np.digitize(values, thresholds).astype(np.int8)
-    return labels
+    return _labels(v.shape, m, values, thresholds)
 
 
 def threshold_labels(vol: Any, thresholds: Any, mask: Any = None) -> np.ndarray:
@@ -85,8 +83,15 @@ def threshold_labels(vol: Any, thresholds: Any, mask: Any = None) -> np.ndarray:
         raise InputError(f"thresholds must be finite and strictly increasing, got {th.tolist()}; "
                          "give one threshold between each pair of adjacent phases")
     m = _mask(mask, v.shape) & np.isfinite(v)
-    labels = np.full(v.shape, -1, np.int8)
-    labels[m] = np.digitize(v[m], th).astype(np.int8)
+    return _labels(v.shape, m, v[m], th)
+
+
+def _labels(shape: tuple[int, ...], m: np.ndarray, values: np.ndarray, thresholds: Any
+            ) -> np.ndarray:
+    """int8 labels of ``shape``: ``values`` (the voxels of mask ``m``) digitised by
+    ``thresholds``, -1 outside the mask."""
+    labels = np.full(shape, -1, np.int8)
+    labels[m] = np.digitize(values, thresholds).astype(np.int8)
     return labels
 
 
