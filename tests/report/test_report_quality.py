@@ -10,10 +10,11 @@ import xarray as xr
 
 from tests.report.test_report import _coords, _make_run, _write
 from tomochunk.config import ReportConfig
-from tomochunk.errors import InputError
+from tomochunk.errors import ConfigError, InputError
 from tomochunk.io.store import write_dataset
 from tomochunk.metrics.truthfree import holdout_datasets
 from tomochunk.report import make_report
+from tomochunk.report.quality import quality_sections, sections_html
 
 
 def test_report_segmentation_and_truth_free_tables(tmp_path):
@@ -55,3 +56,37 @@ def test_holdout_datasets_even_and_odd_splits():
     with pytest.raises(InputError, match="splits=4"):
         holdout_datasets(ds.isel(split=[0, 1]))
     assert _coords  # the shared fixture helpers are importable
+
+
+def test_segmentation_at_given_thresholds_keeps_a_rare_phase():
+    # a 3 % low phase: multi-Otsu of the noisy method moves a threshold into the large middle
+    # phase; at the truth's thresholds, after the affine fit to the truth's units, it is kept
+    rng = np.random.default_rng(0)
+    phases = rng.choice(3, (4, 50, 100), p=[0.03, 0.74, 0.23])
+    truth = np.array([0.5, 1.0, 1.6])[phases]
+    recon = 0.05 * (truth + rng.normal(0, 0.1, truth.shape)) + 0.2  # reconstruction units
+    slabs = {"ml": recon}
+    otsu = quality_sections(None, ReportConfig(), slabs, truth, (slice(None),) * 3)
+    fixed = quality_sections(None, ReportConfig(segmentation_thresholds=[0.75, 1.3]), slabs,
+                             truth, (slice(None),) * 3)
+    assert otsu["segmentation"]["rule"] == "multi-otsu"
+    assert otsu["segmentation"]["methods"]["ml"]["dice"][0] < 0.5
+    seg = fixed["segmentation"]
+    assert seg["rule"] == "thresholds" and seg["thresholds"] == [0.75, 1.3]
+    assert min(seg["methods"]["ml"]["dice"]) > 0.9
+    assert seg["truth_porosity"] == pytest.approx(np.mean(phases == 0))
+    assert "segmented into 3 phases at 0.75, 1.3" in sections_html(fixed, {})
+    # thresholds that miss the truth's phases: the section says so instead of scoring
+    off = quality_sections(None, ReportConfig(segmentation_thresholds=[2.0, 3.0]), slabs,
+                           truth, (slice(None),) * 3)
+    assert "holds 1 of the 3 phases" in off["segmentation"]["skipped"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"segmentation_thresholds": [0.7]}, "needs segmentation_phases - 1 = 2 values"),
+    ({"segmentation_thresholds": [1.3, 0.7]}, "must increase"),
+    ({"segmentation_phases": 1}, "segmentation_phases must be >= 2"),
+])
+def test_report_segmentation_settings_are_checked_when_made(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        ReportConfig(**kwargs)

@@ -115,6 +115,20 @@ def _check_filters(cfg: Any) -> None:
     _raise(problems, "filter")
 
 
+def _check_report(cfg: Any) -> None:
+    problems: list[str] = []
+    _at_least(problems, cfg, "segmentation_phases", 2, "report.segmentation_phases")
+    th = cfg.segmentation_thresholds
+    if th is not None:
+        if len(th) != cfg.segmentation_phases - 1:
+            problems.append(f"report.segmentation_thresholds needs segmentation_phases - 1 = "
+                            f"{cfg.segmentation_phases - 1} values, one between each pair of "
+                            f"adjacent phases (got {len(th)})")
+        elif any(b <= a for a, b in zip(th, th[1:], strict=False)):
+            problems.append(f"report.segmentation_thresholds must increase (got {list(th)})")
+    _raise(problems, "report")
+
+
 def _check_cluster(cfg: Any) -> None:
     problems: list[str] = []
     _at_least(problems, cfg, "n_workers", 1, "--workers")
@@ -131,6 +145,7 @@ CHECKS: dict[str, Callable[[Any], None]] = {
     "TrainConfig": _check_train,
     "DenoiseConfig": _check_denoise,
     "FilterConfig": _check_filters,
+    "ReportConfig": _check_report,
     "ClusterConfig": _check_cluster,
 }
 

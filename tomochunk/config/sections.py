@@ -288,7 +288,12 @@ class ReportConfig(_Section):
         ``tomochunk.metrics.truthfree``). Each method is scored by MSE(method, reference)
         minus the reference's noise variance.
     segmentation_phases : int
-        Phases of the multi-Otsu segmentation scored against the truth (Dice/IoU/porosity).
+        Phases of the segmentation scored against the truth (Dice/IoU/porosity).
+    segmentation_thresholds : list of float or None
+        Grey values between adjacent phases, in the truth's units (``segmentation_phases - 1``
+        of them, increasing). The truth is segmented at them, and so is each method after
+        the least-squares affine fit to the truth that PSNR uses. None: multi-Otsu of the
+        truth and of each method, which can misplace a rare phase (a few % of the voxels).
     """
 
     truth: str | None = None
@@ -296,6 +301,7 @@ class ReportConfig(_Section):
     profile: list[float] | None = None
     truth_free_reference: str | None = None
     segmentation_phases: int = 3
+    segmentation_thresholds: list[float] | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,11 @@
 - :func:`segmentation_section`: every method's central slab segmented by multi-Otsu into
   ``n_phases`` phases, scored against the same segmentation of the truth (the truth's own
   phases: a voxel-averaged truth is segmented into its attenuation levels): Dice and IoU per
-  phase, their means, and the porosity error (phase 0, the darkest, as the pores).
+  phase, their means, and the porosity error (phase 0, the darkest, as the pores). With
+  ``thresholds`` (``ReportConfig.segmentation_thresholds``, in the truth's units) the truth
+  is segmented at them, and each method after its least-squares affine fit to the truth:
+  multi-Otsu favours phases of comparable size and can put a threshold inside a large phase
+  when another holds a few % of the voxels.
 - :func:`truth_free_section`: every method scored by
   :func:`tomochunk.metrics.truth_free_mse` against a held-out reference store (see
   ``ReportConfig.truth_free_reference``): its ``split`` holds two reconstructions of angles
@@ -20,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..metrics.segmentation import otsu_labels, score_segmentation
+from ..metrics.quality import affine_fit
+from ..metrics.segmentation import otsu_labels, score_segmentation, threshold_labels
 from ..metrics.truthfree import truth_free_mse
 
 __all__ = ["segmentation_section", "truth_free_section", "sections_html", "quality_sections",
@@ -28,17 +33,39 @@ __all__ = ["segmentation_section", "truth_free_section", "sections_html", "quali
 
 
 def segmentation_section(slabs: dict[str, np.ndarray], truth: np.ndarray,
-                         n_phases: int = 3) -> dict[str, Any]:
-    """Dice/IoU/porosity error of every method's multi-Otsu phases against the truth's."""
+                         n_phases: int = 3, thresholds: list[float] | None = None
+                         ) -> dict[str, Any]:
+    """Dice/IoU/porosity error of every method's phases against the truth's.
+
+    Multi-Otsu of the truth and of each method, or, with ``thresholds`` (grey values in the
+    truth's units), the truth and each affinely fitted method segmented at them.
+    """
     try:
-        true_labels = otsu_labels(truth, n_phases)
+        if thresholds is None:
+            true_labels = otsu_labels(truth, n_phases)
+        else:
+            true_labels = threshold_labels(truth, thresholds)
+            found = int(true_labels.max()) + 1
+            if found != n_phases:
+                raise InputError(f"the truth holds {found} of the {n_phases} phases at "
+                                 f"thresholds {list(thresholds)}; set "
+                                 "report.segmentation_thresholds between the truth's phases")
     except InputError as exc:
         return {"skipped": f"segmentation not scored: {exc}"}
     out: dict[str, Any] = {"n_phases": n_phases,
+                           "rule": "multi-otsu" if thresholds is None else "thresholds",
                            "truth_porosity": float(np.mean(true_labels == 0)), "methods": {}}
+    if thresholds is not None:
+        out["thresholds"] = [float(t) for t in thresholds]
     for m, slab in slabs.items():
         try:
-            out["methods"][m] = score_segmentation(slab, true_labels).to_dict()
+            if thresholds is None:
+                out["methods"][m] = score_segmentation(slab, true_labels).to_dict()
+            else:
+                a, b = affine_fit(slab, truth)
+                fitted = a * np.asarray(slab, np.float64) + b
+                out["methods"][m] = score_segmentation(fitted, true_labels,
+                                                       thresholds=thresholds).to_dict()
         except InputError as exc:
             out["methods"][m] = {"skipped": str(exc)}
     return out
@@ -56,7 +83,9 @@ def quality_sections(run: Any, config: Any, slabs: dict[str, np.ndarray],
     """The ``segmentation`` (truth given) and ``truth_free`` (reference given) metrics."""
     out: dict[str, Any] = {}
     if truth is not None:
-        out["segmentation"] = segmentation_section(slabs, truth, config.segmentation_phases)
+        out["segmentation"] = segmentation_section(
+            slabs, truth, config.segmentation_phases,
+            getattr(config, "segmentation_thresholds", None))
     ref = getattr(config, "truth_free_reference", None)
     if ref:
         split = check_reference(ref, run.shape)
@@ -96,9 +125,15 @@ def sections_html(metrics: dict[str, Any], labels: dict[str, str]) -> str:
             f"<td>{' / '.join(_num(d, '.3f') for d in s.get('dice', []))}</td>"
             f"<td>{_num(s.get('porosity_error'), '+.4f')}</td></tr>"
             for m, s in seg["methods"].items())
+        if seg.get("rule") == "thresholds":
+            how = (f"The truth, and each method after its least-squares affine fit to the "
+                   f"truth, segmented into {seg['n_phases']} phases at "
+                   f"{', '.join(_num(t, '.4g') for t in seg['thresholds'])} (central slab)")
+        else:
+            how = (f"Multi-Otsu into {seg['n_phases']} phases of each method and of the "
+                   "truth (central slab)")
         parts.append(
-            f"<h2>Segmentation against the truth</h2><p>Multi-Otsu into {seg['n_phases']} "
-            f"phases of each method and of the truth (central slab); phase 0 (darkest) is the "
+            f"<h2>Segmentation against the truth</h2><p>{how}; phase 0 (darkest) is the "
             f"pore phase, true porosity {_num(seg['truth_porosity'], '.4f')}.</p><table>"
             "<tr><th>method</th><th>mean Dice</th><th>mean IoU</th><th>Dice per phase</th>"
             f"<th>porosity error</th></tr>{rows}</table>")
