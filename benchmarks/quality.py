@@ -73,8 +73,14 @@ PEER_PYTHON = PEERS / ".venv" / "bin" / "python"
 TRAINED = ("n2i", "n2v2", "n2n")
 FIXED = ("bm4d", "bm4d_psd", "median", "nlm", "iternlm", "unfiltered")
 BM4D = ("bm4d", "bm4d_psd")
-SHARED_NOTE = ("timings on a 2-core machine shared with other engineers' jobs at the time of "
-               "the run: wall times are upper bounds")
+
+
+def load_note(threads: int) -> str:
+    """What else the machine ran: its load average at the end of the run."""
+    one, five, fifteen = os.getloadavg()
+    return (f"load average at the end of the run {one:.1f} / {five:.1f} / {fifteen:.1f} "
+            f"(1 / 5 / 15 min), of which the run itself accounts for about {threads}; more "
+            "means other work shared the cores and the wall times are upper bounds")
 
 
 def log(msg: str) -> None:
@@ -140,8 +146,9 @@ def split_sigma(case: Case) -> float:
 
 
 # -- methods ---------------------------------------------------------------------------------
-def n2i_config(minutes: float, threads: int, seed: int, n_z: int = 64) -> tc.TrainConfig:
-    """The N2I training config for a budget: the model branch's budget if it exists."""
+def n2i_config(minutes: float, threads: int, seed: int, n_z: int = 64,
+               overrides: dict[str, Any] | None = None) -> tc.TrainConfig:
+    """The N2I training config for a budget (``overrides``: other TrainConfig values)."""
     names = {f.name for f in dataclasses.fields(tc.TrainConfig)}
     kw: dict[str, Any] = {"threads": threads, "device": "cpu", "seed": seed}
     if n_z < 8:  # a few detector rows (the tooth has 2): 2D input, half the slices validate
@@ -150,10 +157,38 @@ def n2i_config(minutes: float, threads: int, seed: int, n_z: int = 64) -> tc.Tra
         kw["budget_minutes"] = minutes
     else:
         kw.update(max_minutes=minutes, epochs=10000, depth=30)
-    return tc.TrainConfig(**kw)
+    return tc.TrainConfig(**{**kw, **(overrides or {})})
 
 
-def run_n2i(case: Case, minutes: float, threads: int, work: Path) -> np.ndarray:
+def n2i_name(overrides: dict[str, Any]) -> str:
+    """The method name of N2I trained with ``overrides``: ``n2i[lr_schedule=cosine]``."""
+    if not overrides:
+        return "n2i"
+    return "n2i[" + ",".join(f"{k}={v}" for k, v in sorted(overrides.items())) + "]"
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``["lr_schedule=cosine", "lr=2e-3"]`` -> TrainConfig values (YAML scalars)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--n2i-set takes KEY=VALUE (got {item!r})")
+        for number in (int, float):  # YAML 1.1 reads "2e-3" as a string
+            try:
+                out[key] = number(value)
+                break
+            except ValueError:
+                continue
+        else:
+            out[key] = yaml.safe_load(value)
+    return out
+
+
+def run_n2i(case: Case, minutes: float, threads: int, work: Path,
+            overrides: dict[str, Any] | None = None) -> np.ndarray:
     import xarray as xr
 
     from tomochunk.io.store import write_dataset
@@ -164,8 +199,9 @@ def run_n2i(case: Case, minutes: float, threads: int, work: Path) -> np.ndarray:
                          "split": (("split", "z", "y", "x"), case.split)},
                         attrs={"n_splits": 2})
         write_dataset(ds, store)
-    cfg = n2i_config(minutes, threads, seed=0, n_z=case.full.shape[0])
-    model = tc.train(store, work / f"{case.name}-n2i-{minutes:g}", config=cfg, overwrite=True)
+    cfg = n2i_config(minutes, threads, seed=0, n_z=case.full.shape[0], overrides=overrides)
+    model = tc.train(store, work / f"{case.name}-{n2i_name(overrides or {})}-{minutes:g}",
+                     config=cfg, overwrite=True)
     # the D4 self-ensemble (+0.15-0.3 dB in n2i_ablation.py) is worth its 8x inference here
     return np.asarray(tc.denoise(store, model, ensemble=8).values, np.float32)
 
@@ -231,8 +267,12 @@ def score(vol: np.ndarray, case: Case, pair: tuple[np.ndarray, np.ndarray] | Non
 def run_case(case: Case, budgets: list[float], methods: list[str], threads: int,
              work: Path, skipped: dict[str, str],
              on_row: Callable[[list[dict[str, Any]]], None] = lambda rows: None,
-             keep: Path | None = None) -> list[dict[str, Any]]:
+             keep: Path | None = None, n2i_set: dict[str, Any] | None = None
+             ) -> list[dict[str, Any]]:
     """Every method on one case; ``on_row(rows)`` after each method (partial results).
+
+    ``n2i_set``: TrainConfig values that N2I is trained with (its rows are then named
+    ``n2i[KEY=VALUE,...]``).
 
     With ``keep``, the case (split, held-out reference, truth) and every method's output are
     saved there as ``VOLUME-CASE-case.npz`` and ``VOLUME-CASE-METHOD[-Bmin].npy``, so that
@@ -297,7 +337,8 @@ def run_case(case: Case, budgets: list[float], methods: list[str], threads: int,
                 case, work, timeout=4 * 3600))
     for b in budgets:
         if "n2i" in methods:
-            add("n2i", b, lambda b=b: run_n2i(case, b, threads, work))
+            add(n2i_name(n2i_set or {}), b,
+                lambda b=b: run_n2i(case, b, threads, work, n2i_set))
         for peer in ("n2v2", "n2n"):
             if peer in methods:
                 add(peer, b, lambda b=b, peer=peer: run_peer(
@@ -385,7 +426,7 @@ def plot(summary: list[dict[str, Any]], path: Path) -> None:
         for method in sorted({r["method"] for r in rs}):
             mr = sorted((r for r in rs if r["method"] == method),
                         key=lambda r: (r["budget"] or 0))
-            if method in TRAINED:
+            if method in TRAINED or method.startswith("n2i["):
                 ax.plot([r["budget"] for r in mr], [r["psnr"] for r in mr], "o-", label=method)
             else:  # one point at its own compute time, a dotted level across
                 x = mr[0]["wall_s"] / 60
@@ -420,6 +461,9 @@ def main() -> None:
     ap.add_argument("--name", default=None, help="results name (default quality[-quick])")
     ap.add_argument("--keep", default=None, metavar="DIR",
                     help="save every case and every method's output volume in DIR (.npy)")
+    ap.add_argument("--n2i-set", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="train N2I with these TrainConfig values (e.g. lr_schedule=cosine); "
+                         "its rows are named n2i[KEY=VALUE]")
     ap.add_argument("--merge", nargs="+", default=[], metavar="JSON",
                     help="run nothing: summarise the rows of earlier runs' JSON files "
                          "together (median over their seeds) under --name")
@@ -434,6 +478,9 @@ def main() -> None:
         args.angles, args.budgets = 256, [1.0, 2.0]
     if len(args.center) != len(args.real):
         ap.error("give one --center per --real scan")
+    n2i_set = parse_settings(args.n2i_set)
+    if n2i_set:
+        n2i_config(10.0, args.threads, 0, overrides=n2i_set)  # a bad value fails before work
     import torch
 
     torch.set_num_threads(args.threads)
@@ -459,11 +506,11 @@ def main() -> None:
                 rows += run_case(case, args.budgets, args.methods, args.threads, work, skipped,
                                  on_row=lambda new, done=done: write_json(
                                      name + "-partial", {"rows": done + new, "args": vars(args)}),
-                                 keep=keep)
+                                 keep=keep, n2i_set=n2i_set)
         for path, center in zip(args.real, args.center, strict=True):
             case = real_case(path, center, args.threads)
             rows += run_case(case, args.budgets[:1], args.methods, args.threads, work, skipped,
-                             keep=keep)
+                             keep=keep, n2i_set=n2i_set)
     report(rows, name, vars(args), total=time.perf_counter() - t0)
 
 
@@ -501,11 +548,12 @@ def report(rows: list[dict[str, Any]], name: str, args: dict[str, Any],
     if real:
         print(table(real, ["case", "method", "budget_min", "tf_mse", "frc_z_px", "frc_y_px",
                            "wall_s", "skipped"]))
+    extra: dict[str, Any] = {}
     if total is not None:
-        print(f"total {total / 60:.1f} min; {SHARED_NOTE}")
+        extra["note"] = load_note(int(args.get("threads", 2)))
+        print(f"total {total / 60:.1f} min; {extra['note']}")
     path = write_json(name, {"args": args, "rows": rows, "summary": summary,
-                             "truth_free_rank_agreement": agreement, "total_s": total,
-                             "note": SHARED_NOTE})
+                             "truth_free_rank_agreement": agreement, "total_s": total, **extra})
     partial = RESULTS / f"{name}-partial.json"
     partial.unlink(missing_ok=True)
     if summary:
