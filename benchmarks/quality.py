@@ -188,7 +188,8 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
 
 
 def run_n2i(case: Case, minutes: float, threads: int, work: Path,
-            overrides: dict[str, Any] | None = None) -> np.ndarray:
+            overrides: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """N2I's denoised volume, and its planned steps and best epoch (for the row)."""
     import xarray as xr
 
     from tomochunk.io.store import write_dataset
@@ -203,7 +204,12 @@ def run_n2i(case: Case, minutes: float, threads: int, work: Path,
     model = tc.train(store, work / f"{case.name}-{n2i_name(overrides or {})}-{minutes:g}",
                      config=cfg, overwrite=True)
     # the D4 self-ensemble (+0.15-0.3 dB in n2i_ablation.py) is worth its 8x inference here
-    return np.asarray(tc.denoise(store, model, ensemble=8).values, np.float32)
+    vol = np.asarray(tc.denoise(store, model, ensemble=8).values, np.float32)
+    meta = model.metadata
+    plan = meta.get("budget") or {}
+    info = {"n2i_steps": plan.get("steps"), "n2i_best_epoch": meta.get("best_epoch"),
+            "n2i_epochs": cfg.epochs if not plan else None}
+    return vol, {k: v for k, v in info.items() if v is not None}
 
 
 def peer_available(module: str) -> str | None:
@@ -307,8 +313,9 @@ def run_case(case: Case, budgets: list[float], methods: list[str], threads: int,
         # cpu counts the peer's subprocess too (RUSAGE_CHILDREN, once it has been waited for),
         # so the peer's own cpu_s is not added again
         row.update(wall_s=wall, cpu_s=cpu)
-        if "train_wall_s" in info:
-            row["train_wall_s"] = info["train_wall_s"]
+        for key in ("train_wall_s", "n2i_steps", "n2i_best_epoch", "n2i_epochs"):
+            if key in info:
+                row[key] = info[key]
         pair = pair_fn() if pair_fn is not None else None
         out = np.asarray(out, np.float32)
         row.update(score(out, case, pair))
