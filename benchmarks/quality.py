@@ -148,7 +148,8 @@ def split_sigma(case: Case) -> float:
 # -- methods ---------------------------------------------------------------------------------
 def n2i_config(minutes: float, threads: int, seed: int, n_z: int = 64,
                overrides: dict[str, Any] | None = None) -> tc.TrainConfig:
-    """The N2I training config for a budget (``overrides``: other TrainConfig values)."""
+    """The N2I training config for a budget (``overrides``: other TrainConfig values, flat
+    keys too, coerced and checked as ``--set`` values are)."""
     names = {f.name for f in dataclasses.fields(tc.TrainConfig)}
     kw: dict[str, Any] = {"threads": threads, "device": "cpu", "seed": seed}
     if n_z < 8:  # a few detector rows (the tooth has 2): 2D input, half the slices validate
@@ -157,7 +158,8 @@ def n2i_config(minutes: float, threads: int, seed: int, n_z: int = 64,
         kw["budget_minutes"] = minutes
     else:
         kw.update(max_minutes=minutes, epochs=10000, depth=30)
-    return tc.TrainConfig(**{**kw, **(overrides or {})})
+    cfg = tc.TrainConfig(**kw)
+    return cfg.with_values(**overrides) if overrides else cfg
 
 
 def n2i_name(overrides: dict[str, Any]) -> str:
@@ -168,22 +170,16 @@ def n2i_name(overrides: dict[str, Any]) -> str:
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
-    """``["lr_schedule=cosine", "lr=2e-3"]`` -> TrainConfig values (YAML scalars)."""
-    import yaml
+    """``["lr_schedule=cosine", "lr=2e-3"]`` -> TrainConfig values, read as YAML (the
+    config's own coercion turns ``"2e-3"`` into a float in :func:`n2i_config`)."""
+    from tomochunk.safe_yaml import load_yaml
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"--n2i-set takes KEY=VALUE (got {item!r})")
-        for number in (int, float):  # YAML 1.1 reads "2e-3" as a string
-            try:
-                out[key] = number(value)
-                break
-            except ValueError:
-                continue
-        else:
-            out[key] = yaml.safe_load(value)
+        out[key] = load_yaml(value, f"--n2i-set {key}")
     return out
 
 

@@ -84,8 +84,7 @@ def quality_sections(run: Any, config: Any, slabs: dict[str, np.ndarray],
     out: dict[str, Any] = {}
     if truth is not None:
         out["segmentation"] = segmentation_section(
-            slabs, truth, config.segmentation_phases,
-            getattr(config, "segmentation_thresholds", None))
+            slabs, truth, config.segmentation_phases, config.segmentation_thresholds)
     ref = getattr(config, "truth_free_reference", None)
     if ref:
         split = check_reference(ref, run.shape)
